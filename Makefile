@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make demo` and `make test`. Both build .venv from scratch.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+PORT   ?= 4000
+
+.PHONY: demo test install dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/modelyard demo --port $(PORT)
+
+test: dev
+	MODELYARD_SIM_ZERO_LATENCY=1 $(BIN)/python -m pytest -q
+
+lint: dev
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

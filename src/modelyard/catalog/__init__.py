@@ -1,0 +1,117 @@
+"""Model cards as data: prices, context window, capabilities, quality and latency priors.
+
+`cards.yaml` ships with the package; config's `catalog:` section adds or overrides entries.
+Cost of a request = real usage × card (see `ModelCard.cost`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from ..types import Usage
+
+CAPABILITIES = frozenset(("tools", "vision", "json", "streaming"))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    name: str
+    provider: str
+    input_per_m: float  # USD per 1M input tokens
+    output_per_m: float  # USD per 1M output tokens
+    cached_input_per_m: float | None = None  # USD per 1M cached input tokens (None: input price)
+    context_window: int = 8192
+    max_output: int = 4096
+    capabilities: frozenset[str] = frozenset(("streaming",))
+    quality: dict[str, float] = field(default_factory=dict)  # task -> 0..1 prior; "general" default
+    ttft_ms: float = 500.0  # typical time to first token
+    tokens_per_s: float = 60.0  # typical output speed
+
+    def cost(self, usage: Usage) -> float:
+        """USD for this usage: cached input tokens at the cached price, the rest at list price."""
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        cached_price = self.input_per_m if self.cached_input_per_m is None else self.cached_input_per_m
+        return ((usage.input_tokens - cached) * self.input_per_m + cached * cached_price
+                + usage.output_tokens * self.output_per_m) / 1_000_000
+
+    def quality_for(self, task: str) -> float:
+        q = self.quality
+        return q.get(task, q.get("general", 0.5))
+
+
+def _capabilities(name: str, values: Any) -> frozenset[str]:
+    caps = frozenset(values)
+    unknown = caps - CAPABILITIES
+    if unknown:
+        raise ValueError(f"catalog card {name!r}: unknown capabilities {sorted(unknown)}; "
+                         f"known: {', '.join(sorted(CAPABILITIES))}")
+    return caps
+
+
+def _card(name: str, d: dict[str, Any]) -> ModelCard:
+    caps = _capabilities(name, d.get("capabilities", ("streaming",)))
+    return ModelCard(
+        name=name,
+        provider=d["provider"],
+        input_per_m=float(d["input_per_m"]),
+        output_per_m=float(d["output_per_m"]),
+        cached_input_per_m=None if d.get("cached_input_per_m") is None else float(d["cached_input_per_m"]),
+        context_window=int(d.get("context_window", 8192)),
+        max_output=int(d.get("max_output", 4096)),
+        capabilities=caps,
+        quality=dict(d.get("quality", {})),
+        ttft_ms=float(d.get("ttft_ms", 500.0)),
+        tokens_per_s=float(d.get("tokens_per_s", 60.0)),
+    )
+
+
+_BUILTIN: dict[str, ModelCard] | None = None
+
+
+def builtin_cards() -> dict[str, ModelCard]:
+    """The shipped cards, parsed once per process."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        text = resources.files(__package__).joinpath("cards.yaml").read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        _BUILTIN = {name: _card(name, d) for name, d in data["models"].items()}
+    return _BUILTIN
+
+
+class Catalog:
+    """Lookup of cards by name, with config overrides applied on top of the shipped data."""
+
+    def __init__(self, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+        self.cards: dict[str, ModelCard] = dict(builtin_cards())
+        for name, o in (overrides or {}).items():
+            o = {k: v for k, v in o.items() if v is not None}
+            if "capabilities" in o:
+                o["capabilities"] = _capabilities(name, o["capabilities"])
+            base = self.cards.get(name)
+            if base is None:
+                self.cards[name] = _card(name, {"provider": "custom", "input_per_m": 0, "output_per_m": 0} | o)
+            else:
+                self.cards[name] = replace(base, **o)
+
+    def get(self, name: str) -> ModelCard | None:
+        card = self.cards.get(name)
+        if card is None and "/" in name:  # "openai/gpt-4o" -> "gpt-4o"
+            card = self.cards.get(name.split("/", 1)[1])
+        return card
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def __len__(self) -> int:
+        return len(self.cards)
+
+
+def unknown_card(name: str, provider: str) -> ModelCard:
+    """A zero-price card for models the catalog does not know (logged as cost 0, not guessed)."""
+    return ModelCard(name=name, provider=provider, input_per_m=0.0, output_per_m=0.0,
+                     context_window=128_000, max_output=4096,
+                     capabilities=frozenset(("streaming", "tools", "json")))

@@ -1,0 +1,368 @@
+"""THE pipeline: resolve the model name → pick deployments → call → account → log.
+
+The HTTP server and the Python client both call `Gateway.chat` / `Gateway.stream`, so both get
+identical behaviour. Everything that can be computed from config (deployment URLs and headers,
+the name → route index, provider sessions) is built once in `__init__`/`start`; the request path
+only looks things up.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog, unknown_card
+from .config import Config, load_config, resolve_secret
+from .defaults import default_config
+from .errors import ModelyardError, NotFound
+from .providers import Deployment, Provider, provider_class
+from .store.sqlite import LogRow, RequestLog
+from .tokens import count_message_tokens, count_tokens
+from .types import ChatRequest, ChatResponse, RouteDecision, Scored, StreamChunk, Usage
+
+
+@dataclass(slots=True)
+class Route:
+    """What a public model name resolves to: a group's deployments or one deployment."""
+
+    name: str
+    deployments: list[Deployment]
+    strategy: str = "first-healthy"
+    fallbacks: list[Deployment] = field(default_factory=list)
+    is_group: bool = False
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class Health:
+    """Passive health of one deployment: consecutive failures put it in a short cool-down.
+
+    Deliberately minimal; the resilience layer replaces it with breakers and EWMAs.
+    """
+
+    failures: int = 0
+    cooldown_until: float = 0.0
+
+    COOLDOWN_AFTER = 3
+    COOLDOWN_S = 10.0
+
+    def ok(self) -> None:
+        self.failures = 0
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self.failures >= self.COOLDOWN_AFTER:
+            self.cooldown_until = now + self.COOLDOWN_S
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.cooldown_until
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class Gateway:
+    def __init__(self, config: Config, *, source: str = "<config>", environ: dict[str, str] | None = None,
+                 request_log: bool | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.catalog = Catalog({k: v.model_dump() for k, v in config.catalog.items()})
+        self.providers: dict[str, Provider] = {}
+        self.deployments: dict[str, Deployment] = {}
+        for name, dc in config.deployments.items():
+            card = (self.catalog.get(dc.card or dc.model) or self.catalog.get(name)
+                    or unknown_card(dc.model, dc.provider))
+            dep = Deployment(
+                name=name, provider=dc.provider, model=dc.model, card=card, api_base=dc.api_base or "",
+                api_key=resolve_secret(dc.api_key, where=f"deployments.{name}.api_key", environ=environ),
+                api_version=dc.api_version, headers=dict(dc.headers), weight=dc.weight, rpm=dc.rpm,
+                tpm=dc.tpm, max_concurrency=dc.max_concurrency, tags=tuple(dc.tags), timeout_s=dc.timeout_s,
+                connect_timeout_s=dc.connect_timeout_s, sim=dc.sim,
+            )
+            kind = "openai" if dc.provider == "azure" else dc.provider
+            if kind not in self.providers:
+                self.providers[kind] = provider_class(kind)()
+            self.providers[kind].prepare(dep)
+            dep.prepared["provider"] = self.providers[kind]
+            self.deployments[name] = dep
+        self.routes: dict[str, Route] = {}
+        for name, dep in self.deployments.items():
+            self.routes[name] = Route(name=name, deployments=[dep], strategy="direct")
+        for gname, g in config.model_groups.items():
+            fallbacks: list[Deployment] = []
+            for f in g.fallbacks:
+                targets = [self.deployments[d] for d in config.model_groups[f].deployments] \
+                    if f in config.model_groups else [self.deployments[f]]
+                fallbacks.extend(t for t in targets if t not in fallbacks)
+            self.routes[gname] = Route(name=gname, deployments=[self.deployments[d] for d in g.deployments],
+                                       strategy=g.strategy, fallbacks=fallbacks, is_group=True,
+                                       description=g.description)
+        self.health: dict[str, Health] = {name: Health() for name in self.deployments}
+        self._names_hint = ", ".join(sorted(self.routes))
+        log_cfg = config.server.request_log
+        enabled = log_cfg.enabled if request_log is None else request_log
+        self.request_log: RequestLog | None = (
+            RequestLog(log_cfg.path, flush_interval_s=log_cfg.flush_interval_s, batch_size=log_cfg.batch_size)
+            if enabled else None
+        )
+        self._rng = random.Random()
+        self._started = False
+
+    # --- construction helpers -----------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str, **kw: Any) -> Gateway:
+        return cls(load_config(path), source=str(path), **kw)
+
+    @classmethod
+    def default(cls, *, sim_only: bool = False, **kw: Any) -> Gateway:
+        return cls(default_config(sim_only=sim_only), source="<embedded defaults>", **kw)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        for p in self.providers.values():
+            await p.start()
+        if self.request_log is not None:
+            await self.request_log.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if self.request_log is not None:
+            await self.request_log.close()
+        for p in self.providers.values():
+            await p.close()
+        self._started = False
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- routing ------------------------------------------------------------------------------
+    def resolve(self, name: str) -> Route:
+        route = self.routes.get(name)
+        if route is None:
+            raise NotFound(f"unknown model '{name}'; available: {self._names_hint}", param="model",
+                           code="model_not_found")
+        return route
+
+    def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:
+        """Order the route's deployments: the one to call first, then the fallbacks."""
+        now = time.monotonic()
+        deps = route.deployments
+        if route.strategy == "weighted" and len(deps) > 1:
+            ordered = _weighted_order(deps, self._rng)
+            reason = "weighted random order"
+        else:
+            ordered = deps
+            reason = "first healthy deployment in group order" if route.is_group else "explicit deployment"
+        healthy = [d for d in ordered if self.health[d.name].healthy(now)]
+        cooling = [d for d in ordered if d not in healthy]
+        chain = healthy + cooling + [d for d in route.fallbacks if d not in deps]
+        decision = RouteDecision(
+            model=route.name, deployment=chain[0].name, strategy=route.strategy, reason=reason,
+            candidates=[Scored(d.name, 1.0 if d in healthy else 0.0, d in healthy,
+                               "healthy" if d in healthy else "cooling down after failures") for d in ordered],
+        )
+        return chain, decision
+
+    # --- execution ----------------------------------------------------------------------------
+    async def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> ChatResponse:
+        """One non-streamed request through the whole pipeline."""
+        rid = request_id or new_request_id()
+        t0 = time.perf_counter()
+        try:
+            route = self.resolve(req.model)
+            chain, decision = self.plan(route, req)
+        except ModelyardError as e:
+            self._log_error(rid, req, None, e, t0, api)
+            raise
+        last: ModelyardError | None = None
+        for dep in chain:
+            try:
+                resp = await dep.prepared["provider"].complete(req, dep)
+            except ModelyardError as e:
+                self.health[dep.name].failed(time.monotonic())
+                last = e
+                if e.fallback:
+                    decision.fallbacks.append(dep.name)
+                    continue
+                break
+            self.health[dep.name].ok()
+            decision.deployment = dep.name
+            resp.deployment = dep.name
+            resp.cost_usd = dep.card.cost(resp.usage)
+            resp.latency_ms = (time.perf_counter() - t0) * 1000
+            resp.decision = decision
+            self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
+            return resp
+        assert last is not None
+        self._log_error(rid, req, last.deployment, last, t0, api, decision)
+        raise last
+
+    async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
+        """Start a streamed request: fallbacks are allowed until the first chunk exists.
+
+        Returns once a deployment produced its first chunk, so the caller can send headers
+        naming the deployment that will serve the rest.
+        """
+        rid = request_id or new_request_id()
+        t0 = time.perf_counter()
+        try:
+            route = self.resolve(req.model)
+            chain, decision = self.plan(route, req)
+        except ModelyardError as e:
+            self._log_error(rid, req, None, e, t0, api, stream=True)
+            raise
+        last: ModelyardError | None = None
+        for dep in chain:
+            agen = dep.prepared["provider"].stream(req, dep)
+            try:
+                first = await agen.__anext__()
+            except StopAsyncIteration:
+                last = ModelyardError(f"deployment '{dep.name}' returned an empty stream", deployment=dep.name)
+                self.health[dep.name].failed(time.monotonic())
+                decision.fallbacks.append(dep.name)
+                continue
+            except ModelyardError as e:
+                await agen.aclose()
+                self.health[dep.name].failed(time.monotonic())
+                last = e
+                if e.fallback:
+                    decision.fallbacks.append(dep.name)
+                    continue
+                break
+            decision.deployment = dep.name
+            return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
+        assert last is not None
+        self._log_error(rid, req, last.deployment, last, t0, api, decision, stream=True)
+        raise last
+
+    # --- accounting ---------------------------------------------------------------------------
+    def _log_ok(self, rid: str, req: ChatRequest, dep: Deployment, usage: Usage, cost: float, latency_ms: float,
+                ttft_ms: float | None, decision: RouteDecision, stream: bool, api: str,
+                status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
+        if self.request_log is None:
+            return
+        self.request_log.record(LogRow(
+            id=rid, model=req.model, deployment=dep.name, provider=dep.provider, status=status,
+            error_type=error.type if error else None, error=error.message if error else error_text,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens, reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user, api=api,
+            decision=decision,
+        ))
+
+    def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
+                   api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
+        if self.request_log is None:
+            return
+        dep = self.deployments.get(deployment) if deployment else None
+        self.request_log.record(LogRow(
+            id=rid, model=req.model, deployment=deployment, provider=dep.provider if dep else None,
+            status=e.status, error_type=e.type, error=e.message,
+            latency_ms=(time.perf_counter() - t0) * 1000, stream=stream, user=req.user, api=api,
+            decision=decision,
+        ))
+
+
+class GatewayStream:
+    """A started stream: iterate it for chunks; it accounts for itself when it ends.
+
+    If the upstream fails after the first chunk, iteration raises the taxonomy error (the server
+    turns it into an SSE error event). If the consumer stops early (client disconnect), `aclose()`
+    cancels the upstream call. Either way exactly one log row is written, with the usage of the
+    partial stream estimated from what was seen when the upstream never reported it.
+    """
+
+    def __init__(self, gateway: Gateway, request_id: str, req: ChatRequest, dep: Deployment,
+                 decision: RouteDecision, agen: AsyncIterator[StreamChunk], first: StreamChunk, t0: float,
+                 api: str) -> None:
+        self.gateway, self.request_id, self.req, self.deployment = gateway, request_id, req, dep
+        self.decision, self._agen, self._first, self._t0, self.api = decision, agen, first, t0, api
+        self.ttft_ms = (time.perf_counter() - t0) * 1000
+        self.usage: Usage | None = None
+        self.cost_usd: float = 0.0
+        self.finish_reason: str | None = None
+        self._text_parts: list[str] = []
+        self._done = False
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[StreamChunk]:
+        first, self._first = self._first, None
+        try:
+            if first is not None:
+                self._see(first)
+                yield first
+            async for chunk in self._agen:
+                self._see(chunk)
+                yield chunk
+        except ModelyardError as e:
+            self._finish(e.status, e)
+            raise
+        self._finish(200, None)
+
+    def _see(self, chunk: StreamChunk) -> None:
+        if chunk.text:
+            self._text_parts.append(chunk.text)
+        elif chunk.tool_calls:
+            for tc in chunk.tool_calls:
+                self._text_parts.append(tc.arguments)
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+            self.cost_usd = self.deployment.card.cost(chunk.usage)
+
+    def _finish(self, status: int, error: ModelyardError | None, note: str | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        gw, dep = self.gateway, self.deployment
+        if self.usage is None:  # partial stream: count what was seen
+            self.usage = Usage(input_tokens=count_message_tokens(self.req.messages),
+                               output_tokens=count_tokens("".join(self._text_parts)))
+            self.cost_usd = dep.card.cost(self.usage)
+        if error is None:
+            gw.health[dep.name].ok()
+        else:
+            gw.health[dep.name].failed(time.monotonic())
+        gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
+                   (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
+                   status=status, error=error, error_text=note)
+
+    async def aclose(self) -> None:
+        """Stop early (client went away): cancel the upstream call and record the partial usage."""
+        if not self._done:
+            await self._agen.aclose()  # type: ignore[attr-defined]
+            self._finish(499, None, "client disconnected before the stream ended")
+
+
+def _weighted_order(deps: list[Deployment], rng: random.Random) -> list[Deployment]:
+    """A weighted shuffle: each position drawn with probability ∝ weight among those left."""
+    pool = list(deps)
+    out: list[Deployment] = []
+    while pool:
+        total = sum(d.weight for d in pool)
+        if total <= 0:
+            out.extend(pool)
+            break
+        x = rng.random() * total
+        for i, d in enumerate(pool):
+            x -= d.weight
+            if x < 0:
+                out.append(pool.pop(i))
+                break
+        else:
+            out.append(pool.pop())
+    return out

@@ -1,0 +1,61 @@
+"""The adapter interface and the runtime form of a deployment.
+
+A `Deployment` is built once at start-up from config: its endpoint URL, headers (with the
+resolved key) and catalog card are computed there, so the request path only reads fields.
+One `Provider` instance exists per provider kind and owns one pooled HTTP session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..catalog import ModelCard
+from ..config import SimSettings
+from ..types import ChatRequest, ChatResponse, StreamChunk
+
+
+@dataclass(slots=True, eq=False)
+class Deployment:
+    name: str  # the config key, unique
+    provider: str  # openai | azure | anthropic | gemini | sim
+    model: str  # the upstream's model name
+    card: ModelCard
+    api_base: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # extra headers from config
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrency: int | None = None
+    tags: tuple[str, ...] = ()
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    sim: SimSettings = field(default_factory=SimSettings)
+    # Precomputed by the provider's `prepare` at start-up (URL, full header set, ...).
+    prepared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class Provider:
+    """Base class of the adapters: request -> wire, wire/SSE -> types, errors -> taxonomy."""
+
+    kind: ClassVar[str] = ""
+
+    def prepare(self, dep: Deployment) -> None:
+        """Precompute per-deployment request data (URL, headers) at start-up."""
+
+    async def start(self) -> None:
+        """Open pooled connections; called once inside the running event loop."""
+
+    async def close(self) -> None:
+        """Release the pooled connections."""
+
+    async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
+        raise NotImplementedError
+
+    def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
+        """Yield chunks; the last one carries usage. Raise taxonomy errors before the first chunk
+        when the upstream refuses, and from inside the iteration when it fails mid-stream."""
+        raise NotImplementedError

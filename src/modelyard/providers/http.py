@@ -1,0 +1,98 @@
+"""What the HTTP adapters share: the pooled session, SSE line reading, and the mapping of
+transport failures (refused, reset, timed out, not-the-protocol) onto the error taxonomy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import ConnectionFailed, ModelyardError, Timeout, error_for_status, parse_retry_after
+
+
+def new_session() -> aiohttp.ClientSession:
+    """One pooled session per provider: keep-alive, no per-host cap, DNS cached for the process."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        json_serialize=lambda o: orjson.dumps(o).decode(),
+    )
+
+
+def client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s)
+
+
+@contextmanager
+def transport_errors(deployment: str):  # type: ignore[no-untyped-def]
+    """Turn aiohttp/asyncio failures into taxonomy errors that name the deployment."""
+    try:
+        yield
+    except ModelyardError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as e:
+        raise Timeout(f"deployment '{deployment}' timed out", deployment=deployment) from e
+    except aiohttp.ClientConnectorError as e:
+        raise ConnectionFailed(f"cannot connect to deployment '{deployment}': {e.os_error.strerror or e}",
+                               deployment=deployment) from e
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError,
+            ConnectionResetError) as e:
+        raise ConnectionFailed(f"deployment '{deployment}' closed the connection: {type(e).__name__}",
+                               deployment=deployment) from e
+    except aiohttp.ClientError as e:
+        raise ConnectionFailed(f"deployment '{deployment}' failed: {type(e).__name__}: {e}",
+                               deployment=deployment) from e
+
+
+def retry_after_of(headers: Any) -> float | None:
+    """Seconds to wait, from `retry-after-ms` (OpenAI) or `retry-after` headers."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("retry-after"))
+
+
+def load_json(body: bytes, deployment: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ConnectionFailed(f"deployment '{deployment}' returned a body that is not JSON: {body[:120]!r}",
+                               deployment=deployment) from None
+
+
+def generic_status_error(status: int, body: bytes, headers: Any, deployment: str,
+                         message: str | None = None, code: str | None = None) -> ModelyardError:
+    text = message or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return error_for_status(status, f"deployment '{deployment}' answered {status}: {text}",
+                            retry_after=retry_after_of(headers), deployment=deployment, code=code)
+
+
+async def sse_data(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield (event, data) for each SSE event; `event` is b"" when the stream names none.
+
+    Multi-line `data:` fields are joined with newlines as the SSE spec says; comments are skipped.
+    """
+    event = b""
+    data: list[bytes] = []
+    async for raw in content:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield event, b"\n".join(data)
+            event, data = b"", []
+            continue
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip()
+        # ids, retry hints and ":" comments are ignored
+    if data:
+        yield event, b"\n".join(data)

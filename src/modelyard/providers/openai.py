@@ -1,0 +1,411 @@
+"""The OpenAI chat-completions wire protocol: OpenAI itself, Azure OpenAI and every compatible server
+(vLLM, Ollama, Groq, Together, Mistral, DeepSeek, OpenRouter, ...), which differ only in URL and headers.
+
+The OpenAI-format API of the gateway forwards this adapter's upstream bytes untouched
+(`ChatResponse.openai_body`, `StreamChunk.openai_data`), so the parsing here only extracts what the
+gateway itself needs: text, tool calls, finish reason and usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+from yarl import URL
+
+from ..errors import (
+    ConnectionFailed,
+    ContentPolicy,
+    ContextWindowExceeded,
+    ModelyardError,
+    RateLimited,
+    error_for_status,
+)
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ImagePart,
+    Message,
+    Part,
+    StreamChunk,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .base import Deployment, Provider
+from .http import client_timeout, load_json, new_session, retry_after_of, sse_data, transport_errors
+
+OPENAI_BASE = "https://api.openai.com/v1"
+AZURE_API_VERSION = "2024-10-21"
+# OpenAI's reasoning models reject `max_tokens` and take `max_completion_tokens` instead.
+_REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
+# How long to wait for the end of the body after `[DONE]`, so the connection can go back to the pool.
+_DRAIN_S = 0.5
+
+
+class OpenAIProvider(Provider):
+    """One pooled aiohttp session for all OpenAI-protocol deployments."""
+
+    kind = "openai"
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def prepare(self, dep: Deployment) -> None:
+        """Precompute URL, full header set, timeout and the max-tokens field name."""
+        base = (dep.api_base or ("" if dep.provider == "azure" else OPENAI_BASE)).rstrip("/")
+        headers = CIMultiDict({"content-type": "application/json"})
+        if dep.provider == "azure":
+            if not base:
+                raise ValueError(f"deployment '{dep.name}': azure needs api_base (https://NAME.openai.azure.com)")
+            version = dep.api_version or AZURE_API_VERSION
+            url = f"{base}/openai/deployments/{dep.model}/chat/completions?api-version={version}"
+            if dep.api_key:
+                headers["api-key"] = dep.api_key
+        else:
+            url = f"{base}/chat/completions"
+            if dep.api_key:
+                headers["authorization"] = f"Bearer {dep.api_key}"
+        headers.update(dep.headers)
+        official = dep.provider == "azure" or not dep.api_base or "api.openai.com" in dep.api_base
+        reasoning = official and any(_REASONING_MODEL.match(n) for n in (dep.model, dep.card.name))
+        dep.prepared.update(
+            url=URL(url),
+            headers=headers,
+            timeout=client_timeout(dep.timeout_s, dep.connect_timeout_s),
+            max_tokens_key="max_completion_tokens" if reasoning else "max_tokens",
+        )
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = new_session()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _post(self, req: ChatRequest, dep: Deployment, stream: bool) -> Any:
+        """Start the POST (an aiohttp request context); starts the session lazily."""
+        if self._session is None:
+            self._session = new_session()
+        p = dep.prepared
+        if "url" not in p:
+            self.prepare(dep)
+        body = orjson.dumps(to_wire(req, dep, stream=stream))
+        return self._session.post(p["url"], data=body, headers=p["headers"], timeout=p["timeout"])
+
+    async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
+        with transport_errors(dep.name):
+            async with self._post(req, dep, False) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        if status >= 400:
+            raise map_error(status, raw, headers, dep)
+        return from_wire(raw, dep)
+
+    async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
+        with transport_errors(dep.name):
+            resp = await self._post(req, dep, True)
+        try:
+            with transport_errors(dep.name):
+                if resp.status >= 400:
+                    raise map_error(resp.status, await resp.read(), resp.headers, dep)
+                if resp.content_type == "application/json":  # an error (or a server ignoring `stream`)
+                    raise _json_instead_of_stream(await resp.read(), resp.headers, dep)
+                finished = False
+                async for _event, data in sse_data(resp.content):
+                    if data == b"[DONE]":
+                        await _drain(resp)
+                        return
+                    chunk = chunk_from_wire(data, dep)
+                    if chunk.finish_reason:
+                        finished = True
+                    yield chunk
+                if not finished:
+                    raise ConnectionFailed(f"deployment '{dep.name}' stream ended early", deployment=dep.name)
+        finally:
+            # Closing (not releasing) an unfinished response drops the socket, which tells the upstream
+            # to stop generating: this runs on aclose(), cancellation and errors alike.
+            if resp.content.is_eof():
+                resp.release()
+            else:
+                resp.close()
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the (normally empty) rest of the body after [DONE] so the connection is reusable."""
+    if resp.content.is_eof():
+        return
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            while await resp.content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+
+
+# --- request ------------------------------------------------------------------------------------
+
+def to_wire(req: ChatRequest, dep: Deployment, *, stream: bool | None = None) -> dict[str, Any]:
+    """The chat-completions request body for `req` on `dep` (`stream` defaults to `req.stream`)."""
+    body: dict[str, Any] = {"model": dep.model, "messages": [wire_message(m) for m in req.messages]}
+    if req.tools:
+        body["tools"] = [wire_tool(t) for t in req.tools]
+    if req.tool_choice is not None:
+        body["tool_choice"] = wire_tool_choice(req.tool_choice)
+    if req.response_format is not None:
+        body["response_format"] = req.response_format
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.max_tokens is not None:
+        body[dep.prepared.get("max_tokens_key", "max_tokens")] = req.max_tokens
+    if req.stop is not None:
+        body["stop"] = req.stop
+    if req.seed is not None:
+        body["seed"] = req.seed
+    if req.user is not None:
+        body["user"] = req.user
+    if req.n != 1:
+        body["n"] = req.n
+    if req.extra:
+        body.update(req.extra)
+    if (req.stream if stream is None else stream):
+        # Always ask for usage: the gateway prices every stream.
+        body["stream"] = True
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    elif req.extra:
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+    return body
+
+
+def wire_message(m: Message) -> dict[str, Any]:
+    c = m.content
+    if c is None:
+        content: Any = None if m.role == "assistant" else ""
+    elif isinstance(c, str):
+        content = c
+    else:
+        content = [wire_part(p) for p in c]
+    out: dict[str, Any] = {"role": m.role, "content": content}
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
+            for tc in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def wire_part(p: Part) -> dict[str, Any]:
+    if isinstance(p, ImagePart):
+        image: dict[str, Any] = {"url": p.url}
+        if p.detail:
+            image["detail"] = p.detail
+        return {"type": "image_url", "image_url": image}
+    return {"type": "text", "text": p.text}
+
+
+def wire_tool(t: Tool) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": t.name}
+    if t.description:
+        fn["description"] = t.description
+    fn["parameters"] = t.parameters
+    return {"type": "function", "function": fn}
+
+
+def wire_tool_choice(choice: str | dict[str, Any]) -> Any:
+    """"auto"/"none"/"required" and OpenAI-shaped dicts pass; the neutral {"name": X} is wrapped."""
+    if isinstance(choice, dict) and "type" not in choice and "name" in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return choice
+
+
+# --- response -----------------------------------------------------------------------------------
+
+def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
+    """A ChatResponse from a 200 body; the raw bytes ride along for the OpenAI-format API."""
+    doc = load_json(raw, dep.name)
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list):
+        if isinstance(doc, dict) and doc.get("error"):  # OpenRouter reports late failures with a 200
+            raise error_from_payload(doc, dep)
+        raise ConnectionFailed(f"deployment '{dep.name}' returned a body without choices: {raw[:120]!r}",
+                               deployment=dep.name)
+    return ChatResponse(
+        id=doc.get("id") or "",
+        model=doc.get("model") or dep.model,
+        choices=[choice_from_wire(c, i) for i, c in enumerate(choices)],
+        usage=usage_from_wire(doc.get("usage")),
+        created=doc.get("created") or int(time.time()),
+        system_fingerprint=doc.get("system_fingerprint"),
+        openai_body=raw,
+    )
+
+
+def choice_from_wire(c: dict[str, Any], i: int) -> Choice:
+    m = c.get("message") or {}
+    calls = m.get("tool_calls")
+    message = Message(role=m.get("role") or "assistant", content=m.get("content"),
+                      tool_calls=[tool_call_from_wire(tc) for tc in calls] if calls else None)
+    return Choice(index=c.get("index", i), message=message, finish_reason=c.get("finish_reason"))
+
+
+def tool_call_from_wire(tc: dict[str, Any]) -> ToolCall:
+    fn = tc.get("function") or {}
+    args = fn.get("arguments")
+    if not isinstance(args, str):  # some compatible servers send an object
+        args = "" if args is None else orjson.dumps(args).decode()
+    return ToolCall(id=tc.get("id") or "", name=fn.get("name") or "", arguments=args)
+
+
+def usage_from_wire(u: dict[str, Any] | None) -> Usage:
+    if not u:
+        return Usage()
+    details = u.get("prompt_tokens_details") or {}
+    out_details = u.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=u.get("prompt_tokens") or 0,
+        output_tokens=u.get("completion_tokens") or 0,
+        # DeepSeek reports its cache hits as prompt_cache_hit_tokens.
+        cached_input_tokens=details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0,
+        reasoning_tokens=out_details.get("reasoning_tokens") or 0,
+    )
+
+
+def chunk_from_wire(data: bytes, dep: Deployment) -> StreamChunk:
+    """One `data:` payload as a StreamChunk; an error payload raises the mapped error."""
+    try:
+        d = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ConnectionFailed(f"deployment '{dep.name}' sent a stream event that is not JSON: "
+                               f"{data[:120]!r}", deployment=dep.name) from None
+    if not isinstance(d, dict):
+        raise ConnectionFailed(f"deployment '{dep.name}' sent an unexpected stream event: {data[:120]!r}",
+                               deployment=dep.name)
+    if d.get("error") or d.get("object") == "error":
+        raise error_from_payload(d, dep)
+    u = d.get("usage")
+    chunk = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model,
+                        created=d.get("created") or 0, usage=usage_from_wire(u) if u else None,
+                        openai_data=data)
+    choices = d.get("choices")
+    if choices:
+        c = choices[0]
+        delta = c.get("delta") or {}
+        chunk.index = c.get("index") or 0
+        chunk.finish_reason = c.get("finish_reason")
+        chunk.role = delta.get("role")
+        chunk.text = delta.get("content")
+        calls = delta.get("tool_calls")
+        if calls:
+            chunk.tool_calls = [tool_call_delta_from_wire(tc, i) for i, tc in enumerate(calls)]
+    return chunk
+
+
+def tool_call_delta_from_wire(tc: dict[str, Any], i: int) -> ToolCallDelta:
+    fn = tc.get("function") or {}
+    args = fn.get("arguments")
+    if not isinstance(args, str):
+        args = "" if args is None else orjson.dumps(args).decode()
+    index = tc.get("index")
+    return ToolCallDelta(index=i if index is None else index, id=tc.get("id"), name=fn.get("name"),
+                         arguments=args)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+def map_error(status: int, body: bytes, headers: Any, dep: Deployment) -> ModelyardError:
+    """An upstream error answer as a taxonomy error naming the deployment (never the key)."""
+    err = error_object(body)
+    message = code = etype = None
+    if err is not None:
+        message, code, etype = err.get("message"), err.get("code"), err.get("type")
+    if not message:
+        message = body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return classify(status, str(message), code, etype, headers, dep, f"answered {status}")
+
+
+def error_from_payload(doc: dict[str, Any], dep: Deployment) -> ModelyardError:
+    """An error sent inside a 200 body or stream event (OpenAI, vLLM, OpenRouter shapes)."""
+    err = doc.get("error")
+    if not isinstance(err, dict):
+        err = {"message": err} if isinstance(err, str) else doc
+    code, etype = err.get("code"), err.get("type")
+    status = _payload_status(code, etype)
+    message = str(err.get("message") or "unknown error")
+    return classify(status, message, code, etype, {}, dep, "reported an error")
+
+
+def error_object(body: bytes) -> dict[str, Any] | None:
+    """The `error` object of an error body, if the body is JSON in any of the common shapes."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    err = doc.get("error")
+    if isinstance(err, dict):
+        return err
+    if isinstance(err, str):  # Ollama: {"error": "..."}
+        return {"message": err}
+    if "message" in doc:  # vLLM: {"object": "error", "message": ..., "type": ..., "code": 400}
+        return doc
+    return None
+
+
+_TYPE_STATUS = {"rate_limit_error": 429, "rate_limit_exceeded": 429, "tokens": 429, "requests": 429,
+                "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                "not_found_error": 404, "timeout": 408}
+
+
+def _payload_status(code: Any, etype: Any) -> int:
+    if isinstance(code, int) and 400 <= code <= 599:
+        return code
+    return _TYPE_STATUS.get(code if isinstance(code, str) and code in _TYPE_STATUS else etype, 500)
+
+
+_POLICY_CODES = frozenset(("content_filter", "content_policy_violation"))
+
+
+def classify(status: int, message: str, code: Any, etype: Any, headers: Any, dep: Deployment,
+             what: str) -> ModelyardError:
+    """Pick the taxonomy class: by error code and message first, then by status."""
+    if dep.api_key and dep.api_key in message:
+        message = message.replace(dep.api_key, "***")
+    text = f"deployment '{dep.name}' {what}: {message}"
+    code_s = code if isinstance(code, str) else None
+    kw: dict[str, Any] = {"deployment": dep.name, "upstream_status": status, "code": code_s}
+    if status == 429:
+        return RateLimited(text, retry_after=retry_after_of(headers), **kw)
+    lower = message.lower()
+    if status < 500 and (code_s == "context_length_exceeded" or "context length" in lower
+                         or "context_length_exceeded" in lower):
+        return ContextWindowExceeded(text, **kw)
+    if code_s in _POLICY_CODES or etype in _POLICY_CODES or "content management policy" in lower:
+        return ContentPolicy(text, **kw)
+    return error_for_status(status, text, retry_after=retry_after_of(headers), deployment=dep.name,
+                            code=code_s)
+
+
+def _json_instead_of_stream(raw: bytes, headers: Any, dep: Deployment) -> ModelyardError:
+    doc = error_object(raw)
+    if doc is not None:
+        return error_from_payload({"error": doc}, dep)
+    return ConnectionFailed(f"deployment '{dep.name}' answered JSON instead of an event stream",
+                            deployment=dep.name)

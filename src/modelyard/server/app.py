@@ -1,0 +1,305 @@
+"""HTTP wiring only: a plain ASGI app that reads requests, calls the gateway, writes responses.
+
+Plain ASGI rather than Starlette's Request/Response objects because this is the hot path and the
+app has a handful of fixed routes: a dict lookup dispatches, bodies are read once, headers are
+prebuilt byte tuples. Nothing here knows about routing or providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from .. import __version__
+from ..errors import Auth, BadRequest, ModelyardError, NotFound, PayloadTooLarge
+from ..gateway import Gateway, GatewayStream, new_request_id
+from ..types import ChatRequest, ChatResponse
+from . import anthropic_api, openai_api
+
+log = logging.getLogger("modelyard.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = (b"content-type", b"application/json")
+SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+               (b"x-accel-buffering", b"no")]
+
+
+class App:
+    def __init__(self, gateway: Gateway, *, master_key: str | None = None, max_body_bytes: int = 8 << 20) -> None:
+        self.gateway = gateway
+        self.master_key = master_key.encode() if master_key else None
+        self.max_body_bytes = max_body_bytes
+        self.routes: dict[tuple[str, str], Callable[[Scope, Receive, Send, str], Awaitable[None]]] = {}
+        for prefix in ("/v1", ""):
+            self.routes[("POST", prefix + "/chat/completions")] = self.chat_completions
+            self.routes[("POST", prefix + "/messages")] = self.messages
+            self.routes[("GET", prefix + "/models")] = self.list_models
+        self.routes[("GET", "/health")] = self.health
+        self.routes[("GET", "/ready")] = self.ready
+        self._paths = {p for _, p in self.routes}
+        self._models_body = self._render_models()
+
+    # --- ASGI entry -----------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            rid = _header(scope, b"x-request-id") or new_request_id()
+            handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+            api = "anthropic" if scope["path"].endswith("/messages") else "openai"
+            try:
+                if handler is None:
+                    if scope["path"].rstrip("/") in self._paths:
+                        raise MethodNotAllowed(f"method {scope['method']} is not allowed on {scope['path']}")
+                    raise NotFound(f"no route {scope['method']} {scope['path']}; see /v1/chat/completions, "
+                                   "/v1/messages, /v1/models, /health")
+                await handler(scope, receive, send, rid)
+            except ModelyardError as e:
+                await self._send_error(send, e, rid, api)
+            except Exception:  # a bug: log it with the request id, answer 500 without internals
+                log.exception("unhandled error in request %s", rid)
+                err = ModelyardError(f"internal error; request id {rid}")
+                with contextlib.suppress(Exception):
+                    await self._send_error(send, err, rid, api)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as e:
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.gateway.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _check_auth(self, scope: Scope) -> None:
+        if self.master_key is None:
+            return
+        token = _header(scope, b"authorization")
+        if token is not None:
+            token = token.removeprefix("Bearer ").removeprefix("bearer ").strip()
+        else:
+            token = _header(scope, b"x-api-key")
+        if not token or not hmac.compare_digest(token.encode(), self.master_key):
+            raise Auth("missing or invalid API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+                       if token else "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+
+    async def _read_json(self, scope: Scope, receive: Receive) -> Any:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self.max_body_bytes}")
+        msg = await receive()
+        body = msg.get("body", b"")
+        if msg.get("more_body"):
+            parts = [body]
+            size = len(body)
+            while msg.get("more_body"):
+                msg = await receive()
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
+                parts.append(chunk)
+            body = b"".join(parts)
+        if len(body) > self.max_body_bytes:
+            raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
+        if not body:
+            raise BadRequest("request body is empty; send a JSON object")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"request body is not valid JSON: {e}") from None
+
+    async def _send_error(self, send: Send, e: ModelyardError, rid: str, api: str) -> None:
+        body = anthropic_api.error_body(e) if api == "anthropic" else openai_api.error_body(e)
+        headers = [JSON, (b"x-request-id", rid.encode()), _length(body), *e.headers()]
+        await send({"type": "http.response.start", "status": e.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _route_headers(self, rid: str, dep_name: str, model: str, strategy: str) -> list[tuple[bytes, bytes]]:
+        return [(b"x-request-id", rid.encode()), (b"x-modelyard-model", model.encode()),
+                (b"x-modelyard-deployment", dep_name.encode()), (b"x-modelyard-route", strategy.encode())]
+
+    def _response_headers(self, rid: str, resp: ChatResponse) -> list[tuple[bytes, bytes]]:
+        d = resp.decision
+        headers = [JSON, *self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model,
+                                              d.strategy if d else "direct"),
+                   (b"x-modelyard-cost-usd", f"{resp.cost_usd:.8f}".encode()),
+                   (b"x-modelyard-latency-ms", f"{resp.latency_ms:.1f}".encode())]
+        if d is not None and d.fallbacks:
+            headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
+        return headers
+
+    def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
+        d = stream.decision
+        headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model,
+                                                      d.strategy)]
+        if d.fallbacks:
+            headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
+        return headers
+
+    async def _pump(self, send: Send, receive: Receive, stream: GatewayStream, render: Callable[[Any], bytes],
+                    error_event: Callable[[ModelyardError], bytes], tail: Callable[[], bytes]) -> None:
+        """Write a started stream. A client disconnect cancels this task, which closes the
+        upstream call (even one that is stalled between chunks)."""
+        task = asyncio.current_task()
+        assert task is not None
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
+        finished = False
+        try:
+            async for chunk in stream:
+                data = render(chunk)
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            finished = True
+            await send({"type": "http.response.body", "body": tail(), "more_body": False})
+        except ModelyardError as e:
+            finished = True
+            await send({"type": "http.response.body", "body": error_event(e), "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            task.uncancel()
+        finally:
+            watcher.cancel()
+            if not finished:
+                await stream.aclose()
+
+    # --- routes ---------------------------------------------------------------------------------
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        self._check_auth(scope)
+        req = openai_api.parse_request(await self._read_json(scope, receive))
+        if not req.stream:
+            resp = await self.gateway.chat(req, request_id=rid)
+            body = openai_api.render_response(resp)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*self._response_headers(rid, resp), _length(body)]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        stream = await self.gateway.stream(req, request_id=rid)
+        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers(rid, stream)})
+        include_usage = req.include_usage
+
+        def render(chunk: Any) -> bytes:
+            extra = None
+            if chunk.usage is not None:
+                extra = {"deployment": stream.deployment.name, "cost_usd": stream.cost_usd,
+                         "request_id": rid}
+            return openai_api.render_chunk(chunk, include_usage, extra)
+
+        await self._pump(send, receive, stream, render, openai_api.error_event, lambda: openai_api.DONE)
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        self._check_auth(scope)
+        req = anthropic_api.parse_request(await self._read_json(scope, receive))
+        if not req.stream:
+            resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
+            body = anthropic_api.render_response(resp, req.model)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*self._response_headers(rid, resp), _length(body)]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        stream = await self.gateway.stream(req, request_id=rid, api="anthropic")
+        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers(rid, stream)})
+        renderer = anthropic_api.StreamRenderer(req.model, "msg_" + rid.removeprefix("req_"))
+
+        def tail() -> bytes:
+            return renderer.finish(stream.usage, stream.finish_reason)
+
+        await self._pump(send, receive, stream, renderer.feed, anthropic_api.error_event, tail)
+
+    def _render_models(self) -> bytes:
+        gw = self.gateway
+        data = []
+        for name, route in sorted(gw.routes.items()):
+            entry: dict[str, Any] = {"id": name, "object": "model", "created": 0,
+                                     "owned_by": "modelyard" if route.is_group else route.deployments[0].provider}
+            entry["modelyard"] = {"type": "group" if route.is_group else "deployment",
+                                  "deployments": [d.name for d in route.deployments],
+                                  "strategy": route.strategy}
+            if not route.is_group:
+                card = route.deployments[0].card
+                entry["modelyard"].update({"input_per_m": card.input_per_m, "output_per_m": card.output_per_m,
+                                           "context_window": card.context_window,
+                                           "capabilities": sorted(card.capabilities)})
+            data.append(entry)
+        return orjson.dumps({"object": "list", "data": data})
+
+    async def list_models(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        self._check_auth(scope)
+        await _send_json(send, 200, self._models_body, rid)
+
+    async def health(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        await _send_json(send, 200, orjson.dumps({"status": "ok", "version": __version__}), rid)
+
+    async def ready(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        ok = self.gateway._started
+        body = {"status": "ready" if ok else "starting", "deployments": len(self.gateway.deployments)}
+        await _send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
+
+
+class MethodNotAllowed(ModelyardError):
+    status = 405
+    type = "method_not_allowed"
+    anthropic_type = "invalid_request_error"
+
+
+async def _send_json(send: Send, status: int, body: bytes, rid: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [JSON, (b"x-request-id", rid.encode()), _length(body)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+    task.cancel()
+
+
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return (b"content-length", str(len(body)).encode())
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+def create_app(gateway: Gateway | None = None, **kw: Any) -> App:
+    gw = gateway or Gateway.default()
+    server = gw.config.server
+    from ..config import resolve_secret
+
+    master = kw.pop("master_key", None) or resolve_secret(server.master_key, where="server.master_key")
+    return App(gw, master_key=master, max_body_bytes=kw.pop("max_body_bytes", server.max_body_bytes))
+
+
+def app_from_env() -> App:
+    """Factory for `uvicorn --factory` and multi-worker serving: config from MODELYARD_CONFIG."""
+    path = os.environ.get("MODELYARD_CONFIG")
+    gw = Gateway.from_file(path) if path else Gateway.default(sim_only=os.environ.get("MODELYARD_SIM_ONLY") == "1")
+    return create_app(gw, master_key=os.environ.get("MODELYARD_MASTER_KEY") or None)
+
+
+__all__ = ["App", "ChatRequest", "app_from_env", "create_app"]

@@ -1,0 +1,309 @@
+"""The OpenAI Chat Completions format: parse and validate requests, render responses and streams.
+
+Validation is hand-written rather than pydantic because it runs on every request; each problem
+is a BadRequest that names the field (`messages[1].role`) and says what to send instead.
+Upstream OpenAI-format bodies and SSE payloads are forwarded untouched when nothing needs to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import BadRequest, ModelyardError
+from ..types import (
+    ROLES,
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    Part,
+    StreamChunk,
+    TextPart,
+    Tool,
+    ToolCall,
+    Usage,
+)
+
+# Fields with a typed home in ChatRequest; any other key is forwarded to OpenAI-format upstreams.
+_HANDLED = frozenset((
+    "model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
+    "max_completion_tokens", "stop", "seed", "n", "stream", "stream_options", "user", "metadata",
+    "modelyard", "functions", "function_call",
+))
+_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _bad(param: str, message: str) -> BadRequest:
+    return BadRequest(f"{param}: {message}", param=param)
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _bad(key, f"must be a number between {lo} and {hi}, got {_type_name(v)}")
+    if not lo <= v <= hi:
+        raise _bad(key, f"must be between {lo} and {hi}, got {v}")
+    return float(v)
+
+
+def _int(body: dict[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _bad(key, f"must be an integer, got {_type_name(v)}")
+    if v < lo or (hi is not None and v > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise _bad(key, f"must be {bound}, got {v}")
+    return v
+
+
+def _parts(content: list[Any], where: str) -> list[Part]:
+    parts: list[Part] = []
+    for j, p in enumerate(content):
+        pw = f"{where}[{j}]"
+        if not isinstance(p, dict):
+            raise _bad(pw, f"must be a content part object, got {_type_name(p)}")
+        kind = p.get("type")
+        if kind == "text":
+            text = p.get("text")
+            if not isinstance(text, str):
+                raise _bad(f"{pw}.text", "must be a string")
+            parts.append(TextPart(text))
+        elif kind == "image_url":
+            iu = p.get("image_url")
+            url = iu.get("url") if isinstance(iu, dict) else iu
+            if not isinstance(url, str) or not url:
+                raise _bad(f"{pw}.image_url.url", "must be an image URL or a data: URL")
+            parts.append(ImagePart(url, iu.get("detail") if isinstance(iu, dict) else None))
+        else:
+            raise _bad(f"{pw}.type", f"unsupported content part type {kind!r}; use 'text' or 'image_url'")
+    return parts
+
+
+def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
+    if not isinstance(raw, list):
+        raise _bad(where, "must be an array of tool calls")
+    calls: list[ToolCall] = []
+    for j, tc in enumerate(raw):
+        tw = f"{where}[{j}]"
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _bad(f"{tw}.function.name", "each tool call needs a function with a name")
+        args = fn.get("arguments", "")
+        if not isinstance(args, str):
+            args = orjson.dumps(args).decode()
+        calls.append(ToolCall(id=str(tc.get("id") or f"call_{j}"), name=fn["name"], arguments=args))
+    return calls
+
+
+def _message(m: Any, i: int) -> Message:
+    where = f"messages[{i}]"
+    if not isinstance(m, dict):
+        raise _bad(where, f"must be an object with 'role' and 'content', got {_type_name(m)}")
+    role = m.get("role")
+    if role not in ROLES:
+        raise _bad(f"{where}.role", f"must be one of {', '.join(sorted(ROLES))}; got {role!r}")
+    content = m.get("content")
+    if isinstance(content, str) and len(m) == 2 and role != "tool":  # the common case
+        return Message(role, content)
+    if isinstance(content, list):
+        content = _parts(content, f"{where}.content")
+    elif content is not None and not isinstance(content, str):
+        raise _bad(f"{where}.content", f"must be a string or an array of content parts, got {_type_name(content)}")
+    msg = Message(role, content)
+    name = m.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            raise _bad(f"{where}.name", "must be a string")
+        msg.name = name
+    if role == "assistant" and m.get("tool_calls"):
+        msg.tool_calls = _tool_calls(m["tool_calls"], f"{where}.tool_calls")
+    elif content is None and role != "assistant":
+        raise _bad(f"{where}.content", "is required for this role")
+    if role == "tool":
+        tcid = m.get("tool_call_id")
+        if not isinstance(tcid, str) or not tcid:
+            raise _bad(f"{where}.tool_call_id", "a tool message must name the tool call it answers")
+        msg.tool_call_id = tcid
+    return msg
+
+
+def _tools(raw: Any) -> list[Tool]:
+    if not isinstance(raw, list):
+        raise _bad("tools", f"must be an array, got {_type_name(raw)}")
+    tools: list[Tool] = []
+    for i, t in enumerate(raw):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise _bad(f"tools[{i}].function.name", "each tool needs {'type': 'function', 'function': {'name': ...}}")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, dict):
+            raise _bad(f"tools[{i}].function.parameters", "must be a JSON Schema object")
+        tools.append(Tool(fn["name"], fn.get("description"), params))
+    return tools
+
+
+def parse_request(body: Any) -> ChatRequest:
+    """Validate an OpenAI chat-completions body and build the neutral request."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {_type_name(body)}")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("model", "required, the name of a model or model group (see GET /v1/models)")
+    raw_msgs = body.get("messages")
+    if not isinstance(raw_msgs, list) or not raw_msgs:
+        raise _bad("messages", "required, a non-empty array of {'role': ..., 'content': ...}")
+    req = ChatRequest(model=model, messages=[_message(m, i) for i, m in enumerate(raw_msgs)])
+    if len(body) == 2:
+        return req
+    if (tools := body.get("tools")) is not None:
+        req.tools = _tools(tools) or None
+    if (tc := body.get("tool_choice")) is not None:
+        if isinstance(tc, str):
+            if tc not in ("auto", "none", "required"):
+                raise _bad("tool_choice", f"must be 'auto', 'none', 'required' or a function object, got {tc!r}")
+            req.tool_choice = tc
+        elif isinstance(tc, dict) and isinstance(tc.get("function"), dict) and tc["function"].get("name"):
+            req.tool_choice = {"name": tc["function"]["name"]}
+        else:
+            raise _bad("tool_choice",
+                       "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
+    if (rf := body.get("response_format")) is not None:
+        if not isinstance(rf, dict) or rf.get("type") not in _RESPONSE_FORMATS:
+            raise _bad("response_format.type", f"must be one of {', '.join(_RESPONSE_FORMATS)}")
+        if rf["type"] == "json_schema" and not isinstance(rf.get("json_schema"), dict):
+            raise _bad("response_format.json_schema",
+                       "required with type 'json_schema': {'name': ..., 'schema': {...}}")
+        req.response_format = None if rf["type"] == "text" else rf
+    req.temperature = _number(body, "temperature", 0, 2)
+    req.top_p = _number(body, "top_p", 0, 1)
+    req.max_tokens = _int(body, "max_completion_tokens", 1) or _int(body, "max_tokens", 1)
+    req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
+    req.n = _int(body, "n", 1, 16) or 1
+    stop = body.get("stop")
+    if stop is not None:
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
+            raise _bad("stop", "must be a string or an array of up to 4 strings")
+        req.stop = stop or None
+    stream = body.get("stream")
+    if stream is not None:
+        if not isinstance(stream, bool):
+            raise _bad("stream", f"must be true or false, got {_type_name(stream)}")
+        req.stream = stream
+    so = body.get("stream_options")
+    if so is not None:
+        if not isinstance(so, dict):
+            raise _bad("stream_options", "must be an object such as {'include_usage': true}")
+        req.include_usage = bool(so.get("include_usage"))
+    user = body.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise _bad("user", "must be a string")
+        req.user = user
+    for key in ("metadata", "modelyard"):
+        v = body.get(key)
+        if v is not None:
+            if not isinstance(v, dict):
+                raise _bad(key, "must be an object")
+            req.metadata.update(v)
+    extra = {k: v for k, v in body.items() if k not in _HANDLED}
+    if extra:
+        req.extra = extra
+    return req
+
+
+# --- responses -------------------------------------------------------------------------------
+
+def _usage_dict(u: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+            "total_tokens": u.input_tokens + u.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens}}
+
+
+def _tool_calls_wire(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls]
+
+
+def response_dict(resp: ChatResponse) -> dict[str, Any]:
+    choices = []
+    for c in resp.choices:
+        content = c.message.text() if c.message.content is not None else None
+        msg: dict[str, Any] = {"role": "assistant", "content": content}
+        if c.message.tool_calls:
+            msg["tool_calls"] = _tool_calls_wire(c.message.tool_calls)
+        choices.append({"index": c.index, "message": msg, "finish_reason": c.finish_reason, "logprobs": None})
+    return {"id": resp.id, "object": "chat.completion", "created": resp.created, "model": resp.model,
+            "choices": choices, "usage": _usage_dict(resp.usage),
+            "system_fingerprint": resp.system_fingerprint}
+
+
+def render_response(resp: ChatResponse) -> bytes:
+    """The body for a non-streamed response: the upstream's own bytes when it spoke OpenAI."""
+    if resp.openai_body is not None:
+        return resp.openai_body
+    return orjson.dumps(response_dict(resp))
+
+
+def error_body(err: ModelyardError) -> bytes:
+    return orjson.dumps(err.openai_body())
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def render_chunk(chunk: StreamChunk, include_usage: bool, extra: dict[str, Any] | None = None) -> bytes:
+    """SSE bytes for one neutral chunk ("" when the client should not see it).
+
+    `extra` (the gateway's cost/deployment summary) is attached to the usage chunk.
+    """
+    usage_only = chunk.usage is not None and chunk.text is None and chunk.tool_calls is None \
+        and chunk.finish_reason is None
+    if usage_only and not include_usage:
+        return b""
+    if chunk.openai_data is not None and not (usage_only and extra):
+        return b"data: " + chunk.openai_data + b"\n\n"
+    if usage_only:
+        obj: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
+                               "model": chunk.model, "choices": [], "usage": _usage_dict(chunk.usage)}  # type: ignore[arg-type]
+        if extra:
+            obj["modelyard"] = extra
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+    delta: dict[str, Any] = {}
+    if chunk.role:
+        delta["role"] = chunk.role
+    if chunk.text is not None:
+        delta["content"] = chunk.text
+    if chunk.tool_calls:
+        delta["tool_calls"] = [
+            {"index": t.index, **({"id": t.id, "type": "function"} if t.id else {}),
+             "function": {**({"name": t.name} if t.name else {}), "arguments": t.arguments}}
+            for t in chunk.tool_calls
+        ]
+    obj = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created, "model": chunk.model,
+           "choices": [{"index": chunk.index, "delta": delta, "finish_reason": chunk.finish_reason,
+                        "logprobs": None}]}
+    out = b"data: " + orjson.dumps(obj) + b"\n\n"
+    if chunk.usage is not None and include_usage and not usage_only:
+        # the adapter put usage on the finishing chunk: send it as OpenAI does, in its own chunk
+        u = StreamChunk(id=chunk.id, model=chunk.model, created=chunk.created, usage=chunk.usage)
+        out += render_chunk(u, include_usage, extra)
+    return out
+
+
+def error_event(err: ModelyardError) -> bytes:
+    """A failure after the stream started: the OpenAI SDKs raise on an `error` payload."""
+    return b"data: " + orjson.dumps(err.openai_body()) + b"\n\n"

@@ -1,0 +1,1 @@
+"""Durable records: the request log (SQLite by default)."""

@@ -1,0 +1,148 @@
+"""The request log in SQLite: one row per request, success or error.
+
+Rows are appended to an in-memory buffer on the request path (a list append, nothing else) and
+written in batches by a background task through a worker thread, so the event loop never waits on
+the disk. `close()` flushes what is left: accounting never loses a record on a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..types import RouteDecision
+
+COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
+           "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
+           "latency_ms", "ttft_ms", "stream", "user", "api", "route")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+  id TEXT PRIMARY KEY,
+  ts REAL NOT NULL,
+  model TEXT NOT NULL,
+  deployment TEXT,
+  provider TEXT,
+  status INTEGER NOT NULL,
+  error_type TEXT,
+  error TEXT,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd REAL NOT NULL DEFAULT 0,
+  latency_ms REAL,
+  ttft_ms REAL,
+  stream INTEGER NOT NULL DEFAULT 0,
+  user TEXT,
+  api TEXT,
+  route TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+"""
+
+
+@dataclass(slots=True)
+class LogRow:
+    id: str
+    model: str
+    deployment: str | None
+    provider: str | None
+    status: int
+    error_type: str | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    stream: bool = False
+    user: str | None = None
+    api: str = "openai"
+    decision: RouteDecision | None = None
+    ts: float = 0.0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        route = orjson.dumps(self.decision.to_dict()).decode() if self.decision else None
+        return (self.id, self.ts, self.model, self.deployment, self.provider, self.status,
+                self.error_type, self.error, self.input_tokens, self.output_tokens,
+                self.cached_input_tokens, self.reasoning_tokens, self.cost_usd, self.latency_ms,
+                self.ttft_ms, int(self.stream), self.user, self.api, route)
+
+
+class RequestLog:
+    def __init__(self, path: str, *, flush_interval_s: float = 0.5, batch_size: int = 500) -> None:
+        self.path = path
+        self.flush_interval_s = flush_interval_s
+        self.batch_size = batch_size
+        self._buffer: list[tuple[Any, ...]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._insert = (f"INSERT INTO requests ({', '.join(COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(COLUMNS))})")
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="modelyard-request-log")
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    def record(self, row: LogRow) -> None:
+        """Queue one row; called on the request path, so it only appends."""
+        row.ts = row.ts or time.time()
+        self._buffer.append(row.as_tuple())
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._buffer or self._conn is None:
+            return
+        rows, self._buffer = self._buffer, []
+        await asyncio.to_thread(self._write, rows)
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        assert self._conn is not None
+        self._conn.execute("BEGIN")
+        self._conn.executemany(self._insert, rows)
+        self._conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read rows (for CLI and tests); opens its own connection."""
+        conn = sqlite3.connect(self.path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()

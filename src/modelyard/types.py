@@ -1,0 +1,221 @@
+"""The provider-neutral vocabulary every layer speaks.
+
+Plain slotted dataclasses, not pydantic: these objects are built on every request, so they must
+be cheap. Validation of untrusted input happens once, at the edge (server/ parsers, config.py).
+Message content is either a plain string (the common case, kept as-is) or a list of parts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset(("system", "developer", "user", "assistant", "tool"))
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image by URL; base64 images are `data:<media_type>;base64,<data>` URLs."""
+
+    url: str
+    detail: str | None = None
+    type: Literal["image"] = "image"
+
+    @property
+    def is_data_url(self) -> bool:
+        return self.url.startswith("data:")
+
+    def split_data_url(self) -> tuple[str, str]:
+        """Return (media_type, base64_data) of a data URL."""
+        head, _, data = self.url.partition(",")
+        media_type = head[5:].split(";", 1)[0] or "image/png"
+        return media_type, data
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON document, as the model produced it
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(slots=True)
+class Message:
+    role: str
+    content: str | list[Part] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None  # for role == "tool": the call this result answers
+
+    def text(self) -> str:
+        """The text of the message, image parts left out."""
+        c = self.content
+        if c is None:
+            return ""
+        if isinstance(c, str):
+            return c
+        return "".join(p.text for p in c if isinstance(p, TextPart))
+
+    def has_image(self) -> bool:
+        c = self.content
+        return isinstance(c, list) and any(isinstance(p, ImagePart) for p in c)
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat request, whatever API it came in through."""
+
+    model: str
+    messages: list[Message]
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None  # "auto" | "none" | "required" | {"name": ...}
+    response_format: dict[str, Any] | None = None  # {"type": "json_object"} | {"type": "json_schema", ...}
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    n: int = 1
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage
+    user: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # routing hints (metadata / extra_body.modelyard)
+    extra: dict[str, Any] = field(default_factory=dict)  # other OpenAI params, forwarded as-is where supported
+
+    def system_text(self) -> str:
+        return "\n\n".join(m.text() for m in self.messages if m.role in ("system", "developer"))
+
+    def prompt_text(self) -> str:
+        """All message text, for analysis and token estimates."""
+        return "\n".join(m.text() for m in self.messages)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0  # part of input_tokens served from the provider's prompt cache
+    reasoning_tokens: int = 0  # part of output_tokens spent on hidden reasoning
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int
+    message: Message
+    finish_reason: str | None = "stop"  # stop | length | tool_calls | content_filter
+
+
+@dataclass(slots=True)
+class Scored:
+    """A candidate deployment with the score and verdict a strategy gave it."""
+
+    deployment: str
+    score: float = 0.0
+    eligible: bool = True
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class RouteDecision:
+    """Why a request went where it went: kept with every response and in the request log."""
+
+    model: str  # the public name the client asked for
+    deployment: str  # the deployment chosen
+    strategy: str
+    reason: str = ""
+    candidates: list[Scored] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)  # deployments tried before the one that served
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "chosen": self.deployment,
+            "strategy": self.strategy,
+            "reason": self.reason,
+            "features": self.features,
+            "candidates": [
+                {"deployment": c.deployment, "eligible": c.eligible, "reason": c.reason, "score": c.score}
+                for c in self.candidates
+            ],
+            "fallbacks": self.fallbacks,
+        }
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    id: str
+    model: str  # the model name the upstream reported (or the deployment's model)
+    choices: list[Choice]
+    usage: Usage
+    created: int = field(default_factory=lambda: int(time.time()))
+    deployment: str = ""  # filled by the gateway
+    cost_usd: float = 0.0  # filled by the gateway
+    latency_ms: float = 0.0  # filled by the gateway
+    decision: RouteDecision | None = None
+    system_fingerprint: str | None = None
+    # The upstream's OpenAI-format body, when it had one: lets the OpenAI API forward it untouched.
+    openai_body: bytes | None = None
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].message.text() if self.choices else ""
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return (self.choices[0].message.tool_calls or []) if self.choices else []
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call; `id` and `name` come with the first piece of each call."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """One streamed event. The last chunk of a stream carries `usage` (and no text)."""
+
+    id: str
+    model: str
+    text: str | None = None
+    role: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    index: int = 0
+    created: int = 0
+    # The upstream's OpenAI-format `data:` payload, when it had one: forwarded untouched.
+    openai_data: bytes | None = None

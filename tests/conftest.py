@@ -1,0 +1,80 @@
+"""Shared fixtures: a real gateway server on loopback, answered by the simulated fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("MODELYARD_SIM_ZERO_LATENCY", "1")
+os.environ.setdefault("MODELYARD_NO_OLLAMA", "1")
+
+
+class ServerThread:
+    """Runs the real ASGI app on uvicorn (httptools, uvloop) in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, http="httptools", lifespan="on", access_log=False, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        loop.close()
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def make_server(tmp_path: Path, config: dict[str, Any] | None = None, **app_kw: Any) -> ServerThread:
+    from modelyard.config import parse_config
+    from modelyard.defaults import default_config_data
+    from modelyard.gateway import Gateway
+    from modelyard.server.app import create_app
+
+    data = config if config is not None else default_config_data(sim_only=True)
+    data.setdefault("server", {}).setdefault("request_log", {})["path"] = str(tmp_path / "requests.db")
+    gw = Gateway(parse_config(data, "test-config.yaml"), source="test-config.yaml")
+    return ServerThread(create_app(gw, **app_kw))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The gateway on its embedded sim fleet, no master key."""
+    with make_server(tmp_path_factory.mktemp("gw")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The gateway with master key 'test-master-key'."""
+    with make_server(tmp_path_factory.mktemp("gwk"), master_key="test-master-key") as s:
+        yield s

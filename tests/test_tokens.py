@@ -1,0 +1,198 @@
+"""The token estimator: exact on small known cases, close to o200k on realistic text, both code paths
+(ASCII byte counting and the defining regex) in agreement."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelyard.tokens import (
+    IMAGE_TOKENS,
+    _count_ascii,
+    _count_pieces,
+    count_message_tokens,
+    count_tokens,
+    count_tools_tokens,
+)
+from modelyard.types import ImagePart, Message, TextPart, Tool, ToolCall
+
+# Realistic texts with their o200k_base counts, measured with tiktoken when these tests were written.
+SAMPLES = {
+    "prose": (
+        "The committee met on Tuesday to review the proposal for a new public library in the old "
+        "railway station. Most members agreed that the building's high ceilings and central location "
+        "made it an excellent choice, although several raised concerns about the cost of restoring "
+        "the roof. After a long discussion, they asked the architects to prepare a detailed estimate "
+        "before the next meeting, and to consider whether the project could be completed in two phases.",
+        82,
+    ),
+    "question": (
+        "Can you explain, in simple terms, why the sky looks blue during the day but turns red and "
+        "orange at sunset? I'd like an answer a curious ten-year-old could follow.",
+        36,
+    ),
+    "code": (
+        "def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:\n"
+        '    """Merge overlapping closed intervals and return them sorted."""\n'
+        "    result: list[tuple[int, int]] = []\n"
+        "    for start, end in sorted(intervals):\n"
+        "        if result and start <= result[-1][1]:\n"
+        "            result[-1] = (result[-1][0], max(result[-1][1], end))\n"
+        "        else:\n"
+        "            result.append((start, end))\n"
+        "    return result\n",
+        104,
+    ),
+    "json": (
+        '{"id": "ord_7731", "customer": {"name": "Ada Lovelace", "email": "ada@example.com"}, '
+        '"items": [{"sku": "BK-1843", "qty": 2, "price": 19.99}, {"sku": "PN-0042", "qty": 1, '
+        '"price": 4.5}], "paid": true, "notes": null}',
+        88,
+    ),
+    "numbers": ("Invoice 2024-0117: 3 items, total 1,284.50 EUR, due 15/02/2025 (ref 99812345).", 36),
+}
+
+
+def test_empty_is_zero() -> None:
+    assert count_tokens("") == 0
+    assert count_message_tokens([]) == 3  # only the reply priming
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello, world!", 4),  # Hello , ␠world !
+        ("What is the capital of France?", 7),
+        ("Say hi", 2),
+        ("12345", 2),  # 123 45
+        ("x = 1234", 5),  # x = ␠ 123 4: the blank before a number is a piece of its own
+        ("camelCaseIdentifier", 3),  # camel Case Identifier
+        ("self.items.append(x)", 5),  # self .items .append ( x )
+        ("snake_case_name", 3),
+        ("antidisestablishmentarianism", 5),  # a long word costs more than one
+        ("a\n\n    b", 4),  # a, the line breaks, the indentation, b
+    ],
+)
+def test_known_small_examples(text: str, expected: int) -> None:
+    assert count_tokens(text) == expected
+
+
+def test_cjk_counts_one_per_character() -> None:
+    assert count_tokens("机器学习") == 4
+    assert count_tokens("東京は日本の首都です。") == 11  # 10 characters and the full stop
+    assert count_tokens("안녕하세요") == 5
+    # Mixed with Latin text, each part is counted on its own.
+    assert count_tokens("Python 是一种语言") == 1 + 5
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_close_to_o200k_on_realistic_text(name: str) -> None:
+    text, o200k = SAMPLES[name]
+    assert abs(count_tokens(text) - o200k) <= 0.1 * o200k
+
+
+def test_close_to_o200k_in_aggregate() -> None:
+    ours = sum(count_tokens(t) for t, _ in SAMPLES.values())
+    ref = sum(n for _, n in SAMPLES.values())
+    assert abs(ours - ref) <= 0.05 * ref
+
+
+def test_ascii_fast_path_agrees_with_the_definition() -> None:
+    texts = [t for t, _ in SAMPLES.values()]
+    texts += ["Hello, world!", "x = 1234", "  a\n\n    b", "self.foo.bar()", "(((self", "...a",
+              "snake_case", "getHTTPResponse", "A. True, True\nB. False, False\nAnswer:"]
+    for text in texts:
+        fast, slow = _count_ascii(text.encode()), _count_pieces(text)
+        assert abs(fast - slow) <= max(1, 0.05 * slow), (text, fast, slow)
+
+
+ASCII = "aZk9 _.(\n\t-:\"'"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=ASCII, max_size=40), st.text(alphabet=ASCII, max_size=40))
+def test_monotone_when_text_grows_ascii(a: str, b: str) -> None:
+    assert count_tokens(a) <= count_tokens(a + b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZé9 .(-中ß", max_size=40), st.text(alphabet="aZé9 .(-中ß", max_size=40))
+def test_monotone_when_text_grows_unicode(a: str, b: str) -> None:
+    a = "é" + a  # stay on the non-ASCII path for both
+    assert count_tokens(a) <= count_tokens(a + b)
+
+
+def test_grows_with_length() -> None:
+    text = SAMPLES["prose"][0]
+    counts = [count_tokens(text * k) for k in range(1, 6)]
+    assert counts == sorted(counts) and len(set(counts)) == 5
+    assert counts[4] >= 4.5 * counts[0]
+
+
+def test_long_texts_are_counted_and_cached_consistently() -> None:
+    text = SAMPLES["code"][0] * 50  # in the cached size range
+    assert count_tokens(text) == count_tokens(str(text)) == _count_ascii(text.encode())
+    huge = SAMPLES["prose"][0] * 500  # above it
+    assert count_tokens(huge) == _count_ascii(huge.encode())
+
+
+def test_message_tokens_add_overheads() -> None:
+    msgs = [Message("system", "You are terse."), Message("user", "Say hi")]
+    assert count_message_tokens(msgs) == 3 + 4 + count_tokens("You are terse.") + 4 + 2
+    as_dicts = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi"}]
+    assert count_message_tokens(as_dicts) == count_message_tokens(msgs)
+
+
+def test_message_tokens_count_images_names_and_tool_calls() -> None:
+    parts = Message("user", [TextPart("What is in this picture?"), ImagePart("https://x.test/a.png")])
+    assert count_message_tokens([parts]) == 3 + 4 + count_tokens("What is in this picture?") + IMAGE_TOKENS
+
+    call = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+    with_call = Message("assistant", None, tool_calls=[call])
+    expected = 3 + 4 + count_tokens("get_weather") + count_tokens('{"city": "Paris"}') + 3
+    assert count_message_tokens([with_call]) == expected
+    raw = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+    assert count_message_tokens([raw]) == expected
+
+    named = Message("user", "hi", name="alice")
+    assert count_message_tokens([named]) == 3 + 4 + 1 + count_tokens("alice") + 1
+
+
+def test_tool_definitions_cost_tokens() -> None:
+    tool = Tool("get_weather", "Current weather for a city",
+                {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    n = count_tools_tokens([tool])
+    assert n > count_tokens("get_weather") + count_tokens("Current weather for a city")
+    assert count_tools_tokens(None) == 0
+    as_dict = {"type": "function", "function": {"name": tool.name, "description": tool.description,
+                                                "parameters": tool.parameters}}
+    assert count_tools_tokens([as_dict]) == n
+
+
+def _o200k_offline():
+    """tiktoken's o200k encoding if its file is already cached locally; never downloads."""
+    tiktoken = pytest.importorskip("tiktoken")
+    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+    cache_dir = (os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+                 or os.path.join(tempfile.gettempdir(), "data-gym-cache"))
+    if not os.path.exists(os.path.join(cache_dir, hashlib.sha1(url.encode()).hexdigest())):
+        pytest.skip("o200k_base encoding not cached locally (tiktoken would download it)")
+    try:
+        return tiktoken.get_encoding("o200k_base")
+    except Exception as e:  # a corrupt cache makes tiktoken try the network
+        pytest.skip(f"o200k_base encoding cannot be loaded offline: {e}")
+
+
+def test_against_tiktoken_when_available() -> None:
+    enc = _o200k_offline()
+    for text, recorded in SAMPLES.values():
+        real = len(enc.encode(text))
+        assert real == recorded
+        assert abs(count_tokens(text) - real) <= 0.15 * real
