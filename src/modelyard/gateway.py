@@ -8,62 +8,31 @@ only looks things up.
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog, unknown_card
 from .config import Config, load_config, resolve_secret
 from .defaults import default_config
 from .errors import ModelyardError, NotFound
+from .execution import single
 from .providers import Deployment, Provider, provider_class
+from .resilience.health import HealthTracker
+from .routing import Route, Router
 from .store.sqlite import LogRow, RequestLog
 from .tokens import count_message_tokens, count_tokens
-from .types import ChatRequest, ChatResponse, RouteDecision, Scored, StreamChunk, Usage
+from .types import ChatRequest, ChatResponse, RouteDecision, StreamChunk, Usage
 
-
-@dataclass(slots=True)
-class Route:
-    """What a public model name resolves to: a group's deployments or one deployment."""
-
-    name: str
-    deployments: list[Deployment]
-    strategy: str = "first-healthy"
-    fallbacks: list[Deployment] = field(default_factory=list)
-    is_group: bool = False
-    description: str | None = None
-
-
-@dataclass(slots=True)
-class Health:
-    """Passive health of one deployment: consecutive failures put it in a short cool-down.
-
-    Deliberately minimal; the resilience layer replaces it with breakers and EWMAs.
-    """
-
-    failures: int = 0
-    cooldown_until: float = 0.0
-
-    COOLDOWN_AFTER = 3
-    COOLDOWN_S = 10.0
-
-    def ok(self) -> None:
-        self.failures = 0
-
-    def failed(self, now: float) -> None:
-        self.failures += 1
-        if self.failures >= self.COOLDOWN_AFTER:
-            self.cooldown_until = now + self.COOLDOWN_S
-
-    def healthy(self, now: float) -> bool:
-        return now >= self.cooldown_until
+_ID_PREFIX = "req_" + os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """Unique across processes (random prefix per process) without a syscall per request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 class Gateway:
@@ -102,7 +71,8 @@ class Gateway:
             self.routes[gname] = Route(name=gname, deployments=[self.deployments[d] for d in g.deployments],
                                        strategy=g.strategy, fallbacks=fallbacks, is_group=True,
                                        description=g.description)
-        self.health: dict[str, Health] = {name: Health() for name in self.deployments}
+        self.health = HealthTracker(list(self.deployments))
+        self.router = Router(self.health)
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
@@ -110,7 +80,6 @@ class Gateway:
             RequestLog(log_cfg.path, flush_interval_s=log_cfg.flush_interval_s, batch_size=log_cfg.batch_size)
             if enabled else None
         )
-        self._rng = random.Random()
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -155,24 +124,7 @@ class Gateway:
         return route
 
     def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:
-        """Order the route's deployments: the one to call first, then the fallbacks."""
-        now = time.monotonic()
-        deps = route.deployments
-        if route.strategy == "weighted" and len(deps) > 1:
-            ordered = _weighted_order(deps, self._rng)
-            reason = "weighted random order"
-        else:
-            ordered = deps
-            reason = "first healthy deployment in group order" if route.is_group else "explicit deployment"
-        healthy = [d for d in ordered if self.health[d.name].healthy(now)]
-        cooling = [d for d in ordered if d not in healthy]
-        chain = healthy + cooling + [d for d in route.fallbacks if d not in deps]
-        decision = RouteDecision(
-            model=route.name, deployment=chain[0].name, strategy=route.strategy, reason=reason,
-            candidates=[Scored(d.name, 1.0 if d in healthy else 0.0, d in healthy,
-                               "healthy" if d in healthy else "cooling down after failures") for d in ordered],
-        )
-        return chain, decision
+        return self.router.plan(route, req)
 
     # --- execution ----------------------------------------------------------------------------
     async def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> ChatResponse:
@@ -185,28 +137,17 @@ class Gateway:
         except ModelyardError as e:
             self._log_error(rid, req, None, e, t0, api)
             raise
-        last: ModelyardError | None = None
-        for dep in chain:
-            try:
-                resp = await dep.prepared["provider"].complete(req, dep)
-            except ModelyardError as e:
-                self.health[dep.name].failed(time.monotonic())
-                last = e
-                if e.fallback:
-                    decision.fallbacks.append(dep.name)
-                    continue
-                break
-            self.health[dep.name].ok()
-            decision.deployment = dep.name
-            resp.deployment = dep.name
-            resp.cost_usd = dep.card.cost(resp.usage)
-            resp.latency_ms = (time.perf_counter() - t0) * 1000
-            resp.decision = decision
-            self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
-            return resp
-        assert last is not None
-        self._log_error(rid, req, last.deployment, last, t0, api, decision)
-        raise last
+        try:
+            resp, dep = await single.complete(chain, req, decision, self.health)
+        except ModelyardError as e:
+            self._log_error(rid, req, e.deployment, e, t0, api, decision)
+            raise
+        resp.deployment = dep.name
+        resp.cost_usd = dep.card.cost(resp.usage)
+        resp.latency_ms = (time.perf_counter() - t0) * 1000
+        resp.decision = decision
+        self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
+        return resp
 
     async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
         """Start a streamed request: fallbacks are allowed until the first chunk exists.
@@ -222,29 +163,12 @@ class Gateway:
         except ModelyardError as e:
             self._log_error(rid, req, None, e, t0, api, stream=True)
             raise
-        last: ModelyardError | None = None
-        for dep in chain:
-            agen = dep.prepared["provider"].stream(req, dep)
-            try:
-                first = await agen.__anext__()
-            except StopAsyncIteration:
-                last = ModelyardError(f"deployment '{dep.name}' returned an empty stream", deployment=dep.name)
-                self.health[dep.name].failed(time.monotonic())
-                decision.fallbacks.append(dep.name)
-                continue
-            except ModelyardError as e:
-                await agen.aclose()
-                self.health[dep.name].failed(time.monotonic())
-                last = e
-                if e.fallback:
-                    decision.fallbacks.append(dep.name)
-                    continue
-                break
-            decision.deployment = dep.name
-            return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
-        assert last is not None
-        self._log_error(rid, req, last.deployment, last, t0, api, decision, stream=True)
-        raise last
+        try:
+            dep, agen, first = await single.open_stream(chain, req, decision, self.health)
+        except ModelyardError as e:
+            self._log_error(rid, req, e.deployment, e, t0, api, decision, stream=True)
+            raise
+        return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
 
     # --- accounting ---------------------------------------------------------------------------
     def _log_ok(self, rid: str, req: ChatRequest, dep: Deployment, usage: Usage, cost: float, latency_ms: float,
@@ -334,9 +258,9 @@ class GatewayStream:
                                output_tokens=count_tokens("".join(self._text_parts)))
             self.cost_usd = dep.card.cost(self.usage)
         if error is None:
-            gw.health[dep.name].ok()
+            gw.health.ok(dep.name)
         else:
-            gw.health[dep.name].failed(time.monotonic())
+            gw.health.failed(dep.name)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
                    status=status, error=error, error_text=note)
@@ -346,23 +270,3 @@ class GatewayStream:
         if not self._done:
             await self._agen.aclose()  # type: ignore[attr-defined]
             self._finish(499, None, "client disconnected before the stream ended")
-
-
-def _weighted_order(deps: list[Deployment], rng: random.Random) -> list[Deployment]:
-    """A weighted shuffle: each position drawn with probability ∝ weight among those left."""
-    pool = list(deps)
-    out: list[Deployment] = []
-    while pool:
-        total = sum(d.weight for d in pool)
-        if total <= 0:
-            out.extend(pool)
-            break
-        x = rng.random() * total
-        for i, d in enumerate(pool):
-            x -= d.weight
-            if x < 0:
-                out.append(pool.pop(i))
-                break
-        else:
-            out.append(pool.pop())
-    return out
