@@ -258,7 +258,7 @@ class GatewayStream:
                                output_tokens=count_tokens("".join(self._text_parts)))
             self.cost_usd = dep.card.cost(self.usage)
         if error is None:
-            gw.health.ok(dep.name)
+            gw.health.ok(dep.name, None, self.ttft_ms)
         else:
             gw.health.failed(dep.name)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,

@@ -184,6 +184,9 @@ class ChatResponse:
     system_fingerprint: str | None = None
     # The upstream's OpenAI-format body, when it had one: lets the OpenAI API forward it untouched.
     openai_body: bytes | None = None
+    # Gateway metadata for the client (execution-mode results: votes, judge verdicts, pipeline steps),
+    # rendered as a top-level `modelyard` field that clients may ignore.
+    modelyard: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:

@@ -7,6 +7,7 @@ deployment that produced it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from ..errors import ConnectionFailed, ModelyardError
@@ -19,16 +20,20 @@ async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDec
                    health: HealthTracker) -> tuple[ChatResponse, Deployment]:
     last: ModelyardError | None = None
     for dep in chain:
+        t0 = time.perf_counter()
+        health.started(dep.name)
         try:
             resp = await dep.prepared["provider"].complete(req, dep)
         except ModelyardError as e:
+            health.finished(dep.name)
             health.failed(dep.name)
             last = e
             if e.fallback:
                 decision.fallbacks.append(dep.name)
                 continue
             break
-        health.ok(dep.name)
+        health.finished(dep.name)
+        health.ok(dep.name, (time.perf_counter() - t0) * 1000)
         decision.deployment = dep.name
         return resp, dep
     assert last is not None

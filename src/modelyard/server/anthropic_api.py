@@ -413,7 +413,7 @@ def render_response(resp: ChatResponse, model: str) -> bytes:
         for call in calls:
             content.append({"type": "tool_use", "id": call.id, "name": call.name,
                             "input": _tool_input(call.arguments)})
-    return orjson.dumps({
+    body: dict[str, Any] = {
         "id": message_id(resp.id),
         "type": "message",
         "role": "assistant",
@@ -422,7 +422,10 @@ def render_response(resp: ChatResponse, model: str) -> bytes:
         "stop_reason": _stop_reason(finish_reason, bool(calls)),
         "stop_sequence": None,
         "usage": _usage(resp.usage),
-    })
+    }
+    if resp.modelyard is not None:
+        body["modelyard"] = resp.modelyard
+    return orjson.dumps(body)
 
 
 # --- streaming -----------------------------------------------------------------------------------

@@ -253,9 +253,12 @@ def response_dict(resp: ChatResponse) -> dict[str, Any]:
 
 def render_response(resp: ChatResponse) -> bytes:
     """The body for a non-streamed response: the upstream's own bytes when it spoke OpenAI."""
-    if resp.openai_body is not None:
+    if resp.openai_body is not None and resp.modelyard is None:
         return resp.openai_body
-    return orjson.dumps(response_dict(resp))
+    d = response_dict(resp)
+    if resp.modelyard is not None:
+        d["modelyard"] = resp.modelyard
+    return orjson.dumps(d)
 
 
 def error_body(err: ModelyardError) -> bytes:

@@ -1,49 +1,24 @@
-"""The `modelyard` command: serve, demo, models, chat.
-
-Config errors print `file: field: problem` and exit 2, without a traceback.
-"""
+"""`modelyard serve` and `modelyard demo`: run the gateway."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import time
 from typing import Annotated, Any
 
 import typer
 
-from .errors import ConfigError, ModelyardError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="modelyard: an LLM gateway that sends every request to the right model.")
-
-ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (default: embedded defaults)")]
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _load_gateway(config: str | None, *, sim_only: bool = False, request_log: bool | None = None) -> Any:
-    from .gateway import Gateway
-
-    try:
-        if config:
-            return Gateway.from_file(config, request_log=request_log)
-        return Gateway.default(sim_only=sim_only, request_log=request_log)
-    except ConfigError as e:
-        _fail(str(e))
+from ..errors import ConfigError
+from .app import ConfigOpt, app, fail, load_gateway
 
 
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
                 sim_only: bool, banner: bool) -> None:
     import uvicorn
 
-    from .server.app import create_app
+    from ..server.app import create_app
 
-    gw = _load_gateway(config, sim_only=sim_only)
+    gw = load_gateway(config, sim_only=sim_only)
     server = gw.config.server
     host = host or server.host
     port = port if port is not None else server.port
@@ -51,7 +26,7 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
     try:
         app_obj = create_app(gw)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     if banner:
@@ -143,81 +118,3 @@ def _sample_traffic(base: str, n: int) -> None:
                       f"${float(r.headers['x-modelyard-cost-usd']):.6f}", flush=True)
         except OSError as e:
             print(f"  sample {i + 1}/{n} failed: {e}", flush=True)
-
-
-@app.command()
-def models(config: ConfigOpt = None) -> None:
-    """List deployments with their prices and capabilities, and the model groups."""
-    from rich.console import Console
-    from rich.table import Table
-
-    gw = _load_gateway(config, request_log=False)
-    t = Table(title=f"deployments ({gw.source})")
-    for col in ("deployment", "provider", "model", "$/1M in", "$/1M out", "context", "capabilities"):
-        t.add_column(col, justify="right" if col.startswith(("$", "context")) else "left")
-    for d in gw.deployments.values():
-        c = d.card
-        t.add_row(d.name, d.provider, d.model, f"{c.input_per_m:.2f}", f"{c.output_per_m:.2f}",
-                  f"{c.context_window:,}", ", ".join(sorted(c.capabilities)))
-    g = Table(title="model groups")
-    for col in ("group", "strategy", "deployments", "fallbacks"):
-        g.add_column(col)
-    for r in gw.routes.values():
-        if r.is_group:
-            g.add_row(r.name, r.strategy, ", ".join(d.name for d in r.deployments),
-                      ", ".join(d.name for d in r.fallbacks))
-    console = Console()
-    console.print(t)
-    console.print(g)
-
-
-@app.command()
-def chat(
-    prompt: Annotated[str, typer.Argument(help="the user message")],
-    model: Annotated[str, typer.Option("--model", "-m", help="model group or deployment")] = "auto",
-    config: ConfigOpt = None,
-    system: Annotated[str | None, typer.Option(help="system prompt")] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
-    stream: Annotated[bool, typer.Option(help="print the answer as it streams")] = False,
-) -> None:
-    """Send one request through the gateway in-process; print the answer, model, cost, latency."""
-    from .client import AsyncClient
-
-    gw = _load_gateway(config, request_log=False)
-    messages: list[dict[str, Any]] = ([{"role": "system", "content": system}] if system else [])
-    messages.append({"role": "user", "content": prompt})
-    params: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
-
-    async def run() -> None:
-        client = AsyncClient(gw)
-        t0 = time.perf_counter()
-        try:
-            if stream:
-                usage = None
-                async for chunk in client.stream(messages, model=model, **params):
-                    if chunk.text:
-                        print(chunk.text, end="", flush=True)
-                    usage = chunk.usage or usage
-                tokens = f" · tokens {usage.input_tokens}+{usage.output_tokens}" if usage else ""
-                print(f"\n\n[model {model}{tokens} · {(time.perf_counter() - t0) * 1000:.0f} ms]", file=sys.stderr)
-            else:
-                r = await client.chat(messages, model=model, **params)
-                print(r.text or "\n".join(f"tool call {c.name}({c.arguments})" for c in r.tool_calls))
-                print(f"\n[deployment {r.deployment} ({r.model}) · ${r.cost_usd:.6f} · "
-                      f"tokens {r.usage.input_tokens}+{r.usage.output_tokens} · {r.latency_ms:.0f} ms]",
-                      file=sys.stderr)
-        finally:
-            await client.aclose()
-
-    try:
-        asyncio.run(run())
-    except ModelyardError as e:
-        _fail(f"{e.type}: {e.message}", 1)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,33 @@
+"""The `modelyard` command. Each group of subcommands lives in its own module and registers on `app`.
+
+Config errors print `file: field: problem` and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="modelyard: an LLM gateway that sends every request to the right model.")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (default: embedded defaults)")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_gateway(config: str | None, *, sim_only: bool = False, request_log: bool | None = None) -> Any:
+    from ..gateway import Gateway
+
+    try:
+        if config:
+            return Gateway.from_file(config, request_log=request_log)
+        return Gateway.default(sim_only=sim_only, request_log=request_log)
+    except ConfigError as e:
+        fail(str(e))
