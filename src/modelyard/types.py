@@ -222,3 +222,6 @@ class StreamChunk:
     created: int = 0
     # The upstream's OpenAI-format `data:` payload, when it had one: forwarded untouched.
     openai_data: bytes | None = None
+    # False when more chunks already arrived with this one: the server may hold it and send the
+    # whole batch in one write.
+    flush: bool = True

@@ -75,24 +75,45 @@ def generic_status_error(status: int, body: bytes, headers: Any, deployment: str
                             retry_after=retry_after_of(headers), deployment=deployment, code=code)
 
 
-async def sse_data(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
-    """Yield (event, data) for each SSE event; `event` is b"" when the stream names none.
+async def sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """Yield, per network read, the complete SSE events it finished, as (event, data) pairs.
 
-    Multi-line `data:` fields are joined with newlines as the SSE spec says; comments are skipped.
+    Batching by read lets the server forward everything that arrived together in one write
+    (syscalls are the dominant per-chunk cost). `event` is b"" when the stream names none;
+    multi-line `data:` fields are joined with newlines as the SSE spec says; comments are skipped.
     """
+    buf = b""
     event = b""
     data: list[bytes] = []
-    async for raw in content:
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield event, b"\n".join(data)
-            event, data = b"", []
-            continue
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line[5:6] == b" " else line[5:])
-        elif line.startswith(b"event:"):
-            event = line[6:].strip()
-        # ids, retry hints and ":" comments are ignored
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        buf = buf + chunk if buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")  # a trailing lone \r waits for its \n in the next read
+        *lines, buf = buf.split(b"\n")
+        out: list[tuple[bytes, bytes]] = []
+        for line in lines:
+            if not line or line == b"\r":
+                if data:
+                    out.append((event, b"\n".join(data)))
+                event, data = b"", []
+            elif line[:5] == b"data:":
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[:6] == b"event:":
+                event = line[6:].strip()
+            # ids, retry hints and ":" comments are ignored
+        if out:
+            yield out
+    if buf.startswith(b"data:"):
+        data.append(buf[6:] if buf[5:6] == b" " else buf[5:])
     if data:
-        yield event, b"\n".join(data)
+        yield [(event, b"\n".join(data))]
+
+
+async def sse_data(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield (event, data) for each SSE event, one at a time (see `sse_batches`)."""
+    async for batch in sse_batches(content):
+        for item in batch:
+            yield item

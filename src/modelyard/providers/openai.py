@@ -41,7 +41,7 @@ from ..types import (
     Usage,
 )
 from .base import Deployment, Provider
-from .http import client_timeout, load_json, new_session, retry_after_of, sse_data, transport_errors
+from .http import client_timeout, load_json, new_session, retry_after_of, sse_batches, transport_errors
 
 OPENAI_BASE = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
@@ -122,14 +122,17 @@ class OpenAIProvider(Provider):
                 if resp.content_type == "application/json":  # an error (or a server ignoring `stream`)
                     raise _json_instead_of_stream(await resp.read(), resp.headers, dep)
                 finished = False
-                async for _event, data in sse_data(resp.content):
-                    if data == b"[DONE]":
-                        await _drain(resp)
-                        return
-                    chunk = chunk_from_wire(data, dep)
-                    if chunk.finish_reason:
-                        finished = True
-                    yield chunk
+                async for batch in sse_batches(resp.content):
+                    last = len(batch) - 1
+                    for i, (_event, data) in enumerate(batch):
+                        if data == b"[DONE]":
+                            await _drain(resp)
+                            return
+                        chunk = chunk_from_wire(data, dep)
+                        chunk.flush = i == last
+                        if chunk.finish_reason:
+                            finished = True
+                        yield chunk
                 if not finished:
                     raise ConnectionFailed(f"deployment '{dep.name}' stream ended early", deployment=dep.name)
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import os
@@ -81,6 +82,8 @@ class App:
                 except Exception as e:
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                # Everything alive now lives until shutdown: keep the cyclic GC from rescanning it.
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.gateway.close()
@@ -163,17 +166,22 @@ class App:
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
         finished = False
+        pending: list[bytes] = []  # chunks that arrived together go out in one write
         try:
             async for chunk in stream:
                 data = render(chunk)
                 if data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    pending.append(data)
+                if chunk.flush and pending:
+                    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+                    pending.clear()
             finished = True
-            await send({"type": "http.response.body", "body": tail(), "more_body": False})
+            pending.append(tail())
+            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
         except ModelyardError as e:
             finished = True
-            await send({"type": "http.response.body", "body": error_event(e), "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            pending.append(error_event(e))
+            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise
