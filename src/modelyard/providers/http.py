@@ -3,8 +3,8 @@ transport failures (refused, reset, timed out, not-the-protocol) onto the error 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -28,25 +28,40 @@ def client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s)
 
 
-@contextmanager
-def transport_errors(deployment: str):  # type: ignore[no-untyped-def]
-    """Turn aiohttp/asyncio failures into taxonomy errors that name the deployment."""
-    try:
-        yield
-    except ModelyardError:
-        raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as e:
-        raise Timeout(f"deployment '{deployment}' timed out", deployment=deployment) from e
-    except aiohttp.ClientConnectorError as e:
-        raise ConnectionFailed(f"cannot connect to deployment '{deployment}': {e.os_error.strerror or e}",
-                               deployment=deployment) from e
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError,
-            ConnectionResetError) as e:
-        raise ConnectionFailed(f"deployment '{deployment}' closed the connection: {type(e).__name__}",
-                               deployment=deployment) from e
-    except aiohttp.ClientError as e:
-        raise ConnectionFailed(f"deployment '{deployment}' failed: {type(e).__name__}: {e}",
-                               deployment=deployment) from e
+class transport_errors:
+    """Turn aiohttp/asyncio failures into taxonomy errors that name the deployment.
+
+    A class rather than @contextmanager: it runs on every upstream call, and a plain
+    __enter__/__exit__ pair avoids creating a generator each time.
+    """
+
+    __slots__ = ("deployment",)
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> bool:
+        if e is None or isinstance(e, ModelyardError) or not isinstance(e, Exception):
+            return False
+        raise _map_transport(e, self.deployment) from e
+
+
+def _map_transport(e: Exception, deployment: str) -> ModelyardError | Exception:
+    if isinstance(e, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return Timeout(f"deployment '{deployment}' timed out", deployment=deployment)
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return ConnectionFailed(f"cannot connect to deployment '{deployment}': {e.os_error.strerror or e}",
+                                deployment=deployment)
+    if isinstance(e, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError
+                  | ConnectionResetError):
+        return ConnectionFailed(f"deployment '{deployment}' closed the connection: {type(e).__name__}",
+                                deployment=deployment)
+    if isinstance(e, aiohttp.ClientError):
+        return ConnectionFailed(f"deployment '{deployment}' failed: {type(e).__name__}: {e}", deployment=deployment)
+    return e
 
 
 def retry_after_of(headers: Any) -> float | None:
