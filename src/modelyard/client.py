@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .config import Config, load_config
+from .execution.methods import ModeMethods
 from .gateway import Gateway
 from .server.openai_api import parse_request
 from .types import ChatRequest, ChatResponse, StreamChunk
@@ -37,7 +38,7 @@ def build_request(prompt_or_messages: str | list[dict[str, Any]], model: str, pa
     return parse_request({"model": model, "messages": messages, **params})
 
 
-class AsyncClient:
+class AsyncClient(ModeMethods):  # + race/all/vote/judge/fuse/pipeline
     def __init__(self, config: str | Config | Gateway | None = None, *, sim_only: bool = False) -> None:
         self.gateway = _gateway(config, sim_only)
 
@@ -70,7 +71,7 @@ class AsyncClient:
         await self.aclose()
 
 
-class Client:
+class Client(ModeMethods):
     """Synchronous wrapper: the gateway lives on an event loop in a background thread."""
 
     def __init__(self, config: str | Config | Gateway | None = None, *, sim_only: bool = False) -> None:

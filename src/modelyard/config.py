@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
 
 PROVIDERS = ("openai", "azure", "anthropic", "gemini", "sim")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -54,13 +55,23 @@ class DeploymentConfig(_Model):
     tags: list[str] = []
     timeout_s: float = Field(600.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
+    ttft_timeout_s: float | None = Field(None, gt=0)  # streams: first chunk within this, else fall back
+    idle_timeout_s: float | None = Field(120.0, gt=0)  # streams: max silence between chunks
+    health_check: bool = False  # probe it in the background (resilience.health_checks)
     sim: SimSettings = SimSettings()
 
 
 class ModelGroupConfig(_Model):
     deployments: list[str] = Field(min_length=1)
-    strategy: str = "first-healthy"  # first-healthy | weighted (routing issue adds the rest)
+    strategy: str = "first-healthy"  # any registered strategy: docs/ROUTING.md (routing/strategies/)
+    options: dict[str, Any] = {}  # the strategy's options + group constraints (routing/validate.py)
     fallbacks: list[str] = []
+    rate_limit_fallbacks: list[str] = []  # typed fallback chains (resilience/policy.py)
+    context_window_fallbacks: list[str] = []
+    content_policy_fallbacks: list[str] = []
+    retry: RetrySettings | None = None  # fields set here override resilience.retry
+    timeout_s: float | None = Field(None, gt=0)  # request deadline; default resilience.timeout_s
+    hedge: HedgeSettings | None = None  # set: requests to this group are hedged
     description: str | None = None
 
 
@@ -93,11 +104,45 @@ class CardOverride(_Model):
     tokens_per_s: float | None = Field(None, gt=0)
 
 
+# --- pipelines (execution/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
+
+class PipelineRouteConfig(_Model):
+    by: str  # an earlier step (or step.field) whose output picks the model ("on" is a YAML boolean)
+    cases: dict[str, str] = Field(min_length=1)  # output (case-insensitive) -> model or group
+    default: str  # the model when no case matches
+
+
+class PipelineStepConfig(_Model):
+    name: str | None = None
+    model: str | None = None  # deployment or group
+    route: PipelineRouteConfig | None = None  # instead of model: chosen by an earlier output
+    ensemble: dict[str, Any] | None = None  # a multi-model mode for this step: {mode: vote, models: [...]}
+    system: str | None = None  # template
+    prompt: str | None = None  # template: {{ input }}, {{ <input> }}, {{ <step> }}, {{ <step>.field }}
+    parse: Literal["text", "json", "regex"] | None = None  # default: json with a schema, else text
+    pattern: str | None = None  # parse: regex
+    schema_: dict[str, Any] | None = Field(None, alias="schema")  # JSON schema the output must fit
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    optional: bool = False  # a failure leaves the output empty instead of failing the request
+    parallel: list[PipelineStepConfig] | None = None  # a block of steps run at the same time
+
+
+class PipelineConfig(_Model):
+    description: str | None = None
+    inputs: list[str] = []  # named inputs besides {{ input }} (the last user message)
+    steps: list[PipelineStepConfig] = Field(min_length=1)
+    output: str | None = None  # the step whose output is the answer (default: the last)
+    budget_usd: float | None = Field(None, gt=0)  # stop before a step once this much is spent
+
+
 class Config(_Model):
     server: ServerConfig = ServerConfig()
     deployments: dict[str, DeploymentConfig] = {}
     model_groups: dict[str, ModelGroupConfig] = {}
     catalog: dict[str, CardOverride] = {}
+    resilience: ResilienceSettings = ResilienceSettings()
+    pipelines: dict[str, PipelineConfig] = {}
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -108,17 +153,31 @@ class Config(_Model):
                 if d not in self.deployments:
                     raise _FieldError(("model_groups", gname, "deployments", i),
                                       f"unknown deployment '{d}'" + _choices(d, self.deployments))
-            for i, f in enumerate(group.fallbacks):
-                if f not in self.deployments and f not in self.model_groups:
-                    raise _FieldError(("model_groups", gname, "fallbacks", i),
-                                      f"unknown group or deployment '{f}'")
-            if group.strategy not in STRATEGIES:
-                raise _FieldError(("model_groups", gname, "strategy"),
-                                  f"unknown strategy '{group.strategy}'; one of: {', '.join(STRATEGIES)}")
+            for kind in ("fallbacks", "rate_limit_fallbacks", "context_window_fallbacks",
+                         "content_policy_fallbacks"):
+                for i, f in enumerate(getattr(group, kind)):
+                    if f not in self.deployments and f not in self.model_groups:
+                        raise _FieldError(("model_groups", gname, kind, i), f"unknown group or deployment '{f}'")
+            from .routing.validate import check_group  # lazy: routing imports this module
+
+            problem = check_group(gname, group.strategy, group.options, group.deployments, self.deployments,
+                                  {g: c.deployments for g, c in self.model_groups.items()})
+            if problem is not None:
+                raise _FieldError(("model_groups", gname, *problem[0]), problem[1])
         return self
 
+    @model_validator(mode="after")
+    def _check_pipelines(self) -> Config:
+        if self.pipelines:  # templates, references and models checked now, not at request time
+            from .execution.pipeline import PipelineConfigError, compile_pipeline
 
-STRATEGIES = ("first-healthy", "weighted")
+            known = set(self.deployments) | set(self.model_groups)
+            for name, p in self.pipelines.items():
+                try:
+                    compile_pipeline(name, p, known)
+                except PipelineConfigError as e:
+                    raise _FieldError(("pipelines", name, *e.loc), e.message) from None
+        return self
 
 
 class _FieldError(ValueError):

@@ -31,15 +31,31 @@ def _ollama_up(host: str = "127.0.0.1", port: int = 11434, timeout: float = 0.15
         return False
 
 
+# `auto`: hard prompts to the frontier tier, code/math/reasoning to at least the balanced tier, light
+# chat and lookups to the fast tier; whatever is left (and the order inside each target) by score,
+# which weighs cost, latency and task quality and leans on quality as complexity rises. Filters
+# come first, so a prompt with images or tools never lands on a deployment that cannot take it.
+AUTO_ROUTING: dict[str, Any] = {
+    "rules": [
+        {"name": "hard", "when": {"complexity": {"gte": 0.6}}, "to": "sim/frontier"},
+        {"name": "code-math-reasoning", "when": {"task": ["code_generation", "code_review", "math", "reasoning"]},
+         "to": ["sim/balanced", "sim/frontier"]},
+        {"name": "light", "when": {"task": ["chat", "simple_qa", "classification", "extraction"],
+                                   "complexity": {"lt": 0.35}}, "to": "sim/fast"},
+    ],
+    "then": "score",
+}
+
+
 def default_config_data(environ: dict[str, str] | None = None, *, sim_only: bool = False) -> dict[str, Any]:
     env = os.environ if environ is None else environ
     deployments: dict[str, Any] = {name: dict(spec) for name, spec in SIM_FLEET.items()}
     groups: dict[str, Any] = {
-        "auto": {"deployments": ["sim/balanced", "sim/frontier", "sim/fast"],
-                 "description": "the router: picks a deployment per request"},
+        "auto": {"deployments": ["sim/frontier", "sim/balanced", "sim/fast", "sim/local"], "strategy": "rules",
+                 "options": AUTO_ROUTING, "description": "the router: picks a deployment per request"},
         "smart": {"deployments": ["sim/frontier", "sim/balanced"], "description": "strongest first"},
-        "fast": {"deployments": ["sim/fast", "sim/local"], "description": "lowest latency"},
-        "cheap": {"deployments": ["sim/local", "sim/fast"], "description": "lowest cost"},
+        "fast": {"deployments": ["sim/fast", "sim/local"], "strategy": "fastest", "description": "lowest latency"},
+        "cheap": {"deployments": ["sim/local", "sim/fast"], "strategy": "cheapest", "description": "lowest cost"},
     }
     if not sim_only:
         for var, (kind, models) in _REAL.items():

@@ -8,6 +8,7 @@ only looks things up.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
@@ -18,9 +19,9 @@ from .catalog import Catalog, unknown_card
 from .config import Config, load_config, resolve_secret
 from .defaults import default_config
 from .errors import ModelyardError, NotFound
-from .execution import single
+from .execution import modes, single
 from .providers import Deployment, Provider, provider_class
-from .resilience.health import HealthTracker
+from .resilience.policy import Resilience
 from .routing import Route, Router
 from .store.sqlite import LogRow, RequestLog
 from .tokens import count_message_tokens, count_tokens
@@ -71,8 +72,11 @@ class Gateway:
             self.routes[gname] = Route(name=gname, deployments=[self.deployments[d] for d in g.deployments],
                                        strategy=g.strategy, fallbacks=fallbacks, is_group=True,
                                        description=g.description)
-        self.health = HealthTracker(list(self.deployments))
-        self.router = Router(self.health)
+        self.pipelines = modes.load_pipelines(config)  # "pipeline/<name>" -> compiled pipeline
+        self.resilience = Resilience(config, self.deployments)  # breakers, health, retry/timeout policies
+        self.health = self.resilience.health
+        self.router = Router(self.health, config=config, deployments=self.deployments, catalog=self.catalog,
+                             source=source)
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
@@ -99,9 +103,11 @@ class Gateway:
             await p.start()
         if self.request_log is not None:
             await self.request_log.start()
+        await self.resilience.start()
         self._started = True
 
     async def close(self) -> None:
+        await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()
         for p in self.providers.values():
@@ -130,17 +136,23 @@ class Gateway:
     async def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> ChatResponse:
         """One non-streamed request through the whole pipeline."""
         rid = request_id or new_request_id()
+        if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
+            return await modes.chat(self, req, rid, api)  # race/all/vote/judge/fuse/pipeline
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
             chain, decision = self.plan(route, req)
+            policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:
             self._log_error(rid, req, None, e, t0, api)
             raise
         try:
-            resp, dep = await single.complete(chain, req, decision, self.health)
+            resp, dep = await single.complete(chain, req, decision, self.health, policy)
         except ModelyardError as e:
             self._log_error(rid, req, e.deployment, e, t0, api, decision)
+            raise
+        except asyncio.CancelledError as e:  # a race lost, a caller gone: the prompt was still sent
+            self._log_cancelled(rid, req, chain, decision, t0, api, e)
             raise
         resp.deployment = dep.name
         resp.cost_usd = dep.card.cost(resp.usage)
@@ -156,17 +168,23 @@ class Gateway:
         naming the deployment that will serve the rest.
         """
         rid = request_id or new_request_id()
+        if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
+            return await modes.stream(self, req, rid, api)  # type: ignore[return-value]  # same interface
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
             chain, decision = self.plan(route, req)
+            policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:
             self._log_error(rid, req, None, e, t0, api, stream=True)
             raise
         try:
-            dep, agen, first = await single.open_stream(chain, req, decision, self.health)
+            dep, agen, first = await single.open_stream(chain, req, decision, self.health, policy)
         except ModelyardError as e:
             self._log_error(rid, req, e.deployment, e, t0, api, decision, stream=True)
+            raise
+        except asyncio.CancelledError as e:
+            self._log_cancelled(rid, req, chain, decision, t0, api, e, stream=True)
             raise
         return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
 
@@ -184,6 +202,20 @@ class Gateway:
             cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user, api=api,
             decision=decision,
         ))
+
+    def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
+                       t0: float, api: str, exc: BaseException, stream: bool = False) -> None:
+        """A call cut off before it answered: providers bill the prompt they received, so log the
+        estimated input tokens as a 499 row, and note the charge on the exception for callers that
+        add up sub-calls (execution modes)."""
+        dep = next((d for d in chain if d.name not in decision.fallbacks), chain[-1] if chain else None)
+        if dep is None:
+            return
+        usage = Usage(input_tokens=count_message_tokens(req.messages))
+        cost = dep.card.cost(usage)
+        exc.modelyard_charge = (dep.name, usage, cost)  # type: ignore[attr-defined]
+        self._log_ok(rid, req, dep, usage, cost, (time.perf_counter() - t0) * 1000, None, decision, stream, api,
+                     status=499, error_text="cancelled before the upstream answered")
 
     def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
                    api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
@@ -257,10 +289,6 @@ class GatewayStream:
             self.usage = Usage(input_tokens=count_message_tokens(self.req.messages),
                                output_tokens=count_tokens("".join(self._text_parts)))
             self.cost_usd = dep.card.cost(self.usage)
-        if error is None:
-            gw.health.ok(dep.name, None, self.ttft_ms)
-        else:
-            gw.health.failed(dep.name)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
                    status=status, error=error, error_text=note)

@@ -154,12 +154,20 @@ class RouteDecision:
     candidates: list[Scored] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)  # deployments tried before the one that served
+    attempts: int = 0  # upstream calls made for this request (retries and hedges included)
+    rule: str | None = None  # the rule (rules strategy) or class (tier) that decided, if any
+
+    def route_header(self) -> str:
+        """`x-modelyard-route`: the strategy, and the rule that decided (header-safe ASCII)."""
+        value = f"{self.strategy}; rule={self.rule}" if self.rule else self.strategy
+        return value.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "chosen": self.deployment,
             "strategy": self.strategy,
+            "rule": self.rule,
             "reason": self.reason,
             "features": self.features,
             "candidates": [
@@ -167,6 +175,7 @@ class RouteDecision:
                 for c in self.candidates
             ],
             "fallbacks": self.fallbacks,
+            "attempts": self.attempts,
         }
 
 

@@ -47,14 +47,23 @@ def chat(
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     max_tokens: Annotated[int | None, typer.Option()] = None,
     stream: Annotated[bool, typer.Option(help="print the answer as it streams")] = False,
+    mode: Annotated[str | None, typer.Option(help="race | all | vote | judge | fuse (docs/EXECUTION.md)")] = None,
+    models: Annotated[str | None, typer.Option(help="comma-separated candidates for --mode")] = None,
+    judge: Annotated[str | None, typer.Option(help="--mode judge: the model that picks")] = None,
+    min_agreement: Annotated[int | None, typer.Option(help="--mode vote: votes the answer needs")] = None,
+    normalize: Annotated[str | None, typer.Option(help="--mode vote: exact|fold|label|number|choice|json")] = None,
 ) -> None:
     """Send one request through the gateway in-process; print the answer, model, cost, latency."""
     from ..client import AsyncClient
+    from .modes import summary_lines
 
     gw = load_gateway(config, request_log=False)
     messages: list[dict[str, Any]] = ([{"role": "system", "content": system}] if system else [])
     messages.append({"role": "user", "content": prompt})
     params: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+    if mode:
+        params["modelyard"] = {k: v for k, v in {"mode": mode, "models": models, "judge": judge,
+                               "min_agreement": min_agreement, "normalize": normalize}.items() if v is not None}
 
     async def run() -> None:
         client = AsyncClient(gw)
@@ -70,7 +79,10 @@ def chat(
                 print(f"\n\n[model {model}{tokens} · {(time.perf_counter() - t0) * 1000:.0f} ms]", file=sys.stderr)
             else:
                 r = await client.chat(messages, model=model, **params)
-                print(r.text or "\n".join(f"tool call {c.name}({c.arguments})" for c in r.tool_calls))
+                print(r.text or "\n".join(f"tool call {c.name}({c.arguments})" for c in r.tool_calls)
+                      or f"(no answer: {(r.modelyard or {}).get('outcome', 'empty reply')})")
+                if r.modelyard:
+                    print("\n" + "\n".join(summary_lines(r.modelyard)), file=sys.stderr)
                 print(f"\n[deployment {r.deployment} ({r.model}) · ${r.cost_usd:.6f} · "
                       f"tokens {r.usage.input_tokens}+{r.usage.output_tokens} · {r.latency_ms:.0f} ms]",
                       file=sys.stderr)

@@ -1,66 +1,63 @@
-"""Single mode: call the first deployment of the chain, fall back along it on errors that another
-deployment may not have (rate limits, 5xx, timeouts, connection failures, context or policy).
+"""Single mode: call one deployment at a time along the chain, with the retry policy, typed
+fallbacks, breakers and deadline of resilience/attempts.py.
 
-Streams may fall back only until their first chunk exists; after that the stream belongs to the
-deployment that produced it.
+Streams may fall back and retry only until their first chunk exists; after that the stream belongs
+to the deployment that produced it (a later failure is the caller's to report). When the policy
+asks for hedging, both functions hand over to hedge.py.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-
-from ..errors import ConnectionFailed, ModelyardError
+from ..errors import ModelyardError
 from ..providers import Deployment
+from ..resilience.attempts import AttemptPlan
 from ..resilience.health import HealthTracker
+from ..resilience.policy import Policy, default_policy
+from ..resilience.timeouts import GuardedStream
 from ..types import ChatRequest, ChatResponse, RouteDecision, StreamChunk
+from . import attempt, hedge
+
+_DEFAULT: Policy | None = None
 
 
-async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDecision,
-                   health: HealthTracker) -> tuple[ChatResponse, Deployment]:
-    last: ModelyardError | None = None
-    for dep in chain:
-        t0 = time.perf_counter()
-        health.started(dep.name)
+def _default() -> Policy:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = default_policy()
+    return _DEFAULT
+
+
+async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
+                   policy: Policy | None = None) -> tuple[ChatResponse, Deployment]:
+    """The first successful answer along the chain, or the error to report."""
+    policy = policy or _default()
+    if policy.hedge is not None:
+        return await hedge.complete(chain, req, decision, health, policy)
+    plan = AttemptPlan(chain, decision, health, policy)
+    while True:
+        dep, token = await plan.next()
         try:
-            resp = await dep.prepared["provider"].complete(req, dep)
+            resp = await attempt.call(dep, token, req, plan, health)
         except ModelyardError as e:
-            health.finished(dep.name)
-            health.failed(dep.name)
-            last = e
-            if e.fallback:
-                decision.fallbacks.append(dep.name)
-                continue
-            break
-        health.finished(dep.name)
-        health.ok(dep.name, (time.perf_counter() - t0) * 1000)
-        decision.deployment = dep.name
+            plan.failed(dep, e)
+            continue
+        plan.served(dep)
         return resp, dep
-    assert last is not None
-    raise last
 
 
-async def open_stream(chain: list[Deployment], req: ChatRequest, decision: RouteDecision,
-                      health: HealthTracker) -> tuple[Deployment, AsyncIterator[StreamChunk], StreamChunk]:
+async def open_stream(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
+                      policy: Policy | None = None) -> tuple[Deployment, GuardedStream, StreamChunk]:
     """Return (deployment, the rest of its stream, its first chunk)."""
-    last: ModelyardError | None = None
-    for dep in chain:
-        agen = dep.prepared["provider"].stream(req, dep)
+    policy = policy or _default()
+    if policy.hedge is not None:
+        return await hedge.open_stream(chain, req, decision, health, policy)
+    plan = AttemptPlan(chain, decision, health, policy)
+    while True:
+        dep, token = await plan.next()
         try:
-            first = await agen.__anext__()
-        except StopAsyncIteration:
-            e: ModelyardError = ConnectionFailed(f"deployment '{dep.name}' returned an empty stream",
-                                                 deployment=dep.name)
-        except ModelyardError as err:
-            await agen.aclose()  # type: ignore[attr-defined]
-            e = err
-        else:
-            decision.deployment = dep.name
-            return dep, agen, first
-        health.failed(dep.name)
-        last = e
-        if not e.fallback:
-            break
-        decision.fallbacks.append(dep.name)
-    assert last is not None
-    raise last
+            rest, first = await attempt.open_stream(dep, token, req, plan, health)
+        except ModelyardError as e:
+            plan.failed(dep, e)
+            continue
+        plan.served(dep)
+        return dep, rest, first

@@ -1,20 +1,44 @@
-"""The router: turns a resolved route and a request into an ordered deployment chain plus the
-RouteDecision that explains it. Built once at config load; `plan` runs per request and does no I/O.
+"""The router: a resolved route + a request → the ordered deployment chain and the RouteDecision
+that explains it.
 
-Current strategies: `first-healthy` (group order, cooling-down deployments last) and `weighted`
-(a weighted shuffle). The routing engine replaces the internals of `plan` with
-features → filters → strategies.
+    features (analyze.py) → candidate filters (candidates.py) → strategy.rank (strategies/) → chain
+
+Everything that depends only on config is built here once, at load: per model group a `GroupPlan`
+holding the strategy object (options parsed, rules compiled, quality tables resolved), the filters
+(capability/context minima precomputed) and the fallbacks. `plan` runs per request, does no I/O and
+allocates little. Explicit deployments (`model: sim/fast`) skip analysis: the caller chose.
+
+Chain order: the strategy's ranking of the eligible candidates; then deployments that only failed a
+soft filter (cooling down, at max concurrency, no rate-limit headroom), as a last resort; then the
+group's fallbacks that pass the hard filters. No candidate at all → NoCandidate (422) naming, for
+each deployment, the constraint that removed it.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError, NoCandidate
 from ..providers import Deployment
 from ..resilience.health import HealthTracker
 from ..types import ChatRequest, RouteDecision, Scored
+from .analyze import MessageCounter, analyze
+from .candidates import CandidateFilter, Constraints, no_candidate
+from .classify import TaskModel, default_model
+from .features import Features
+from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
+from .usage import UsageMeter
+from .validate import split_options
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..config import Config
+
+log = logging.getLogger("modelyard.routing")
 
 
 @dataclass(slots=True)
@@ -29,47 +53,226 @@ class Route:
     description: str | None = None
 
 
+@dataclass(slots=True)
+class GroupPlan:
+    """A model group, ready to route: built at config load."""
+
+    name: str
+    deployments: list[Deployment]
+    strategy_name: str
+    strategy: Strategy
+    filter: CandidateFilter
+    by_name: dict[str, Deployment]
+    names: list[str]  # group order
+    counter: MessageCounter | None = None  # exact token counts (tiktoken), when the group asks
+    meters_usage: bool = False  # charge picks to the usage meter (rpm/tpm limits or `usage` strategy)
+    trusted: bool = False  # a built-in strategy: only the cheap permutation check
+    light: bool = False  # neither strategy nor constraints read task/complexity: skip the classifier
+
+
 class Router:
-    def __init__(self, health: HealthTracker, *, seed: int | None = None) -> None:
+    def __init__(self, health: HealthTracker, *, config: Config | None = None,
+                 deployments: dict[str, Deployment] | None = None, catalog: Catalog | None = None,
+                 source: str = "<config>", seed: int | None = None, deterministic: bool = False,
+                 task_model: TaskModel | None = None) -> None:
         self.health = health
         self.rng = random.Random(seed)
+        self.deterministic = deterministic
+        self.catalog = catalog
+        self.source = source
+        # Hooks other subsystems plug in after load: "budget" (features → (spent, budget) | None) and
+        # "headroom" (deployment, features → reason | None). Shared with every strategy and filter.
+        self.hooks: dict[str, Any] = {}
+        self.usage = UsageMeter()
+        self.deployments: dict[str, Deployment] = dict(deployments or {})
+        self.groups: dict[str, list[str]] = {}
+        self.plans: dict[str, GroupPlan] = {}
+        self._task_model = task_model
+        if config is not None:
+            self.groups = {g: list(gc.deployments) for g, gc in config.model_groups.items()}
+            for gname, gc in config.model_groups.items():
+                self.plans[gname] = self._build(gname, [self.deployments[d] for d in gc.deployments], gc.strategy,
+                                                dict(gc.options))
 
+    @property
+    def task_model(self) -> TaskModel:
+        if self._task_model is None:
+            self._task_model = default_model()
+        return self._task_model
+
+    # --- build (config load) -------------------------------------------------------------------
+    def _build(self, gname: str, deps: list[Deployment], strategy: str, options: dict[str, Any]) -> GroupPlan:
+        for d in deps:
+            self.deployments.setdefault(d.name, d)
+        self.groups.setdefault(gname, [d.name for d in deps])
+        where = f"model_groups.{gname}"
+        factory = lookup(strategy)
+        if factory is None:
+            raise ConfigError(self.source, f"{where}.strategy", f"unknown strategy '{strategy}'")
+        ctx = StrategyContext(group=gname, deployments=self.deployments, groups=self.groups, catalog=self.catalog,
+                              health=self.health, rng=self.rng, deterministic=self.deterministic,
+                              hooks=self.hooks, usage=self.usage)
+        try:
+            common, own = split_options(options)
+            strat = factory(own, ctx)
+        except StrategyConfigError as e:
+            from ..config import format_loc
+
+            raise ConfigError(self.source, f"{where}.options.{format_loc(e.loc)}", e.msg) from None
+        cons = Constraints(min_quality=common.min_quality, max_cost_usd=common.max_cost_usd,
+                           max_latency_ms=common.max_latency_ms, tags=frozenset(common.tags))
+        filt = CandidateFilter(deps, cons, self.health, self.hooks)
+        limited = any(d.rpm or d.tpm for d in deps)
+        if limited:
+            filt.headroom = self._rate_headroom
+        counter = self._exact_counter(deps, where) if common.exact_tokens else None
+        self.task_model  # noqa: B018  (load the classifier now, not on the first request)
+        return GroupPlan(gname, deps, strategy, strat, filt, {d.name: d for d in deps}, [d.name for d in deps],
+                         counter, limited or strategy == "usage",
+                         type(strat).__module__.startswith(f"{__package__}.strategies."),
+                         not getattr(strat, "needs_task", True) and cons.min_quality is None
+                         and cons.max_cost_usd is None and cons.max_latency_ms is None)
+
+    def _exact_counter(self, deps: list[Deployment], where: str) -> MessageCounter:
+        from .exact_tokens import ExactTokensUnavailable, encoding_for, message_counter
+
+        enc = next((e for d in deps if (e := encoding_for(d.model))), "o200k_base")
+        try:
+            return message_counter(enc)
+        except ExactTokensUnavailable as e:
+            raise ConfigError(self.source, f"{where}.options.exact_tokens", str(e)) from None
+
+    def _rate_headroom(self, dep: Deployment, f: Features) -> str | None:
+        """The built-in rpm/tpm soft filter, against what this router sent this minute."""
+        if not (dep.rpm or dep.tpm):
+            return None
+        reqs, toks = self.usage.used(dep.name)
+        if dep.rpm and reqs >= dep.rpm:
+            return f"rpm limit reached ({reqs}/{dep.rpm} this minute)"
+        if dep.tpm and toks + f.input_tokens > dep.tpm:
+            return f"tpm limit reached ({toks}/{dep.tpm} this minute)"
+        return None
+
+    def plan_for(self, route: Route) -> GroupPlan:
+        """The group's plan; groups unknown at load (a Router built without config) get one now."""
+        plan = self.plans.get(route.name)
+        if plan is None:
+            plan = self.plans[route.name] = self._build(route.name, route.deployments, route.strategy, {})
+        return plan
+
+    # --- per request -----------------------------------------------------------------------------
     def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:
         """Order the route's deployments: the one to call first, then the fallbacks."""
-        now = time.monotonic()
-        deps = route.deployments
-        if route.strategy == "weighted" and len(deps) > 1:
-            ordered = weighted_order(deps, self.rng)
-            reason = "weighted random order"
-        else:
-            ordered = deps
-            reason = "first healthy deployment in group order" if route.is_group else "explicit deployment"
-        healthy = [d for d in ordered if self.health.healthy(d.name, now)]
-        cooling = [d for d in ordered if d not in healthy]
-        chain = healthy + cooling + [d for d in route.fallbacks if d not in deps]
-        decision = RouteDecision(
-            model=route.name, deployment=chain[0].name, strategy=route.strategy, reason=reason,
-            candidates=[Scored(d.name, 1.0 if d in healthy else 0.0, d in healthy,
-                               "healthy" if d in healthy else "cooling down after failures") for d in ordered],
-        )
+        if not route.is_group:
+            return self._direct(route)
+        chain, decision, rejected = self.decide(route, req)
+        if not chain:
+            raise no_candidate(route.name, rejected)
         return chain, decision
 
-
-def weighted_order(deps: list[Deployment], rng: random.Random) -> list[Deployment]:
-    """A weighted shuffle: each position drawn with probability ∝ weight among those left."""
-    pool = list(deps)
-    out: list[Deployment] = []
-    while pool:
-        total = sum(d.weight for d in pool)
-        if total <= 0:
-            out.extend(pool)
-            break
-        x = rng.random() * total
-        for i, d in enumerate(pool):
-            x -= d.weight
-            if x < 0:
-                out.append(pool.pop(i))
-                break
+    def decide(self, route: Route, req: ChatRequest, *, now: float | None = None, explain: bool = False
+               ) -> tuple[list[Deployment], RouteDecision, dict[str, str]]:
+        """Like `plan`, but never raises NoCandidate: an empty chain and the rejections instead
+        (what `explain` shows). `explain` adds the strategy's `describe` detail to each reason."""
+        plan = self.plan_for(route)
+        light = plan.light and not explain and "budget" not in self.hooks  # cost filters want the task
+        f = analyze(req, model=self.task_model, counter=plan.counter, light=light)
+        filt = plan.filter.run(f, req.max_tokens, now)
+        rejected = filt.rejected
+        pool = filt.eligible or filt.deferred  # nothing healthy: rank the rest anyway, better than failing
+        ranked = self._rank(plan, req, f, pool) if pool else []
+        if explain and ranked:
+            describe = getattr(plan.strategy, "describe", None)
+            if describe is not None:
+                detail = describe(req, f, pool)
+                for s in ranked:
+                    if s.deployment in detail:
+                        s.reason = f"{s.reason}; {detail[s.deployment]}"
+        chain = [plan.by_name[s.deployment] for s in ranked]
+        if filt.eligible and filt.deferred:
+            chain += filt.deferred
+        if route.fallbacks:
+            members = plan.by_name
+            fb = [d for d in route.fallbacks if d.name not in members]
+            if fb:
+                fb_rejected: dict[str, str] = {}
+                chain += plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
+                rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
+        if plan.meters_usage and chain:
+            self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)
+        # every candidate of the group, in group order, with its verdict
+        if not rejected and len(ranked) == len(plan.deployments):
+            by_rank = {s.deployment: s for s in ranked}
+            candidates = [by_rank[n] for n in plan.names]
         else:
-            out.append(pool.pop())
+            by_rank = {s.deployment: s for s in ranked}
+            candidates = []
+            for d in plan.deployments:
+                s = by_rank.get(d.name)
+                if s is None:
+                    candidates.append(Scored(d.name, 0.0, False, rejected.get(d.name, "not ranked")))
+                elif filt.eligible:
+                    candidates.append(s)
+                else:  # ranked although it failed a soft filter: say so
+                    candidates.append(Scored(d.name, s.score, False, f"{rejected[d.name]}; ranked anyway, nothing "
+                                                                       f"healthy: {s.reason}"))
+        top = ranked[0] if ranked else None
+        rule = getattr(ranked, "rule", None)
+        reason = top.reason if top is not None else "no deployment fits"
+        if chain and top is None:
+            reason = f"only fallbacks fit; first fallback {chain[0].name}"
+        decision = RouteDecision(model=route.name, deployment=chain[0].name if chain else "",
+                                 strategy=plan.strategy_name, reason=reason, candidates=candidates,
+                                 features=f.to_dict(), rule=rule)
+        return chain, decision, rejected
+
+    def _rank(self, plan: GroupPlan, req: ChatRequest, f: Features, pool: list[Deployment]) -> list[Scored]:
+        ranked = plan.strategy.rank(req, f, pool)
+        if len(ranked) != len(pool) or (not plan.trusted and {s.deployment for s in ranked} != {d.name for d in pool}):
+            ranked = _repair(ranked, pool, plan.strategy_name)
+        return ranked
+
+    def _direct(self, route: Route) -> tuple[list[Deployment], RouteDecision]:
+        dep = route.deployments[0]
+        ok = self.health.healthy(dep.name, time.monotonic())
+        chain = [dep, *[d for d in route.fallbacks if d is not dep]]
+        decision = RouteDecision(model=route.name, deployment=dep.name, strategy=route.strategy,
+                                 reason="explicit deployment",
+                                 candidates=[Scored(dep.name, 1.0 if ok else 0.0, ok,
+                                                    "healthy" if ok else "cooling down after failures")])
+        return chain, decision
+
+    def explain(self, route: Route, req: ChatRequest) -> dict[str, Any]:
+        """The decision as `route --explain --json` and POST /v1/route/explain print it."""
+        if not route.is_group:
+            chain, decision = self._direct(route)
+            f = analyze(req, model=self.task_model)
+            decision.features = f.to_dict()
+            rejected: dict[str, str] = {}
+        else:
+            chain, decision, rejected = self.decide(route, req, explain=True)
+        d = decision.to_dict()
+        out: dict[str, Any] = {"model": route.name, "features": d["features"], "candidates": d["candidates"],
+                               "chosen": d["chosen"] or None, "strategy": d["strategy"], "rule": d.get("rule"),
+                               "reason": d["reason"], "chain": [x.name for x in chain]}
+        if not chain:
+            out["error"] = no_candidate(route.name, rejected).message
+        return out
+
+
+def _repair(ranked: list[Scored], pool: list[Deployment], strategy: str) -> list[Scored]:
+    """A strategy broke the contract (every candidate exactly once): keep its order for the valid
+    entries, drop the rest, append what it forgot — and say so once in the log."""
+    names = {d.name for d in pool}
+    seen: set[str] = set()
+    out = []
+    for s in ranked:
+        if s.deployment in names and s.deployment not in seen:
+            seen.add(s.deployment)
+            out.append(s)
+    out += [Scored(d.name, 0.0, True, "not ranked by the strategy") for d in pool if d.name not in seen]
+    log.warning("strategy %r did not return a permutation of its candidates; repaired", strategy)
     return out
+
+
+__all__ = ["GroupPlan", "NoCandidate", "Route", "Router"]

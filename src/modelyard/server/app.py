@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import Auth, BadRequest, ModelyardError, NotFound, PayloadTooLarge
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..types import ChatRequest, ChatResponse
-from . import anthropic_api, openai_api
+from . import anthropic_api, explain_api, feedback_api, openai_api
 
 log = logging.getLogger("modelyard.server")
 
@@ -45,6 +45,8 @@ class App:
             self.routes[("POST", prefix + "/chat/completions")] = self.chat_completions
             self.routes[("POST", prefix + "/messages")] = self.messages
             self.routes[("GET", prefix + "/models")] = self.list_models
+        self.routes[("POST", "/v1/route/explain")] = explain_api.handler(self)
+        self.routes[("POST", "/v1/feedback")] = feedback_api.handler(self)
         self.routes[("GET", "/health")] = self.health
         self.routes[("GET", "/ready")] = self.ready
         self._paths = {p for _, p in self.routes}
@@ -132,6 +134,8 @@ class App:
     async def _send_error(self, send: Send, e: ModelyardError, rid: str, api: str) -> None:
         body = anthropic_api.error_body(e) if api == "anthropic" else openai_api.error_body(e)
         headers = [JSON, (b"x-request-id", rid.encode()), _length(body), *e.headers()]
+        if getattr(e, "attempts", 0):  # set by the attempt plan (resilience/attempts.py) when it gives up
+            headers.append((b"x-modelyard-attempts", str(e.attempts).encode()))  # type: ignore[attr-defined]
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -142,19 +146,23 @@ class App:
     def _response_headers(self, rid: str, resp: ChatResponse) -> list[tuple[bytes, bytes]]:
         d = resp.decision
         headers = [JSON, *self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model,
-                                              d.strategy if d else "direct"),
+                                              d.route_header() if d else "direct"),
                    (b"x-modelyard-cost-usd", f"{resp.cost_usd:.8f}".encode()),
                    (b"x-modelyard-latency-ms", f"{resp.latency_ms:.1f}".encode())]
         if d is not None and d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
+        if d is not None and d.attempts:
+            headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
         return headers
 
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
         d = stream.decision
         headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model,
-                                                      d.strategy)]
+                                                      d.route_header())]
         if d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
+        if d.attempts:
+            headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
         return headers
 
     async def _pump(self, send: Send, receive: Receive, stream: GatewayStream, render: Callable[[Any], bytes],
@@ -210,7 +218,7 @@ class App:
             extra = None
             if chunk.usage is not None:
                 extra = {"deployment": stream.deployment.name, "cost_usd": stream.cost_usd,
-                         "request_id": rid}
+                         "request_id": rid, **(getattr(stream, "modelyard", None) or {})}  # mode metadata
             return openai_api.render_chunk(chunk, include_usage, extra)
 
         await self._pump(send, receive, stream, render, openai_api.error_event, lambda: openai_api.DONE)
@@ -249,6 +257,9 @@ class App:
                                            "context_window": card.context_window,
                                            "capabilities": sorted(card.capabilities)})
             data.append(entry)
+        for name, pipe in sorted(gw.pipelines.items()):  # config pipelines, served as "pipeline/<name>"
+            data.append({"id": name, "object": "model", "created": 0, "owned_by": "modelyard", "modelyard": {
+                "type": "pipeline", "description": pipe.description, "inputs": list(pipe.inputs)}})
         return orjson.dumps({"object": "list", "data": data})
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:

@@ -1,0 +1,1 @@
+"""Caches and the embedding backend they (and learned routers) share; submodules load lazily."""

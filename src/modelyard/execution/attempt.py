@@ -1,0 +1,108 @@
+"""One upstream call, the unit that single and hedge mode repeat: bounded by the request deadline
+and the deployment's timeouts, accounted in health (in-flight, outcome, latency) and released to
+the breaker however it ends — success, error, or cancellation (a hedge that lost, a client gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from ..errors import ConnectionFailed, ModelyardError
+from ..providers import Deployment
+from ..resilience.attempts import AttemptPlan
+from ..resilience.health import HealthTracker
+from ..resilience.policy import DeploymentTimeouts
+from ..resilience.timeouts import GuardedStream, deadline_error
+from ..types import ChatRequest, ChatResponse, StreamChunk
+
+
+async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+               health: HealthTracker) -> ChatResponse:
+    """One non-streamed call."""
+    name = dep.name
+    loop = plan.loop
+    t0 = loop.time()
+    until, enforced = _limit(plan, plan.policy.timeouts.get(name), t0)
+    health.started(name)
+    try:
+        if enforced:  # the adapter's own timeout comes first: no timer of ours needed
+            resp = await dep.prepared["provider"].complete(req, dep)
+        else:
+            try:
+                async with asyncio.timeout_at(until):
+                    resp = await dep.prepared["provider"].complete(req, dep)
+            except TimeoutError:
+                raise _timeout(dep, plan, until, t0, "an answer") from None
+    except ModelyardError as e:
+        health.failed(name, e)
+        raise
+    finally:
+        health.finished(name)
+        health.breaker.release(name, token)
+    health.ok(name, (loop.time() - t0) * 1000)
+    return resp
+
+
+async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                      health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
+    """Start a stream and wait for its first chunk (within the time-to-first-token limit); the rest
+    comes from the returned GuardedStream, which enforces the idle and total limits."""
+    name = dep.name
+    loop = plan.loop
+    t0 = loop.time()
+    limits = plan.policy.timeouts.get(name)
+    until, enforced = _limit(plan, limits, t0)
+    first_until = until
+    if limits is not None and limits.ttft_s is not None and t0 + limits.ttft_s < until:
+        first_until, enforced = t0 + limits.ttft_s, False
+    health.started(name)
+    agen = dep.prepared["provider"].stream(req, dep)
+    try:
+        try:
+            if enforced:
+                first = await agen.__anext__()
+            else:
+                async with asyncio.timeout_at(first_until):
+                    first = await agen.__anext__()
+        except TimeoutError:
+            raise _timeout(dep, plan, first_until, t0, "a first token") from None
+        except StopAsyncIteration:
+            raise ConnectionFailed(f"deployment '{name}' returned an empty stream", deployment=name) from None
+    except ModelyardError as e:
+        with contextlib.suppress(Exception):
+            await agen.aclose()  # type: ignore[attr-defined]
+        health.finished(name)
+        health.breaker.release(name, token)
+        health.failed(name, e)
+        raise
+    except BaseException:  # cancelled: the generator was closed by the cancellation itself
+        health.finished(name)
+        health.breaker.release(name, token)
+        raise
+    idle = limits.idle_s if limits is not None else None
+    return GuardedStream(agen, dep, health, token, idle_s=idle, until=until,
+                         ttft_ms=(loop.time() - t0) * 1000), first
+
+
+def _limit(plan: AttemptPlan, limits: DeploymentTimeouts | None, t0: float) -> tuple[float, bool]:
+    """(when this call must end, whether the adapter enforces that itself)."""
+    if limits is None:
+        return plan.deadline, False
+    own = t0 + limits.total_s
+    if own <= plan.deadline:
+        return own, limits.provider_enforced
+    return plan.deadline, False
+
+
+async def discard_stream(opened: tuple[AsyncIterator[StreamChunk], StreamChunk]) -> None:
+    """Close a stream that was opened but is not wanted (a hedge that lost by a hair)."""
+    with contextlib.suppress(Exception):
+        await opened[0].aclose()  # type: ignore[attr-defined]
+
+
+def _timeout(dep: Deployment, plan: AttemptPlan, until: float, t0: float, what: str) -> ModelyardError:
+    if until >= plan.deadline:
+        return deadline_error(dep, what, plan.policy.timeout_s, request_deadline=True)
+    return deadline_error(dep, what, until - t0, request_deadline=False)

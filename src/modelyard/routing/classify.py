@@ -1,0 +1,351 @@
+"""Task-type classification: a small linear model over word, bigram, stem and cue features.
+
+Why not keyword lists: "fix" means code_review next to a traceback and chat next to "my bike"; most
+prompts don't name their task at all ("Capital of Peru?"), and half the world does not write in
+English. A linear model over sparse features learns those interactions from a few hundred labelled
+prompts (tests/data/tasks.jsonl), and at inference costs a few dozen dict lookups.
+
+Features (all lower-cased, taken from a bounded window of the last user turn so cost does not grow
+with the prompt):
+- `w:` words and `b:` word bigrams; `p:` the first word and `p2:` the first two (imperatives);
+- `h:` character bigrams of CJK/kana/hangul runs (no spaces to split words on);
+- `c:` multilingual cue lexicons (translate/traduce/übersetze/翻译 → `c:translate`, ...);
+- `k:` cues: a code block, code syntax, a math expression, a pasted text after an instruction,
+  a question mark, list structure, the length bucket, a language name, a non-Latin script.
+
+The weights (routing/data/task_model.json.gz) are trained offline by `routing/train_tasks.py`
+(softmax regression, numpy); inference here is pure Python.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import struct
+from functools import lru_cache
+from importlib import resources
+from itertools import pairwise
+from typing import Any
+
+import orjson
+
+from .features import TASKS
+
+HEAD_CHARS = 480  # the window the classifier reads: the head of the last user turn ...
+TAIL_CHARS = 160  # ... and its tail (instructions often come after a pasted text)
+
+_WORD = re.compile(r"\w+")
+_EAST_ASIAN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+# Structural cues (symbols, line structure) are found in one regex pass over the lower-cased window;
+# word cues by looking the window's words and bigrams up in a dict. (An alternation that also held
+# the word cues cost ~10 µs: `re` tries every branch at every letter.) Matched mark -> cue feature;
+# anything the regex matched that is not listed is a math expression.
+_MARK_CUES: dict[str, str] = {}
+for _cue, _marks in {
+    "k:codeblock": ("```", "\n    ", "\n\t"),
+    "k:code": ("{", "};", ";\n", "=>", "->", "==", "!=", "()", "</", "#include"),
+    "k:math": ("\\frac", "\\int", "\\sum", "√", "∫", "∑", "²", "^2", "f(x)", "≤", "≥"),
+    "k:pasted": (":\n", "\n\n", "：", ": '", ': "', ": «", ": “"),
+    "k:list": ("\n1.", "\n1)", "\n- ", "\n* ", "\n•"),
+}.items():
+    for _m in _marks:
+        _MARK_CUES[_m] = _cue
+_MARKS = re.compile("|".join([r"[0-9] ?[-+*/^=<>×÷] ?[0-9(]",
+                              *map(re.escape, sorted(_MARK_CUES, key=len, reverse=True))]))
+# Word and bigram cues: classifier ones (k:) and complexity ones (x:, read by analyze.complexity only).
+_WORD_MARKS: dict[str, str] = {}
+for _cue, _words in {
+    "k:code": "def return import",
+    "k:error": "traceback error errors exception exceptions panic segfault undefined|is stack|trace",
+    "x:reason": "prove proof derive why analyze analyse analysis analyzing compare comparison tradeoff tradeoffs "
+                "trade|off optimize optimise optimization design evaluate justify architecture algorithm "
+                "complexity rigorous rigorously detailed step|by edge|case edge|cases in|depth explain|how "
+                "root|cause",
+    "x:step": "then finally first second next after|that",
+    "x:constraint": "must should exactly without only ensure format at|least at|most no|more do|not don|t "
+                    "less|than under",
+}.items():
+    for _w in _words.split():
+        _WORD_MARKS[_w.replace("|", " ")] = _cue
+_ALL_MARKS = {**_MARK_CUES, **_WORD_MARKS}
+COMPLEXITY_CUES = ("x:reason", "x:step", "x:constraint")
+
+
+def mark_category(mark: str) -> str:
+    """`k:...` (a classifier cue) or `x:...` (a complexity cue) for a mark `featurize_words` found."""
+    return _ALL_MARKS.get(mark, "k:math")
+
+
+def find_marks(text: str) -> set[str]:
+    """The distinct marks of `text` (structural, word and bigram cues), as `featurize_words` finds them."""
+    return featurize_words(text)[2]
+_ASCII_SEP = str.maketrans({chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) == "_")})
+_LANG_NAMES = frozenset((
+    "english", "spanish", "french", "german", "italian", "portuguese", "chinese", "japanese", "korean",
+    "russian", "arabic", "dutch", "swedish", "polish", "turkish", "hindi", "greek", "mandarin",
+    "inglés", "ingles", "español", "francés", "alemán", "anglais", "espagnol", "français", "allemand",
+    "englisch", "spanisch", "französisch", "deutsch", "italienisch", "inglese", "spagnolo", "tedesco",
+    "francese", "inglês", "espanhol", "francês", "alemão", "английский", "английского", "русский",
+    "английском", "французский", "немецкий", "испанский", "英语", "英文", "中文", "日语", "法语",
+    "德语", "英語", "日本語", "中国語", "영어", "한국어", "일본어",
+))
+_SCRIPTS = ((re.compile(r"[\u3040-\u30ff]"), "ja"), (re.compile(r"[\uac00-\ud7af]"), "ko"),
+            (re.compile(r"[\u4e00-\u9fff]"), "zh"), (re.compile(r"[\u0400-\u04ff]"), "ru"),
+            (re.compile(r"[\u0600-\u06ff]"), "ar"), (re.compile(r"[\u0900-\u097f]"), "hi"))
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_STOPWORDS: dict[str, frozenset[str]] = {
+    "es": _set("el la los las que de del por para una uno es cómo qué este esta con y en mi"),
+    "fr": _set("le la les des est une un que qui pour dans avec ce cette et en du mon je"),
+    "de": _set("der die das und ist ein eine nicht mit für zu den dem ich wie was auf"),
+    "pt": _set("o a os as que de do da um uma para com não é em meu você isso"),
+    "it": _set("il lo la gli le che di del della un una per con non è come questo"),
+}
+_EN = _set("the a an is are of to and in for on with what how this that you my it")
+
+# Multilingual cue lexicons: each hit adds a `c:<cue>` feature whose weight the model learns (a
+# lexicon alone is the keyword baseline; as features, they are evidence weighed against the rest).
+_CUE_WORDS: dict[str, str] = {}
+for _cue, _words in {
+    "translate": "translate translated translating translation translations traduce traducir traduzca traducción "
+                 "traduis traduire traduisez traduction übersetze übersetzen übersetzung übersetz traduza traduzir "
+                 "tradução traduci tradurre traduzione переведи перевести перевод vertaal vertalen",
+    "summarize": "summarize summarise summary summaries tldr recap condense gist synopsis abstract digest "
+                 "resume resumen resumir résume résumer résumé fasse zusammen zusammenfassung resuma resumo "
+                 "riassumi riassunto перескажи кратко резюме",
+    "extract": "extract extracts extraction pull list identify parse grab find extrae extraer extrais extraire "
+               "extrahiere extrahieren extraia extrair estrai estrarre извлеки извлечь",
+    "classify": "classify classification categorize categorise category categories label tag sentiment spam "
+                "positive negative neutral intent clasifica clasificar classe classer classifier klassifiziere "
+                "classifique classifica тональность определи категорию",
+    "compose": "write compose draft pen create invent imagine brainstorm escribe escribir écris écrire schreibe "
+               "schreiben escreva escrever scrivi scrivere напиши написать",
+    "poetic": "poem poems poetry haiku sonnet limerick verse lyrics song story stories tale fable jingle slogan "
+              "slogans toast monologue screenplay novel poema poème gedicht poesia стихотворение стихи história "
+              "histoire cuento geschichte crônica storia рассказ",
+    "code": "function script code program class method api query sql regex python javascript typescript java rust "
+            "go golang bash dockerfile yaml terraform react css html kubernetes makefile pytest unittest función "
+            "fonction funktion função funzione функцию функция skript",
+    "bug": "bug bugs error errors exception fix debug crash fails failing wrong broken leak deadlock traceback "
+           "segfault flaky slow optimize refactor review audit smell smells erro errore ошибка fehler erreur",
+    "math": "solve calculate compute derivative integral equation probability prove simplify evaluate limit "
+            "factorial eigenvalues roots resuelve ecuación calcule dérivée berechne calcola calcula найдите "
+            "производную уравнение quanto",
+    "reason": "why compare comparison analyze analyse pros cons trade tradeoffs versus vs better worse should "
+              "assess evaluate justify explain weigh critically implications reasons causes por porqué pourquoi "
+              "warum perché почему analiza analyse analysiere analise analizza compare confronta vergleiche",
+    "wh": "what who when where which how capital year define qué quién cuál cuándo dónde quel quelle qui où "
+          "quand wer wie wann wo welche qual quem quando onde chi dove quale что кто где когда сколько",
+    "greet": "hi hello hey yo hola salut bonjour hallo ciao oi olá привет thanks thank merci danke gracias "
+             "obrigado grazie спасибо bye night morning lol haha",
+}.items():
+    for _w in _words.split():
+        _CUE_WORDS[_w] = "c:" + _cue
+_CUE_CJK: tuple[tuple[str, str], ...] = tuple(
+    (sub, "c:" + cue) for cue, subs in {
+        "translate": "翻译 翻訳 翻譯 번역 訳して 英語に 英文 英语",
+        "summarize": "总结 概括 要約 要约 摘要 まとめ 요약",
+        "extract": "提取 抽出 抜き出 取り出 추출 뽑아",
+        "classify": "分类 判断 正面 负面 ポジティブ ネガティブ 分類 분류 긍정 부정",
+        "compose": "写一 写一首 書いて 써 주세요 作成",
+        "poetic": "诗 詩 物語 故事 小说 시를 이야기",
+        "code": "函数 代码 程序 コード プログラム 関数 함수 코드 파이썬 Python",
+        "bug": "报错 错误 バグ 버그 오류 누수 Error",
+        "math": "方程 计算 積分 求解 방정식 계산 연립",
+        "reason": "为什么 分析 论じ 比較 どちらが 장단점 분석 왜",
+        "wh": "哪里 什么 谁 多少 何メートル 어디 무엇 누구 몇",
+        "greet": "你好 こんにちは 안녕 元気 怎么样 기분",
+    }.items() for sub in subs.split()
+)
+
+
+def window(text: str) -> str:
+    """The bounded slice of the prompt the classifier reads."""
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
+
+
+_STOP_LANG: dict[str, str] = {w: code for code, stop in _STOPWORDS.items() for w in stop - _EN}
+
+
+def language(text: str, words: list[str] | None = None) -> str:
+    """A cheap guess: a script for non-Latin text, else the language whose stopwords hit most
+    (English unless another language has more hits among the first 40 words)."""
+    if not text.isascii():
+        for rx, code in _SCRIPTS:
+            if rx.search(text):
+                return code
+    ws = (words if words is not None else _WORD.findall(text.lower()))[:40]
+    hits = [c for c in map(_STOP_LANG.get, ws) if c is not None]
+    if not hits:
+        return "en"
+    best = max(set(hits), key=hits.count)
+    return best if hits.count(best) > sum(1 for w in ws if w in _EN) else "en"
+
+
+def featurize(text: str) -> list[str]:
+    """The sparse features of one prompt (already windowed)."""
+    return featurize_words(text)[0]
+
+
+def featurize_words(text: str) -> tuple[list[str], list[str], set[str]]:
+    """(features, words, marks): the words are reused for the language guess, the distinct marks
+    found (see `mark_category`) for the complexity score."""
+    low = text.lower()
+    ascii_only = low.isascii()
+    words = low.translate(_ASCII_SEP).split() if ascii_only else _WORD.findall(low)
+    feats = ["w:" + w for w in words]
+    bigrams = [a + " " + b for a, b in pairwise(words)]
+    feats += ["b:" + b for b in bigrams]
+    feats += [c for c in map(_CUE_WORDS.get, words) if c is not None]
+    if words:
+        feats.append("p:" + words[0])
+        if len(words) > 1:
+            feats.append("p2:" + words[0] + " " + words[1])
+    if not ascii_only:
+        feats.append("k:nonascii")
+        runs = _EAST_ASIAN.findall(text)
+        for run in runs:
+            feats += ["h:" + run[i:i + 2] for i in range(len(run) - 1)]
+            if len(run) == 1:
+                feats.append("h:" + run)
+        if runs:
+            feats += [c for sub, c in _CUE_CJK if sub in text]
+    n = len(words)
+    feats.append("k:len0" if n < 5 else "k:len1" if n < 15 else "k:len2" if n < 40 else "k:len3" if n < 100
+                 else "k:len4")
+    found = set(_MARKS.findall(low))
+    wm = _WORD_MARKS
+    found.update(w for w in words if w in wm)
+    found.update(b for b in bigrams if b in wm)
+    cue = _ALL_MARKS.get
+    feats += {c for c in (cue(m, "k:math") for m in found) if c[0] == "k"}
+    if "?" in text or "？" in text:
+        feats.append("k:question")
+        if n < 15:
+            feats.append("k:shortq")
+    if not _LANG_NAMES.isdisjoint(words):
+        feats.append("k:langname")
+    return feats, words, found
+
+
+_FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int (see TaskModel)
+_SCALE = 1000.0  # weights kept to 1e-3 in the packed form; argmax and confidence do not notice
+_OFFSET = 1 << 20  # added to every field so sums of negative weights stay positive (< 2^32 for
+#                    up to ~4000 features per prompt, far above the window's ~300)
+
+
+class TaskModel:
+    """Softmax regression over sparse features: weights[feature] is one row of per-class weights.
+
+    For speed the rows are also packed, one class per 32-bit field of a single Python int: summing
+    a prompt's rows is then one big-int addition per feature (C speed) instead of eleven float
+    additions in the interpreter, and the fields are unpacked once at the end.
+    """
+
+    def __init__(self, classes: list[str], bias: list[float], weights: dict[str, list[float]]) -> None:
+        self.classes = tuple(classes)
+        self.bias = tuple(bias)
+        self.weights: dict[str, tuple[float, ...]] = {f: tuple(w) for f, w in weights.items()}
+        self._packed: dict[str, int] = {f: self._pack(w) for f, w in self.weights.items()}
+        self._packed_bias = self._pack(self.bias)
+        self._unpack = struct.Struct(f"<{len(classes)}I").unpack
+        self._nbytes = len(classes) * _FIELD_BITS // 8
+
+    def _pack(self, w: tuple[float, ...]) -> int:
+        out = 0
+        for i, x in enumerate(w):
+            out |= (round(x * _SCALE) + _OFFSET) << (_FIELD_BITS * i)
+        return out
+
+    def _fields(self, feats: list[str]) -> tuple[int, ...]:
+        """Per-class scores × 1000, each shifted by the same constant (so argmax and differences hold)."""
+        total = sum([r for r in map(self._packed.get, feats) if r is not None], self._packed_bias)
+        return self._unpack(total.to_bytes(self._nbytes, "little"))
+
+    def scores(self, feats: list[str]) -> list[float]:
+        """Per-class logits (for tests and training tools; `predict_features` skips the floats)."""
+        fields = self._fields(feats)
+        shift = (sum(1 for f in feats if f in self._packed) + 1) * _OFFSET
+        return [(v - shift) / _SCALE for v in fields]
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """(task, probability) for a prompt."""
+        return self.predict_features(featurize(window(text)))
+
+    def predict_features(self, feats: list[str]) -> tuple[str, float]:
+        s = self._fields(feats)
+        top = max(s)
+        exp = math.exp
+        return self.classes[s.index(top)], 1.0 / sum([exp((v - top) / _SCALE) for v in s])
+
+    def to_json(self, digits: int = 3) -> dict[str, Any]:
+        return {"classes": list(self.classes), "bias": [round(b, digits) for b in self.bias],
+                "weights": {f: [round(x, digits) for x in w] for f, w in sorted(self.weights.items())}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TaskModel:
+        if list(d["classes"]) != list(TASKS):
+            raise ValueError(f"task model classes {d['classes']} do not match {list(TASKS)}")
+        return cls(d["classes"], d["bias"], d["weights"])
+
+
+MODEL_FILE = "task_model.json.gz"
+
+
+@lru_cache(maxsize=1)
+def default_model() -> TaskModel:
+    """The shipped model, read once per process (on first use, i.e. at config load)."""
+    raw = resources.files(__package__).joinpath("data", MODEL_FILE).read_bytes()
+    return TaskModel.from_json(orjson.loads(gzip.decompress(raw)))
+
+
+# --- the baseline it has to beat ---------------------------------------------------------------
+
+# Ordered: the first list with a hit wins (more specific tasks first); `chat` when nothing hits.
+KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("translation", ("translate", "translation", "in english", "in french", "in spanish", "in german",
+                     "to english", "to french", "to spanish", "to german")),
+    ("summarization", ("summarize", "summarise", "summary", "tl;dr", "tldr", "key points", "in brief")),
+    ("code_review", ("review", "bug", "debug", "fix", "error", "traceback", "refactor", "doesn't work")),
+    ("code_generation", ("write a function", "write code", "implement", "script", "python", "javascript",
+                         "sql", "code", "program", "regex", "class")),
+    ("extraction", ("extract", "list all", "pull out", "find all", "parse", "json")),
+    ("classification", ("classify", "categorize", "categorise", "sentiment", "label", "which category",
+                        "spam")),
+    ("math", ("solve", "calculate", "equation", "integral", "derivative", "probability", "compute", "math")),
+    ("creative_writing", ("poem", "story", "haiku", "lyrics", "limerick", "fiction", "slogan", "creative")),
+    ("reasoning", ("why", "compare", "analyze", "analyse", "pros and cons", "explain", "should i",
+                   "trade-off", "evaluate")),
+    ("simple_qa", ("what is", "who is", "who was", "when did", "where is", "how many", "what's", "define")),
+)
+
+
+def keyword_task(text: str) -> str:
+    """The keyword-list classifier (the baseline the model is measured against)."""
+    low = text.lower()
+    for task, words in KEYWORDS:
+        if any(w in low for w in words):
+            return task
+    return "chat"
+
+
+# A stronger baseline: the model's own multilingual cue lexicons, used as ordered keyword lists.
+_CUE_TASKS = (("c:translate", "translation"), ("c:summarize", "summarization"), ("c:bug", "code_review"),
+              ("c:code", "code_generation"), ("c:extract", "extraction"), ("c:classify", "classification"),
+              ("c:math", "math"), ("c:poetic", "creative_writing"), ("c:reason", "reasoning"),
+              ("c:wh", "simple_qa"), ("c:greet", "chat"))
+
+
+def lexicon_task(text: str) -> str:
+    """First task whose multilingual cue lexicon hits (the second baseline); `chat` otherwise."""
+    hits = {c for c in map(_CUE_WORDS.get, _WORD.findall(text.lower())) if c is not None}
+    hits.update(c for sub, c in _CUE_CJK if sub in text)
+    for cue, task in _CUE_TASKS:
+        if cue in hits:
+            return task
+    return "chat"

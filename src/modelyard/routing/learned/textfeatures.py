@@ -1,0 +1,74 @@
+"""Cheap, topic-free features of a prompt that track how hard it is to answer.
+
+Embeddings know *what* a prompt is about, which lets a router memorise the subjects it was trained
+on. These know *how* it is asked: length, structure, numbers and symbols, vocabulary rarity, and cue
+words for multi-step reasoning, calculation, negation and open-ended writing. They transfer across
+topics and task kinds, so learned routers combine both. Pure Python on one string, ~20 µs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
+_OPTION = re.compile(r"(?m)^\s*\(?[A-Ja-j][.)]\s")
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+_MATH_CHARS = frozenset("=+*/^<>±×÷√∑∫π∞≤≥≠∈∂∆")
+_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|#include|\bfunction\b|=>", re.M)
+
+_CUES: dict[str, frozenset[str]] = {
+    "reasoning": frozenset(("why", "explain", "prove", "derive", "justify", "reason", "reasoning", "therefore",
+                            "implies", "suppose", "assume", "assuming", "if", "then", "hence", "because",
+                            "conclude", "infer", "argument", "logic", "logical", "valid", "contradiction")),
+    "calculation": frozenset(("calculate", "compute", "how", "many", "much", "total", "sum", "product",
+                              "probability", "percent", "percentage", "ratio", "average", "rate", "solve",
+                              "equation", "value", "find", "estimate", "each", "per", "remaining", "left",
+                              "times", "twice", "half", "more", "less", "cost", "costs", "price")),
+    "negation": frozenset(("not", "except", "least", "false", "incorrect", "never", "neither", "nor",
+                           "cannot", "unlikely", "untrue", "exception")),
+    "comparison": frozenset(("compare", "contrast", "difference", "differences", "versus", "vs", "better",
+                             "best", "most", "evaluate", "analyze", "analyse", "assess", "critique", "tradeoffs")),
+    "writing": frozenset(("write", "essay", "story", "poem", "compose", "draft", "letter", "blog", "summarize",
+                          "summarise", "describe", "imagine", "rewrite", "creative", "persuasive", "email")),
+    "steps": frozenset(("step", "steps", "first", "second", "third", "finally", "next", "after", "before",
+                        "then", "later", "initially", "process", "procedure", "algorithm")),
+}
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_chars", "log_words", "log_lines", "log_sentences", "words_per_sentence",
+    "digit_frac", "upper_frac", "punct_frac", "math_frac", "log_numbers", "has_latex", "has_code",
+    "questions", "options", "log_option_chars", "avg_word_len", "long_word_frac", "type_token",
+    *(f"cue_{k}" for k in _CUES),
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def text_features(text: str) -> list[float]:
+    """A fixed-length vector (FEATURE_NAMES order); raw scales, standardised by the model that uses it."""
+    n = len(text) or 1
+    words = _WORD.findall(text)
+    lower = [w.lower() for w in words]
+    nw = len(words) or 1
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    sentences = max(1, len(_SENTENCE.findall(text)))
+    digits = sum(c.isdigit() for c in text)
+    upper = sum(c.isupper() for c in text)
+    punct = sum((not c.isalnum()) and not c.isspace() for c in text)
+    mathc = sum(c in _MATH_CHARS for c in text)
+    options = _OPTION.findall(text)
+    option_chars = sum(len(ln) for ln in lines if _OPTION.match(ln + " ")) if options else 0
+    feats = [
+        math.log1p(len(text)), math.log1p(len(words)), math.log1p(len(lines)), math.log1p(sentences),
+        min(len(words) / sentences, 100.0) / 10.0,
+        digits / n, upper / n, punct / n, mathc / n, math.log1p(len(_NUMBER.findall(text))),
+        1.0 if ("\\frac" in text or "$" in text or "\\(" in text) else 0.0,
+        1.0 if _CODE.search(text) else 0.0,
+        min(text.count("?"), 5) / 5.0, min(len(options), 10) / 10.0, math.log1p(option_chars),
+        sum(len(w) for w in words) / nw / 10.0, sum(len(w) >= 9 for w in words) / nw,
+        len(set(lower)) / nw,
+    ]
+    for cues in _CUES.values():
+        feats.append(math.log1p(sum(w in cues for w in lower)))
+    return feats

@@ -1,0 +1,105 @@
+"""Strategies that only order: `first-healthy` (group order), `weighted` (a weighted shuffle by the
+deployments' `weight`) and `round-robin` (rotate through the group)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any
+
+from ...types import ChatRequest, Scored
+from ..features import Features
+from .base import StrategyContext, register_strategy
+from .util import Options, parse_options
+
+if TYPE_CHECKING:
+    from ...providers import Deployment
+
+
+class NoOptions(Options):
+    pass
+
+
+def _no_options(options: dict[str, Any], names: Any) -> None:
+    parse_options(NoOptions, options)
+
+
+class FirstHealthy:
+    """The group's order as written: the first healthy deployment serves, the rest are fallbacks."""
+
+    name = "first-healthy"
+    needs_task = False  # order only: the router may skip the classifier
+
+    def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
+        parse_options(NoOptions, options)
+
+    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        n = len(candidates)
+        return [Scored(d.name, (n - i) / n, True, f"position {i + 1} in group order")
+                for i, d in enumerate(candidates)]
+
+
+class Weighted:
+    """Each position drawn with probability ∝ `weight` among those left (traffic splits, canaries).
+    Deterministic mode: by weight, heaviest first."""
+
+    name = "weighted"
+    needs_task = False  # order only: the router may skip the classifier
+
+    def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
+        parse_options(NoOptions, options)
+        self.rng = ctx.rng
+        self.deterministic = ctx.deterministic
+
+    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        total = sum(d.weight for d in candidates) or 1.0
+        if self.deterministic:
+            order = sorted(candidates, key=lambda d: -d.weight)
+        else:
+            order = weighted_order(candidates, self.rng)
+        return [Scored(d.name, d.weight / total, True, f"weight {d.weight:g} ({d.weight / total:.0%} of traffic)")
+                for d in order]
+
+
+class RoundRobin:
+    """Rotate the group: request i starts at deployment i mod n (of those eligible)."""
+
+    name = "round-robin"
+    needs_task = False  # order only: the router may skip the classifier
+
+    def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
+        parse_options(NoOptions, options)
+        self.counter = itertools.count()
+
+    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        n = len(candidates)
+        if n == 0:
+            return []
+        k = next(self.counter) % n
+        rotated = candidates[k:] + candidates[:k]
+        return [Scored(d.name, (n - i) / n, True, f"turn {i + 1} of the rotation") for i, d in enumerate(rotated)]
+
+
+def weighted_order(deps: list[Deployment], rng: random.Random) -> list[Deployment]:
+    """A weighted shuffle: each position drawn with probability ∝ weight among those left."""
+    pool = list(deps)
+    out: list[Deployment] = []
+    while pool:
+        total = sum(d.weight for d in pool)
+        if total <= 0:
+            out.extend(pool)
+            break
+        x = rng.random() * total
+        for i, d in enumerate(pool):
+            x -= d.weight
+            if x < 0:
+                out.append(pool.pop(i))
+                break
+        else:
+            out.append(pool.pop())
+    return out
+
+
+register_strategy("first-healthy", FirstHealthy, validate=_no_options)
+register_strategy("weighted", Weighted, validate=_no_options)
+register_strategy("round-robin", RoundRobin, validate=_no_options)

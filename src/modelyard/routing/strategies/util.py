@@ -1,0 +1,72 @@
+"""Helpers shared by the built-in strategies: option parsing with good errors, ordering with
+tie-breaks, and min-max normalisation over the candidate set."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ...types import Scored
+from .base import StrategyConfigError
+
+M = TypeVar("M", bound=BaseModel)
+TieBreak = Literal["order", "random"]
+
+
+class Options(BaseModel):
+    """Base of every built-in strategy's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_options(model: type[M], options: dict[str, Any], loc: tuple[str | int, ...] = ()) -> M:
+    """Validate `options` into `model`, turning the first pydantic error into a StrategyConfigError
+    whose loc points at the offending option."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = (*loc, *err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(sorted(model.model_fields))
+            msg = f"unknown option '{where[-1]}'; known: {known}"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}, got {err.get('input')!r}"
+        raise StrategyConfigError(where, msg) from None
+
+
+def ordered(names: list[str], scores: list[float], reasons: list[str] | str, *, tie_break: TieBreak = "order",
+            rng: random.Random | None = None) -> list[Scored]:
+    """Scored entries, best (highest score) first. Ties keep group order, or are shuffled with
+    `tie_break: random` (spreading load over equally good deployments). `reasons`: one per name, or
+    one string for all (the cheap form `rank` should use; see base.py)."""
+    n = len(names)
+    if tie_break == "random" and rng is not None and n > 1:
+        keys = [rng.random() for _ in range(n)]
+        idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
+    else:
+        idx = sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ties keep group order
+    if isinstance(reasons, str):
+        return [Scored(names[i], scores[i], True, reasons) for i in idx]
+    return [Scored(names[i], scores[i], True, reasons[i]) for i in idx]
+
+
+def normalise_low(values: list[float]) -> list[float]:
+    """1.0 for the lowest value of the set, 0.0 for the highest (cost, latency); all 1.0 when equal."""
+    lo, hi = min(values), max(values)
+    if hi <= lo:
+        return [1.0] * len(values)
+    span = hi - lo
+    return [(hi - v) / span for v in values]
+
+
+def normalise_high(values: list[float]) -> list[float]:
+    """1.0 for the highest value of the set, 0.0 for the lowest (quality); all 1.0 when equal."""
+    lo, hi = min(values), max(values)
+    if hi <= lo:
+        return [1.0] * len(values)
+    span = hi - lo
+    return [(v - lo) / span for v in values]

@@ -1,0 +1,148 @@
+"""Train and measure the task classifier (offline; needs numpy, which the runtime does not).
+
+    python -m modelyard.routing.train_tasks tests/data/tasks.jsonl            # CV report only
+    python -m modelyard.routing.train_tasks tests/data/tasks.jsonl --write    # + ship the weights
+
+The model is softmax regression over `classify.featurize` features, fit by full-batch Adam with an
+L2 penalty. `cross_validate` measures it on held-out stratified folds against the keyword baseline
+(`classify.keyword_task`); docs/ROUTING.md carries the table it prints.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .classify import MODEL_FILE, TaskModel, featurize, keyword_task, lexicon_task, window
+from .features import TASKS
+
+Example = tuple[str, str]  # (text, task)
+
+
+def load_examples(path: str | Path) -> list[Example]:
+    out: list[Example] = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        if d["task"] not in TASKS:
+            raise ValueError(f"{path}:{i}: unknown task {d['task']!r}")
+        out.append((d["text"], d["task"]))
+    return out
+
+
+def train(examples: list[Example], *, l2: float = 3e-3, steps: int = 150, lr: float = 0.08,
+          min_count: int = 2, prune: float = 0.05) -> TaskModel:
+    """Fit the model on `examples`; features seen fewer than `min_count` times are dropped, and so
+    are features whose weights all stay below `prune` (they would only make the file bigger)."""
+    feats = [featurize(window(t)) for t, _ in examples]
+    counts = Counter(f for fs in feats for f in set(fs))
+    vocab = {f: i for i, f in enumerate(sorted(f for f, c in counts.items() if c >= min_count))}
+    n, v, k = len(examples), len(vocab), len(TASKS)
+    # Sparse rows as (row, column) index pairs: a prompt has ~100 features out of thousands.
+    pairs = sorted({(r, vocab[f]) for r, fs in enumerate(feats) for f in fs if f in vocab})
+    rows = np.array([r for r, _ in pairs], dtype=np.int64)  # presence, not counts: a repeated
+    cols = np.array([c for _, c in pairs], dtype=np.int64)  # word is not more evidence
+    starts = np.searchsorted(rows, np.arange(n))
+    y = np.zeros((n, k), dtype=np.float64)
+    y[np.arange(n), [TASKS.index(task) for _, task in examples]] = 1.0
+    w = np.zeros((v, k), dtype=np.float64)
+    b = np.zeros(k, dtype=np.float64)
+    mw, vw, mb, vb = np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        z = np.add.reduceat(w[cols], starts, axis=0) + b
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        g = (p - y) / n
+        gw = l2 * w
+        np.add.at(gw, cols, g[rows])
+        gb = g.sum(axis=0)
+        mw = b1 * mw + (1 - b1) * gw
+        vw = b2 * vw + (1 - b2) * gw * gw
+        mb = b1 * mb + (1 - b1) * gb
+        vb = b2 * vb + (1 - b2) * gb * gb
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        w -= lr * (mw / c1) / (np.sqrt(vw / c2) + eps)
+        b -= lr * (mb / c1) / (np.sqrt(vb / c2) + eps)
+    keep = np.abs(w).max(axis=1) >= prune
+    names = list(vocab)
+    weights = {names[j]: w[j].tolist() for j in np.flatnonzero(keep)}
+    return TaskModel(list(TASKS), b.tolist(), weights)
+
+
+def folds(examples: list[Example], k: int, seed: int = 0) -> list[list[int]]:
+    """Stratified folds: each class spread evenly, order fixed by `seed`."""
+    rng = random.Random(seed)
+    out: list[list[int]] = [[] for _ in range(k)]
+    by_task: dict[str, list[int]] = {}
+    for i, (_, task) in enumerate(examples):
+        by_task.setdefault(task, []).append(i)
+    offset = 0
+    for task in TASKS:
+        idx = by_task.get(task, [])
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            out[(j + offset) % k].append(i)
+        offset += len(idx)
+    return out
+
+
+BASELINES = {"keywords": keyword_task, "lexicon": lexicon_task}
+
+
+def cross_validate(examples: list[Example], k: int = 5, seed: int = 0, **train_kw: Any) -> dict[str, Any]:
+    """Per-class held-out accuracy (recall) of the model and of the two keyword baselines, also split
+    by script (ASCII-only prompts vs the rest: other languages)."""
+    ok: dict[str, Counter[str]] = {name: Counter() for name in ("model", *BASELINES)}
+    total: Counter[str] = Counter()
+    for held in folds(examples, k, seed):
+        held_set = set(held)
+        model = train([e for i, e in enumerate(examples) if i not in held_set], **train_kw)
+        for i in held:
+            text, task = examples[i]
+            groups = (task, "en" if text.isascii() else "non-en", "all")
+            total.update(groups)
+            guesses = {"model": model.predict(text)[0], **{n: f(text) for n, f in BASELINES.items()}}
+            for name, guess in guesses.items():
+                if guess == task:
+                    ok[name].update(groups)
+    def row(g: str) -> dict[str, Any]:
+        return {"n": total[g], **{name: ok[name][g] / total[g] for name in ok}}
+    return {"folds": k, "examples": total["all"], "per_class": {t: row(t) for t in TASKS if total[t]},
+            "overall": row("all"), "by_script": {s: row(s) for s in ("en", "non-en") if total[s]}}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["| task | n | model | keyword list | cue lexicon |", "|---|---:|---:|---:|---:|"]
+    def line(label: str, r: dict[str, Any]) -> str:
+        return f"| {label} | {r['n']} | {r['model']:.1%} | {r['keywords']:.1%} | {r['lexicon']:.1%} |"
+    lines += [line(t, r) for t, r in report["per_class"].items()]
+    lines.append(line("**all**", report["overall"]))
+    lines += [line(f"*{s} prompts*", r) for s, r in report["by_script"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    path = argv[0] if argv else "tests/data/tasks.jsonl"
+    examples = load_examples(path)
+    print(markdown(cross_validate(examples)))
+    if "--write" in argv:
+        model = train(examples)
+        dest = Path(__file__).parent / "data" / MODEL_FILE
+        dest.parent.mkdir(exist_ok=True)
+        dest.write_bytes(gzip.compress(orjson.dumps(model.to_json()), mtime=0))
+        print(f"wrote {dest} ({dest.stat().st_size} bytes, {len(model.weights)} features)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

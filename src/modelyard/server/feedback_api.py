@@ -1,0 +1,88 @@
+"""`POST /v1/feedback {request_id, score, comment?, prompt?}`: a quality signal on a logged request.
+
+The score (0 = bad … 1 = good) is stored against the request in the request log's database
+(store/feedback.py). With the prompt included, knn routers of this gateway learn from it at once,
+and `modelyard train --from-log` can retrain on it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..errors import BadRequest, NotFound
+from ..store.feedback import FeedbackStore
+
+if TYPE_CHECKING:
+    from .app import App
+
+MAX_TEXT = 100_000
+_FIELDS = frozenset(("request_id", "score", "comment", "prompt"))
+_stores: weakref.WeakKeyDictionary[Any, FeedbackStore] = weakref.WeakKeyDictionary()
+
+
+def parse_feedback(body: Any) -> tuple[str, float, str | None, str | None]:
+    """Validate a feedback body; BadRequest names the field."""
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object: {request_id, score, comment?, prompt?}")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field '{unknown[0]}'; send request_id, score, comment, prompt", param=unknown[0])
+    rid = body.get("request_id")
+    if not isinstance(rid, str) or not rid or len(rid) > 200:
+        raise BadRequest("'request_id' must be the x-request-id of a response (a non-empty string)",
+                         param="request_id")
+    score = body.get("score")
+    if isinstance(score, bool):
+        score = float(score)
+    if not isinstance(score, int | float) or not math.isfinite(score) or not 0 <= score <= 1:
+        raise BadRequest("'score' must be a number from 0 (bad) to 1 (good)", param="score")
+    texts = []
+    for name in ("comment", "prompt"):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, str) or len(v) > MAX_TEXT):
+            raise BadRequest(f"'{name}' must be a string of at most {MAX_TEXT} characters", param=name)
+        texts.append(v or None)
+    return rid, float(score), texts[0], texts[1]
+
+
+def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[None]]:
+    """The route handler, bound to an App (uses its auth, body reading and JSON replies)."""
+    from .app import _send_json
+
+    async def feedback(scope: dict[str, Any], receive: Any, send: Any, rid: str) -> None:
+        app._check_auth(scope)
+        request_id, score, comment, prompt = parse_feedback(await app._read_json(scope, receive))
+        gw = app.gateway
+        log = gw.request_log
+        if log is None:
+            raise BadRequest("feedback is stored with the request log, which is disabled "
+                             "(server.request_log.enabled: false)")
+        store = _stores.get(gw)
+        if store is None:
+            store = _stores[gw] = FeedbackStore(log.path)
+        logged = await store.request(request_id)
+        if logged is None:  # maybe still buffered, or being written by the log's background batch
+            await log.flush()
+            deadline = time.monotonic() + log.flush_interval_s + 1.0
+            while (logged := await store.request(request_id)) is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        if logged is None:
+            raise NotFound(f"no logged request with id '{request_id}'", param="request_id")
+        fid = await store.add(request_id, score, comment=comment, prompt=prompt)
+        learned = 0
+        strategy = sys.modules.get("modelyard.routing.learned.strategy")  # loaded only if a group uses it
+        if prompt and logged.deployment and strategy is not None:
+            learned = await asyncio.to_thread(strategy.learn_online, gw.deployments, prompt, logged.deployment, score)
+        body = {"object": "feedback", "id": fid, "request_id": request_id, "score": score,
+                "deployment": logged.deployment, "learned_by": learned}
+        await _send_json(send, 200, orjson.dumps(body), rid)
+
+    return feedback

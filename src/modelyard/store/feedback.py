@@ -1,0 +1,112 @@
+"""Quality feedback on logged requests: a `feedback` table in the request log's SQLite file.
+
+One row per signal (a request may get several: a user's thumbs, a judge's score); training reads
+the latest per request. The request log stores no prompt text, so a feedback row may carry the prompt
+it is about — that is what `modelyard train --from-log` and `modelyard replay` learn from.
+
+Feedback is off the hot path: each call opens a short-lived connection in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  ts REAL NOT NULL,
+  score REAL NOT NULL,
+  comment TEXT,
+  prompt TEXT,
+  source TEXT NOT NULL DEFAULT 'api'
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+"""
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    id: str
+    model: str
+    deployment: str | None
+    status: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(slots=True)
+class Scored:
+    """A logged request joined with its latest feedback."""
+
+    request: LoggedRequest
+    score: float | None
+    prompt: str | None
+    ts: float
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class FeedbackStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def _request(self, request_id: str) -> LoggedRequest | None:
+        conn = _connect(self.path)
+        try:
+            row = conn.execute("SELECT id, model, deployment, status, cost_usd, input_tokens, output_tokens "
+                               "FROM requests WHERE id = ?", (request_id,)).fetchone()
+        except sqlite3.OperationalError:  # no request log table yet
+            row = None
+        finally:
+            conn.close()
+        return LoggedRequest(*row) if row else None
+
+    def _add(self, request_id: str, score: float, comment: str | None, prompt: str | None, source: str) -> int:
+        conn = _connect(self.path)
+        try:
+            cur = conn.execute("INSERT INTO feedback (request_id, ts, score, comment, prompt, source) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (request_id, time.time(), score, comment, prompt, source))
+            return int(cur.lastrowid or 0)
+        finally:
+            conn.close()
+
+    async def request(self, request_id: str) -> LoggedRequest | None:
+        return await asyncio.to_thread(self._request, request_id)
+
+    async def add(self, request_id: str, score: float, *, comment: str | None = None, prompt: str | None = None,
+                  source: str = "api") -> int:
+        return await asyncio.to_thread(self._add, request_id, score, comment, prompt, source)
+
+
+def read_scored(path: str, *, only_scored: bool = False) -> list[Scored]:
+    """Logged successful requests with their latest feedback (score/prompt None when there is none)."""
+    conn = _connect(path)
+    try:
+        rows: list[Any] = conn.execute(
+            "SELECT r.id, r.model, r.deployment, r.status, r.cost_usd, r.input_tokens, r.output_tokens, "
+            "f.score, f.prompt, r.ts FROM requests r LEFT JOIN ("
+            "  SELECT request_id, score, prompt, MAX(id) FROM feedback GROUP BY request_id"
+            ") f ON f.request_id = r.id WHERE r.status = 200 ORDER BY r.ts").fetchall()
+        prompts = dict(conn.execute(
+            "SELECT request_id, prompt FROM feedback WHERE prompt IS NOT NULL GROUP BY request_id").fetchall())
+    except sqlite3.OperationalError as e:
+        raise ValueError(f"{path}: not a modelyard request log ({e})") from None
+    finally:
+        conn.close()
+    out = []
+    for r in rows:
+        if only_scored and r[7] is None:
+            continue
+        out.append(Scored(LoggedRequest(*r[:7]), r[7], r[8] or prompts.get(r[0]), r[9]))
+    return out
