@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -69,11 +68,9 @@ def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[Non
         if store is None:
             store = _stores[gw] = FeedbackStore(log.path)
         logged = await store.request(request_id)
-        if logged is None:  # maybe still buffered, or being written by the log's background batch
+        if logged is None:  # maybe still buffered: flush waits for any batch being written too
             await log.flush()
-            deadline = time.monotonic() + log.flush_interval_s + 1.0
-            while (logged := await store.request(request_id)) is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+            logged = await store.request(request_id)
         if logged is None:
             raise NotFound(f"no logged request with id '{request_id}'", param="request_id")
         fid = await store.add(request_id, score, comment=comment, prompt=prompt)

@@ -86,6 +86,7 @@ class RequestLog:
         self._buffer: list[tuple[Any, ...]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
         self._insert = (f"INSERT INTO requests ({', '.join(COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(COLUMNS))})")
@@ -93,6 +94,7 @@ class RequestLog:
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task = asyncio.create_task(self._run(), name="modelyard-request-log")
 
     def _open(self) -> None:
@@ -117,10 +119,13 @@ class RequestLog:
             await self.flush()
 
     async def flush(self) -> None:
-        if not self._buffer or self._conn is None:
-            return
-        rows, self._buffer = self._buffer, []
-        await asyncio.to_thread(self._write, rows)
+        """Write everything recorded so far; returns once it is on disk, even when another
+        flush (the background one) was already writing."""
+        async with self._lock:
+            if not self._buffer or self._conn is None:
+                return
+            rows, self._buffer = self._buffer, []
+            await asyncio.to_thread(self._write, rows)
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         assert self._conn is not None
