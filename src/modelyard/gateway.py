@@ -141,6 +141,8 @@ class Gateway:
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
+            if (prep := self.router.prepares.get(route.name)) is not None:
+                await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:
@@ -173,6 +175,8 @@ class Gateway:
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
+            if (prep := self.router.prepares.get(route.name)) is not None:
+                await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:

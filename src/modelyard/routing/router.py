@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,9 @@ class Router:
             for gname, gc in config.model_groups.items():
                 self.plans[gname] = self._build(gname, [self.deployments[d] for d in gc.deployments], gc.strategy,
                                                 dict(gc.options))
+        # Groups whose strategy has slow per-request work (an embedding) to run off the event loop first.
+        self.prepares: dict[str, Callable[[ChatRequest], None]] = {
+            g: prep for g, p in self.plans.items() if (prep := getattr(p.strategy, "prepare", None)) is not None}
 
     @property
     def task_model(self) -> TaskModel:

@@ -175,3 +175,22 @@ def test_feedback_needs_the_request_log(tmp_path: Path) -> None:
 def test_synthetic_fixture_writes(tmp_path: Path) -> None:
     path = write_synthetic(tmp_path / "s.jsonl", n_each=2)
     assert len(path.read_text().splitlines()) == 12
+
+
+async def test_embedding_is_computed_before_routing_off_the_event_loop(tmp_path: Path, router_file: Path) -> None:
+    opts = {"router_file": str(router_file), "threshold": 0.3,
+            "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
+    gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
+    prepare = gw.router.prepares["routed"]  # the learned group registers its pre-routing step
+    strategy = prepare.__self__
+    assert "auto" not in gw.router.prepares  # rule/score groups pay nothing
+    async with gw:
+        r = await gw.chat(gw_request(HARD))
+    assert r.deployment == "sim/frontier"
+    assert HARD in strategy._cache  # the embedding rank used is the one the pre-routing step cached
+
+
+def gw_request(prompt: str) -> Any:
+    from modelyard.server.openai_api import parse_request
+
+    return parse_request({"model": "routed", "messages": [{"role": "user", "content": prompt}]})

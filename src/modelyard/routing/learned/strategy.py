@@ -186,6 +186,12 @@ class LearnedStrategy:
                     self._cache.popitem(last=False)
         return e
 
+    def prepare(self, req: ChatRequest) -> None:
+        """Embed the prompt into the cache; the gateway runs this in a worker thread (onnxruntime
+        releases the GIL) so `rank`, on the event loop, finds the embedding ready."""
+        if self.opts.cache_size:
+            self.embedding(prompt_of(req))
+
     def predict_prompt(self, prompt: str) -> np.ndarray:
         """Predicted quality of every router model for a prompt (one row)."""
         router = self.router
