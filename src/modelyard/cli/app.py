@@ -31,3 +31,20 @@ def load_gateway(config: str | None, *, sim_only: bool = False, request_log: boo
         return Gateway.default(sim_only=sim_only, request_log=request_log)
     except ConfigError as e:
         fail(str(e))
+
+
+def parse_pairs(items: list[str], option: str) -> dict[str, Any]:
+    """`k=v` pairs from a repeated option; values are JSON when they parse (numbers, lists, true),
+    strings otherwise."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            fail(f"{option} expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out

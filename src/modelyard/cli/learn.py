@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import ConfigOpt, app, fail
+from .app import ConfigOpt, app, fail, parse_pairs
 
 RouterKind = typer.Option("--router", help="router kind: knn | classifier | mf")
 
@@ -42,22 +42,6 @@ def _progress(total: int, what: str) -> Any:
             typer.echo(f"  {what}: {done}/{total} ({rate:.0f}/s)", err=True)
 
     return cb
-
-
-def _parse_params(params: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for p in params:
-        key, sep, val = p.partition("=")
-        if not sep or not key:
-            fail(f"--param wants key=value, got {p!r}")
-        try:
-            out[key] = int(val)
-        except ValueError:
-            try:
-                out[key] = float(val)
-            except ValueError:
-                out[key] = val
-    return out
 
 
 @app.command()
@@ -97,7 +81,7 @@ def train(
         E = embed_prompts([ex.prompt for ex in examples], embedding,
                           progress=_progress(len(examples), "embedding"))
         r = fit_router(router, examples, strong=strong, weak=weak, backend=embedding, E=E, where=where,
-                       params=_parse_params(param or []), sparse=sparse)
+                       params=parse_pairs(param or [], "--param"), sparse=sparse)
         r.save(output)
     except _errors() as e:
         fail(str(e))

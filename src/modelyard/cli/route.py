@@ -8,21 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ModelyardError
-from .app import ConfigOpt, app, fail, load_gateway
-
-
-def parse_metadata(items: list[str]) -> dict[str, Any]:
-    """`k=v` pairs; values are JSON when they parse (numbers, lists, true), strings otherwise."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            fail(f"--metadata expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+from .app import ConfigOpt, app, fail, load_gateway, parse_pairs
 
 
 @app.command()
@@ -54,7 +40,7 @@ def route(
     req = ChatRequest(model=model, messages=messages, max_tokens=max_tokens,
                       tools=[Tool(name=t) for t in tool] if tool else None,
                       response_format={"type": "json_object"} if json_mode else None,
-                      metadata=parse_metadata(metadata or []))
+                      metadata=parse_pairs(metadata or [], "--metadata"))
     gw = load_gateway(config, sim_only=True, request_log=False)
     try:
         d = explain_decision(gw, req)
