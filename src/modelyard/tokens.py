@@ -69,6 +69,21 @@ def _count_pieces(text: str) -> int:
 
 
 _count_cached = lru_cache(maxsize=512)(_count)
+_SYSTEM: dict[str, int] = {}  # system prompt -> count: a deployment's traffic repeats a few of them
+_SYSTEM_MAX = 256
+
+
+def _count_system(text: str) -> int:
+    """`count_tokens` for a system prompt, remembered whatever its length (short ones included):
+    the same few system prompts come back on request after request."""
+    n = _SYSTEM.get(text)
+    if n is None:
+        n = count_tokens(text)
+        if len(text) <= _CACHE_MAX:
+            if len(_SYSTEM) >= _SYSTEM_MAX:
+                _SYSTEM.clear()
+            _SYSTEM[text] = n
+    return n
 
 
 def _view(cls: Any) -> bytes:
@@ -116,10 +131,14 @@ def count_message_tokens(messages: Iterable[Any]) -> int:
         total += MESSAGE_OVERHEAD
         if isinstance(m, dict):
             content, name, calls = m.get("content"), m.get("name"), m.get("tool_calls") or ()
+            role = m.get("role")
         else:
-            content, name, calls = m.content, m.name, m.tool_calls or ()
+            content, name, calls, role = m.content, m.name, m.tool_calls or (), m.role
         if content:
-            total += count_tokens(content) if isinstance(content, str) else _parts_tokens(content)
+            if isinstance(content, str):
+                total += _count_system(content) if role == "system" else count_tokens(content)
+            else:
+                total += _parts_tokens(content)
         if name:
             total += count_tokens(name) + 1
         for call in calls:

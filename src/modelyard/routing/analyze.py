@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..tokens import count_message_tokens, count_tools_tokens
 from ..types import ChatRequest, Message
-from .classify import TaskModel, default_model, featurize_words, find_marks, language, mark_category, window
+from .classify import TaskModel, default_model, find_marks, language, mark_category, scan, window
 from .features import TASKS, Features
 
 # Typical reply length per task (tokens) when the request sets no max_tokens: for cost and latency
@@ -86,15 +86,15 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
         return _light(req, input_tokens, now)
     text = last_user_text(req)
     win = window(text)
-    feats, words, marks = featurize_words(win)
     forced = meta.get("task") if meta else None
     if forced is not None:
         if forced not in TASKS:
             raise BadRequest(f"modelyard.task: unknown task {forced!r}; one of: {', '.join(TASKS)}",
                              param="modelyard.task")
         task, confidence = forced, 1.0
+        words, _, marks = scan(win)
     else:
-        task, confidence = (model or default_model()).predict_features(feats)
+        task, confidence, words, marks = (model or default_model()).analyze_window(win)
     cx = complexity(win, task, input_tokens, marks)
     prior = OUTPUT_PRIOR.get(task, 100) or max(16, count_text_share(text, input_tokens))
     expected = int(prior * (1.0 + cx))

@@ -16,14 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NoCandidate
+from ..resilience.breaker import CLOSED, BreakerRecord, CircuitBreaker
+from ..resilience.health import HealthTracker
 from .features import Features
 
 if TYPE_CHECKING:
     from ..providers import Deployment
-    from ..resilience.health import HealthTracker
 
 # hook: (features) -> (spent_usd, budget_usd) of the request's key/team, or None when it has none
 BudgetHook = Callable[[Features], "tuple[float, float] | None"]
@@ -82,6 +84,8 @@ class CandidateFilter:
         self.limited = [d for d in deployments if d.max_concurrency]
         self.hooks: dict[str, Any] = {} if hooks is None else hooks  # "budget", "headroom" (read per request)
         self.headroom: HeadroomHook | None = None  # the built-in rpm/tpm check, when a deployment sets limits
+        self._breaker: CircuitBreaker | None = None  # whose records `_records` are (the breaker's live objects)
+        self._records: list[BreakerRecord] = []
 
     def hard(self, deps: list[Deployment], f: Features, max_tokens: int | None,
              rejected: dict[str, str]) -> list[Deployment]:
@@ -118,10 +122,13 @@ class CandidateFilter:
         eligible: list[Deployment] = []
         deferred: list[Deployment] = []
         if health is not None:
-            t = time.monotonic() if now is None else now
-            healthy = health.healthy
-            flags = [healthy(d.name, t) for d in ok]
-            if all(flags):
+            if ok is self.deployments and self._all_closed(health):
+                flags = None  # the common case: every circuit closed, nothing to ask per deployment
+            else:
+                t = time.monotonic() if now is None else now
+                healthy = health.healthy
+                flags = [healthy(d.name, t) for d in ok]
+            if flags is None or all(flags):
                 eligible = ok  # the common case: the same list object (strategies recognise it)
             else:
                 for d, fine in zip(ok, flags, strict=True):
@@ -152,6 +159,19 @@ class CandidateFilter:
                     rejected[d.name] = why
         return Filtered(eligible, deferred, rejected)
 
+    def _all_closed(self, health: HealthTracker) -> bool:
+        """True when every deployment's circuit breaker is closed (so all are available), read from
+        the breakers' live records in one C-level pass; False means: ask each deployment."""
+        if type(health).healthy is not HealthTracker.healthy:
+            return False  # a tracker with its own notion of healthy
+        breaker = health.breaker
+        if not breaker.enabled:
+            return True
+        if self._breaker is not breaker:
+            self._breaker = breaker
+            self._records = [breaker.record(d.name) for d in self.deployments]
+        return set(map(_STATE, self._records)) == _ALL_CLOSED
+
     def _hard(self, d: Deployment, f: Features, max_tokens: int | None, min_q: float | None,
               max_cost: float | None, max_lat: float | None, tags: frozenset[str],
               remaining: float | None) -> str | None:
@@ -180,6 +200,10 @@ class CandidateFilter:
             if lat > max_lat:
                 return f"estimated latency {lat:.0f} ms > budget {max_lat:.0f} ms"
         return None
+
+
+_STATE = attrgetter("state")
+_ALL_CLOSED = {CLOSED}
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:

@@ -30,7 +30,9 @@ from ..types import ChatRequest, RouteDecision, Scored
 from .analyze import MessageCounter, analyze
 from .candidates import CandidateFilter, Constraints, no_candidate
 from .classify import TaskModel, default_model
+from .decision import LazyDecision
 from .features import Features
+from .ranking import Ranking
 from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
 from .usage import UsageMeter
 from .validate import split_options
@@ -69,6 +71,7 @@ class GroupPlan:
     meters_usage: bool = False  # charge picks to the usage meter (rpm/tpm limits or `usage` strategy)
     trusted: bool = False  # a built-in strategy: only the cheap permutation check
     light: bool = False  # neither strategy nor constraints read task/complexity: skip the classifier
+    order: Callable[[ChatRequest, Features, list[Deployment]], Ranking] | None = None  # the strategy's fast path
 
 
 class Router:
@@ -131,11 +134,12 @@ class Router:
             filt.headroom = self._rate_headroom
         counter = self._exact_counter(deps, where) if common.exact_tokens else None
         self.task_model  # noqa: B018  (load the classifier now, not on the first request)
+        trusted = type(strat).__module__.startswith(f"{__package__}.strategies.")
         return GroupPlan(gname, deps, strategy, strat, filt, {d.name: d for d in deps}, [d.name for d in deps],
-                         counter, limited or strategy == "usage",
-                         type(strat).__module__.startswith(f"{__package__}.strategies."),
+                         counter, limited or strategy == "usage", trusted,
                          not getattr(strat, "needs_task", True) and cons.min_quality is None
-                         and cons.max_cost_usd is None and cons.max_latency_ms is None)
+                         and cons.max_cost_usd is None and cons.max_latency_ms is None,
+                         getattr(strat, "order", None) if trusted else None)
 
     def _exact_counter(self, deps: list[Deployment], where: str) -> MessageCounter:
         from .exact_tokens import ExactTokensUnavailable, encoding_for, message_counter
@@ -184,57 +188,48 @@ class Router:
         filt = plan.filter.run(f, req.max_tokens, now)
         rejected = filt.rejected
         pool = filt.eligible or filt.deferred  # nothing healthy: rank the rest anyway, better than failing
-        ranked = self._rank(plan, req, f, pool) if pool else []
-        if explain and ranked:
+        ranking = self._order(plan, req, f, pool) if pool else None
+        if explain and ranking is not None:
             describe = getattr(plan.strategy, "describe", None)
             if describe is not None:
                 detail = describe(req, f, pool)
-                for s in ranked:
+                for s in ranking.scored():
                     if s.deployment in detail:
                         s.reason = f"{s.reason}; {detail[s.deployment]}"
-        chain = [plan.by_name[s.deployment] for s in ranked]
-        if filt.eligible and filt.deferred:
-            chain += filt.deferred
-        if route.fallbacks:
-            members = plan.by_name
-            fb = [d for d in route.fallbacks if d.name not in members]
-            if fb:
-                fb_rejected: dict[str, str] = {}
-                chain += plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
-                rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
+        chain = ranking.deployments if ranking is not None else []
+        if (filt.eligible and filt.deferred) or route.fallbacks:
+            chain = list(chain)
+            if filt.eligible and filt.deferred:
+                chain += filt.deferred
+            if route.fallbacks:
+                members = plan.by_name
+                fb = [d for d in route.fallbacks if d.name not in members]
+                if fb:
+                    fb_rejected: dict[str, str] = {}
+                    chain += plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
+                    rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
         if plan.meters_usage and chain:
             self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)
-        # every candidate of the group, in group order, with its verdict
-        if not rejected and len(ranked) == len(plan.deployments):
-            by_rank = {s.deployment: s for s in ranked}
-            candidates = [by_rank[n] for n in plan.names]
+        if ranking is not None:
+            reason = ranking.top_reason()
         else:
-            by_rank = {s.deployment: s for s in ranked}
-            candidates = []
-            for d in plan.deployments:
-                s = by_rank.get(d.name)
-                if s is None:
-                    candidates.append(Scored(d.name, 0.0, False, rejected.get(d.name, "not ranked")))
-                elif filt.eligible:
-                    candidates.append(s)
-                else:  # ranked although it failed a soft filter: say so
-                    candidates.append(Scored(d.name, s.score, False, f"{rejected[d.name]}; ranked anyway, nothing "
-                                                                       f"healthy: {s.reason}"))
-        top = ranked[0] if ranked else None
-        rule = getattr(ranked, "rule", None)
-        reason = top.reason if top is not None else "no deployment fits"
-        if chain and top is None:
-            reason = f"only fallbacks fit; first fallback {chain[0].name}"
-        decision = RouteDecision(model=route.name, deployment=chain[0].name if chain else "",
-                                 strategy=plan.strategy_name, reason=reason, candidates=candidates,
-                                 features=f.to_dict(), rule=rule)
+            reason = f"only fallbacks fit; first fallback {chain[0].name}" if chain else "no deployment fits"
+        decision = LazyDecision.build(route.name, chain[0].name if chain else "", plan.strategy_name, reason,
+                                      ranking.rule if ranking is not None else None,
+                                      _Verdicts(plan, ranking, rejected, bool(filt.eligible)), f.to_dict)
+        if explain:
+            decision.candidates  # noqa: B018  (built now: the describe details are in them)
         return chain, decision, rejected
 
-    def _rank(self, plan: GroupPlan, req: ChatRequest, f: Features, pool: list[Deployment]) -> list[Scored]:
+    def _order(self, plan: GroupPlan, req: ChatRequest, f: Features, pool: list[Deployment]) -> Ranking:
+        """The strategy's order of the pool: its `order` when it has one, else its checked `rank`."""
+        order = plan.order
+        if order is not None:
+            return order(req, f, pool)
         ranked = plan.strategy.rank(req, f, pool)
         if len(ranked) != len(pool) or (not plan.trusted and {s.deployment for s in ranked} != {d.name for d in pool}):
             ranked = _repair(ranked, pool, plan.strategy_name)
-        return ranked
+        return Ranking.of(ranked, pool)
 
     def _direct(self, route: Route) -> tuple[list[Deployment], RouteDecision]:
         dep = route.deployments[0]
@@ -262,6 +257,34 @@ class Router:
         if not chain:
             out["error"] = no_candidate(route.name, rejected).message
         return out
+
+
+class _Verdicts:
+    """Every candidate of the group, in group order, with its verdict: the decision's `candidates`,
+    built when the decision is first explained or logged."""
+
+    __slots__ = ("eligible", "plan", "ranking", "rejected")
+
+    def __init__(self, plan: GroupPlan, ranking: Ranking | None, rejected: dict[str, str], eligible: bool) -> None:
+        self.plan, self.ranking, self.rejected, self.eligible = plan, ranking, rejected, eligible
+
+    def __call__(self) -> list[Scored]:
+        plan, rejected = self.plan, self.rejected
+        ranked = self.ranking.scored() if self.ranking is not None else []
+        by_rank = {s.deployment: s for s in ranked}
+        if not rejected and len(ranked) == len(plan.deployments):
+            return [by_rank[n] for n in plan.names]
+        candidates = []
+        for d in plan.deployments:
+            s = by_rank.get(d.name)
+            if s is None:
+                candidates.append(Scored(d.name, 0.0, False, rejected.get(d.name, "not ranked")))
+            elif self.eligible:
+                candidates.append(s)
+            else:  # ranked although it failed a soft filter: say so
+                candidates.append(Scored(d.name, s.score, False, f"{rejected[d.name]}; ranked anyway, nothing "
+                                                                   f"healthy: {s.reason}"))
+        return candidates
 
 
 def _repair(ranked: list[Scored], pool: list[Deployment], strategy: str) -> list[Scored]:

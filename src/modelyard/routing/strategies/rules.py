@@ -22,6 +22,7 @@ strategy's order; targets score 1 + their inner score.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -29,6 +30,7 @@ from pydantic import Field
 from ...types import ChatRequest, Scored
 from ..conditions import Condition, compile_condition
 from ..features import Features
+from ..ranking import Preferred, Ranking
 from .base import (
     VALIDATORS,
     ConfigNames,
@@ -116,14 +118,15 @@ def validate_rules(options: dict[str, Any], names: ConfigNames) -> None:
 
 
 class _CompiledRule:
-    __slots__ = ("hit", "label", "match", "miss", "targets")
+    __slots__ = ("hit", "label", "mask", "match", "miss", "targets")
 
-    def __init__(self, label: str, match: Condition, targets: frozenset[str]) -> None:
+    def __init__(self, label: str, match: Condition, targets: frozenset[str], group: tuple[str, ...]) -> None:
         self.label, self.match, self.targets = label, match, targets
         # reasons built once: rank must not format a string per candidate
         self.hit = f"rule '{label}' target" if label != "default" else "default target"
         self.miss = f"not a target of rule '{label}' (fallback)" if label != "default" else \
             "not the default target (fallback)"
+        self.mask = [n in targets for n in group]  # by group position: the common candidate list
 
 
 class Rules:
@@ -134,18 +137,25 @@ class Rules:
         names = ConfigNames(group=ctx.group, group_deployments=tuple(ctx.groups.get(ctx.group, ())),
                             deployments=frozenset(ctx.deployments),
                             groups={g: tuple(d) for g, d in ctx.groups.items()})
+        group = names.group_deployments
+        self.group = tuple(ctx.deployments[n] for n in group if n in ctx.deployments)
         self.rules = [
             _CompiledRule(r.name or f"rule {i + 1}", compile_condition(r.when, ("rules", i, "when")),
-                          _targets(r.to, ("rules", i, "to"), names))
+                          _targets(r.to, ("rules", i, "to"), names), group)
             for i, r in enumerate(opts.rules)
         ]
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
-        self.default = _CompiledRule("default", lambda f: True, default) if default is not None else None
+        self.default = _CompiledRule("default", lambda f: True, default, group) if default is not None else None
         _inner(opts.then, opts.then_options, None)
         factory = lookup(opts.then)
         assert factory is not None
         self.inner = factory(opts.then_options, ctx)
+        self._inner_order = getattr(self.inner, "order", None)
         self.then = opts.then
+
+    def _whole_group(self, candidates: Sequence[Deployment]) -> bool:
+        g = self.group
+        return len(candidates) == len(g) and tuple(candidates) == g
 
     def pick(self, features: Features, candidates: list[Deployment]) -> tuple[_CompiledRule | None, list[str]]:
         """The first matching rule with a target among the candidates (or the default), and the rules
@@ -155,6 +165,8 @@ class Rules:
         for rule in self.rules:
             if rule.match(features):
                 if names is None:
+                    if self._whole_group(candidates):  # every target (validated at load) is a candidate
+                        return rule, skipped
                     names = {d.name for d in candidates}
                 if not rule.targets.isdisjoint(names):
                     return rule, skipped
@@ -162,27 +174,25 @@ class Rules:
         return self.default, skipped
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        r = self.order(req, features, candidates)
+        return Ranked(r.scored(), rule=r.rule)
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        """`rank` without building the per-candidate entries (see ranking.py)."""
         rule, skipped = self.pick(features, candidates)
-        inner = self.inner.rank(req, features, candidates)
+        order = self._inner_order
+        inner = order(req, features, candidates) if order is not None else \
+            Ranking.of(self.inner.rank(req, features, candidates), candidates)
         if rule is None:
             why = "no rule matched: whole group" if not skipped else \
                 f"rules {', '.join(skipped)} matched but their targets were filtered out: whole group"
-            for s in inner:
-                s.reason = why
-            return Ranked(inner, rule="default")
-        targets = rule.targets
-        first: list[Scored] = []
-        rest: list[Scored] = []
-        for s in inner:  # the inner strategy's Scored objects are fresh: annotate them in place
-            if s.deployment in targets:
-                s.score += 1.0
-                s.reason = rule.hit
-                first.append(s)
-            else:
-                s.reason = rule.miss
-                rest.append(s)
-        first += rest
-        return Ranked(first, rule=rule.label)
+            return inner.relabel(why, "default")
+        if self._whole_group(inner.candidates):
+            mask = rule.mask
+        else:
+            targets = rule.targets
+            mask = [d.name in targets for d in inner.candidates]
+        return Preferred(inner, mask, rule.hit, rule.miss, rule.label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         detail = getattr(self.inner, "describe", None)

@@ -14,6 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -21,11 +22,13 @@ from pydantic import Field, model_validator
 from ...types import ChatRequest, Scored
 from ..candidates import est_cost
 from ..features import TASKS, Features
+from ..ranking import Ranking
 from .base import ConfigNames, StrategyConfigError, StrategyContext, register_strategy
 from .util import Options, TieBreak, normalise_high, normalise_low, ordered, parse_options
 
 if TYPE_CHECKING:
     from ...providers import Deployment
+    from ...resilience.health import Health, HealthTracker
 
 # (cost, latency, quality) per preset; per request: `optimize_for` in metadata / extra_body.modelyard.
 PRESETS: dict[str, tuple[float, float, float]] = {
@@ -80,9 +83,9 @@ def validate_score(options: dict[str, Any], names: ConfigNames, loc: tuple[str |
 
 class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
-    quality for every task (card prior, then config overrides)."""
+    quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("deps", "ins", "inv_tps", "names", "outs", "quality", "ttft")
+    __slots__ = ("deps", "healths", "ins", "inv_tps", "names", "outs", "qnorm", "quality", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -92,6 +95,27 @@ class _Table:
         self.ttft = [d.card.ttft_ms for d in deps]
         self.inv_tps = [1000.0 / d.card.tokens_per_s for d in deps]
         self.quality = {t: [quality[d.name][t] for d in deps] for t in TASKS}
+        self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
+        self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
+
+    def ttft_now(self, health: HealthTracker | None) -> list[float]:
+        """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
+        if health is None:
+            return self.ttft
+        hs = self.healths
+        if hs is None:
+            found = [health.by_name.get(n) for n in self.names]
+            if any(h is None for h in found):  # not tracked (a Router built without config)
+                return [p if h is None or h.ewma_ttft_ms is None else h.ewma_ttft_ms
+                        for p, h in zip(self.ttft, found, strict=True)]
+            hs = self.healths = found  # type: ignore[assignment]
+        observed = list(map(_EWMA_TTFT, hs))
+        if observed.count(None) == len(observed):
+            return self.ttft
+        return [p if o is None else o for p, o in zip(self.ttft, observed, strict=True)]
+
+
+_EWMA_TTFT = attrgetter("ewma_ttft_ms")
 
 
 class Score:
@@ -134,32 +158,48 @@ class Score:
                 self.quality[d.name] = {k: d.card.quality.get(k, general) for k in TASKS}
         return _Table(candidates, self.quality)
 
+    def weights_and_reason(self, req: ChatRequest, f: Features) -> tuple[tuple[float, float, float], str]:
+        """The request's (cost, latency, quality) weights and the reason every candidate gets."""
+        return self.weights_for(req, f), self.REASON
+
+    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        return self.order(req, features, candidates).scored()
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        """`rank` without building the per-candidate entries (see ranking.py)."""
+        weights, reason = self.weights_and_reason(req, features)
+        t = self._table_for(candidates)
+        n = len(t.names)
+        if n == 0:
+            return Ranking(t.deps, [], [], reason)
+        wc, wl, wq = weights
+        fi, fo = features.input_tokens, features.output_tokens
+        costs = [fi * a + fo * b for a, b in zip(t.ins, t.outs, strict=True)]
+        lats = [a + fo * k for a, k in zip(t.ttft_now(self.health), t.inv_tps, strict=True)]
+        # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
+        # no spread is 1 for every candidate)
+        lo, hi = min(costs), max(costs)
+        ac = wc / (hi - lo) if hi > lo else 0.0
+        k = ac * hi if hi > lo else wc
+        lo, hi = min(lats), max(lats)
+        al = wl / (hi - lo) if hi > lo else 0.0
+        k += al * hi if hi > lo else wl
+        scores = [k - ac * c - al * lt + wq * q for c, lt, q in zip(costs, lats, t.qnorm[features.task], strict=True)]
+        if self.tie_break == "random" and n > 1:
+            keys = [self.rng.random() for _ in range(n)]
+            idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
+        else:
+            idx = sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ties keep group order
+        return Ranking(t.deps, idx, scores, reason)
+
     def components(self, f: Features, candidates: list[Deployment]) -> tuple[_Table, list[float], list[float],
                                                                              list[float]]:
         """(table, expected USD, expected ms, quality) per candidate."""
         t = self._table_for(candidates)
         fi, fo = f.input_tokens, f.output_tokens
         costs = [fi * a + fo * b for a, b in zip(t.ins, t.outs, strict=True)]
-        ttft = t.ttft
-        if self.health is not None:
-            by_name = self.health.by_name
-            observed = [h.ewma_ttft_ms if (h := by_name.get(n)) is not None else None for n in t.names]
-            ttft = [p if o is None else o for p, o in zip(ttft, observed, strict=True)]
-        lats = [a + fo * k for a, k in zip(ttft, t.inv_tps, strict=True)]
+        lats = [a + fo * k for a, k in zip(t.ttft_now(self.health), t.inv_tps, strict=True)]
         return t, costs, lats, t.quality[f.task]
-
-    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
-        return self.rank_with(self.weights_for(req, features), features, candidates, self.REASON)
-
-    def rank_with(self, weights: tuple[float, float, float], f: Features, candidates: list[Deployment],
-                  reason: str) -> list[Scored]:
-        if not candidates:
-            return []
-        wc, wl, wq = weights
-        t, costs, lats, quals = self.components(f, candidates)
-        cn, ln, qn = normalise_low(costs), normalise_low(lats), normalise_high(quals)
-        scores = [wc * a + wl * b + wq * c for a, b, c in zip(cn, ln, qn, strict=True)]
-        return ordered(t.names, scores, reason, tie_break=self.tie_break, rng=self.rng)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         wc, wl, wq = self.weights_for(req, features)
@@ -233,9 +273,8 @@ class BudgetAware(Score):
         wc, wl, wq = wc + shift * (1.0 - wc), wl * (1.0 - shift), wq * (1.0 - shift)
         return (wc, wl, wq), f"{used:.0%} of budget spent, cost weight {wc:.2f}"
 
-    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
-        weights, why = self.shifted(req, features)
-        return self.rank_with(weights, features, candidates, why)
+    def weights_and_reason(self, req: ChatRequest, f: Features) -> tuple[tuple[float, float, float], str]:
+        return self.shifted(req, f)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         (wc, wl, wq), _ = self.shifted(req, features)

@@ -1,0 +1,63 @@
+"""A RouteDecision that builds its explanation on first read.
+
+Every request gets a decision, but its per-candidate verdicts and its features dict are read only
+when something explains or logs it. `LazyDecision` is a `RouteDecision` (same fields, same
+`to_dict`, isinstance holds) whose `candidates` and `features` are made by a function the router
+hands over, on the first read; writes replace them as on the plain dataclass. Pickling or copying
+gives a plain, fully built `RouteDecision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..types import RouteDecision, Scored
+
+_CANDIDATES = RouteDecision.__dict__["candidates"]  # the dataclass's slot descriptors
+_FEATURES = RouteDecision.__dict__["features"]
+
+
+class _Built:
+    """A RouteDecision field made on first read by the function in attribute `maker`; a write
+    replaces it (and drops the function)."""
+
+    def __init__(self, slot: Any, maker: str) -> None:
+        self.slot, self.maker = slot, maker
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        make = getattr(obj, self.maker)
+        if make is not None:
+            self.slot.__set__(obj, make())
+            setattr(obj, self.maker, None)
+        return self.slot.__get__(obj)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj, self.maker, None)
+        self.slot.__set__(obj, value)
+
+
+class LazyDecision(RouteDecision):
+    __slots__ = ("_make_candidates", "_make_features")
+
+    @classmethod
+    def build(cls, model: str, deployment: str, strategy: str, reason: str, rule: str | None,
+              candidates: Callable[[], list[Scored]], features: Callable[[], dict[str, Any]]) -> LazyDecision:
+        """A decision whose candidates and features come from these functions, called once, when read."""
+        d = cls.__new__(cls)
+        d.model, d.deployment, d.strategy, d.reason, d.rule = model, deployment, strategy, reason, rule
+        d.fallbacks, d.attempts = [], 0
+        d._make_candidates, d._make_features = candidates, features
+        return d
+
+    candidates = _Built(_CANDIDATES, "_make_candidates")  # type: ignore[assignment]
+    features = _Built(_FEATURES, "_make_features")  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RouteDecision, (self.model, self.deployment, self.strategy, self.reason, self.candidates,
+                                self.features, self.fallbacks, self.attempts, self.rule))
+
+
+__all__ = ["LazyDecision"]

@@ -1,0 +1,117 @@
+"""A strategy's order of its candidates, with the per-candidate explanation built only when read.
+
+The hot path needs one thing from a strategy: the deployments, best first (the chain). Scores and
+reasons per candidate are for explanations (`route --explain`, POST /v1/route/explain, the request
+log), so a `Ranking` keeps the order as positions into the candidate list, the scores by position
+and one reason (or a reason per position), and builds the `Scored` entries on first request.
+
+Strategies that can rank this way implement `order(req, features, candidates) -> Ranking` next to
+`rank` (which stays the public contract: `rank` is `order(...).scored()`); for the others the router
+wraps what `rank` returned with `Ranking.of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import compress
+from operator import not_
+from typing import TYPE_CHECKING
+
+from ..types import Scored
+
+if TYPE_CHECKING:
+    from ..providers import Deployment
+
+
+class Ranking:
+    """Candidates best first: `deployments` (the chain) eagerly, `scored()` lazily and once."""
+
+    __slots__ = ("_deployments", "_scored", "candidates", "order", "reason", "rule", "scores")
+
+    def __init__(self, candidates: Sequence[Deployment], order: list[int], scores: Sequence[float],
+                 reason: str | Callable[[int], str], rule: str | None = None) -> None:
+        self.candidates = candidates
+        self.order = order  # positions into `candidates`, best first
+        self.scores = scores  # by position (not by rank)
+        self.reason = reason  # one reason for all, or position -> reason
+        self.rule = rule  # the rule (rules) or class (tier) that decided, if any
+        self._deployments: list[Deployment] | None = None
+        self._scored: list[Scored] | None = None
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        """The candidates best first: the chain (built on first read)."""
+        deps = self._deployments
+        if deps is None:
+            deps = self._deployments = list(map(self.candidates.__getitem__, self.order))
+        return deps
+
+    @classmethod
+    def of(cls, scored: list[Scored], candidates: Sequence[Deployment], rule: str | None = None) -> Ranking:
+        """Wrap a `rank` result (already materialised; a permutation of `candidates`)."""
+        pos = {d.name: i for i, d in enumerate(candidates)}
+        order = [pos[s.deployment] for s in scored]
+        scores = [0.0] * len(candidates)
+        reasons = [""] * len(candidates)
+        for i, s in zip(order, scored, strict=True):
+            scores[i], reasons[i] = s.score, s.reason
+        r = cls(candidates, order, scores, reasons.__getitem__,
+                rule if rule is not None else getattr(scored, "rule", None))
+        r._scored = scored
+        return r
+
+    def relabel(self, reason: str, rule: str | None) -> Ranking:
+        """The same order and scores, with one new reason for every candidate."""
+        r = Ranking.__new__(Ranking)
+        r.candidates, r.order, r.scores, r._deployments = self.candidates, self.order, self.scores, self._deployments
+        r.reason, r.rule, r._scored = reason, rule, None
+        if type(self) is not Ranking:  # keep a subclass's scores
+            r.scores = [self.score(i) for i in range(len(self.candidates))]
+        return r
+
+    def score(self, pos: int) -> float:
+        return self.scores[pos]
+
+    def why(self, pos: int) -> str:
+        reason = self.reason
+        return reason if isinstance(reason, str) else reason(pos)
+
+    def top_reason(self) -> str:
+        """The reason of the winner (what RouteDecision.reason says), without building the rest."""
+        if self._scored is not None:
+            return self._scored[0].reason if self._scored else ""
+        return self.why(self.order[0]) if self.order else ""
+
+    def scored(self) -> list[Scored]:
+        """Every candidate as a fresh `Scored`, best first (built on the first call, then kept)."""
+        if self._scored is None:
+            cands, score, why = self.candidates, self.score, self.why
+            self._scored = [Scored(cands[i].name, score(i), True, why(i)) for i in self.order]
+        return self._scored
+
+    def __len__(self) -> int:
+        return len(self.deployments)
+
+
+class Preferred(Ranking):
+    """An inner ranking with some candidates moved to the front (a rule's or a class's targets):
+    those score 1 + their inner score and say `hit`, the others keep theirs and say `miss`."""
+
+    __slots__ = ("hit", "inner", "mask", "miss")
+
+    def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
+        order = inner.order
+        flags = list(map(mask.__getitem__, order))
+        first = list(compress(order, flags))
+        rest = list(compress(order, map(not_, flags))) if len(first) < len(order) else []
+        super().__init__(inner.candidates, first + rest, inner.scores, hit, rule)
+        self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
+
+    def score(self, pos: int) -> float:
+        return self.inner.score(pos) + 1.0 if self.mask[pos] else self.inner.score(pos)
+
+    def why(self, pos: int) -> str:
+        return self.hit if self.mask[pos] else self.miss
+
+
+__all__ = ["Preferred", "Ranking"]
