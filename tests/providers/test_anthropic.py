@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from modelyard.catalog import unknown_card
 from modelyard.errors import (
@@ -44,7 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclass
 class Seen:
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
 
     @property
@@ -63,7 +64,7 @@ class FakeAnthropic:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Seen(request.path, dict(request.headers), await request.read()))
+        self.seen.append(Seen(request.path, CIMultiDict(request.headers), await request.read()))
         assert self.handler is not None, "test did not script the upstream"
         try:
             return await self.handler(request)
@@ -294,7 +295,7 @@ def test_default_endpoint() -> None:
                      api_key=KEY)
     AnthropicProvider().prepare(dep)
     assert dep.prepared["url"] == "https://api.anthropic.com/v1/messages"
-    assert dep.prepared["timeout"].total == 600.0 and dep.prepared["timeout"].sock_connect == 10.0
+    assert dep.prepared["timeout"].total_seconds() == 600.0 and dep.connect_timeout_s == 10.0
 
 
 @pytest.mark.parametrize(("choice", "wire"), [

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from modelyard.catalog import unknown_card
 from modelyard.errors import (
@@ -44,7 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Seen:
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
 
     @property
@@ -63,7 +64,7 @@ class FakeGemini:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Seen(request.path, dict(request.query), dict(request.headers), await request.read()))
+        self.seen.append(Seen(request.path, dict(request.query), CIMultiDict(request.headers), await request.read()))
         assert self.handler is not None, "test did not script the upstream"
         try:
             return await self.handler(request)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from modelyard.catalog import unknown_card
 from modelyard.errors import (
@@ -51,7 +52,7 @@ class Seen:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
     peer: Any
 
@@ -71,7 +72,7 @@ class FakeOpenAI:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.seen.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body,
+        self.seen.append(Seen(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body,
                               request.transport.get_extra_info("peername") if request.transport else None))
         assert self.handler is not None, "test did not script the upstream"
         return await self.handler(request)

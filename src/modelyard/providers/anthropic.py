@@ -11,7 +11,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from ..errors import (
@@ -41,7 +40,7 @@ from ..types import (
     Usage,
 )
 from .base import Deployment, Provider
-from .http import client_timeout, load_json, new_session, retry_after_of, sse_data, transport_errors
+from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -318,21 +317,10 @@ class AnthropicProvider(Provider):
     kind = "anthropic"
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        s = self._session
-        if s is None or s.closed:
-            s = self._session = new_session()
-        return s
-
-    async def start(self) -> None:
-        self._http()
+        self._http = HttpClients()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     def prepare(self, dep: Deployment) -> None:
         base = (dep.api_base or DEFAULT_BASE).rstrip("/")
@@ -343,8 +331,7 @@ class AnthropicProvider(Provider):
         if dep.api_key:
             headers["x-api-key"] = dep.api_key
         headers.update(dep.headers)
-        dep.prepared.update(url=base + "/v1/messages", headers=headers,
-                            timeout=client_timeout(dep.timeout_s, dep.connect_timeout_s))
+        prepare_http(dep, base + "/v1/messages", headers)
 
     def _prepared(self, dep: Deployment) -> dict[str, Any]:
         if "url" not in dep.prepared:
@@ -354,11 +341,7 @@ class AnthropicProvider(Provider):
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
         p = self._prepared(dep)
         body = orjson.dumps(to_wire(req, dep, stream=False))
-        with transport_errors(dep.name):
-            async with self._http().post(p["url"], data=body, headers=p["headers"],
-                                         timeout=p["timeout"]) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+        status, headers, raw = await post(self._http, dep, p["url"], body)
         if status >= 300:
             raise error_from_response(status, raw, headers, dep)
         data = load_json(raw, dep.name)
@@ -375,27 +358,20 @@ class AnthropicProvider(Provider):
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
         p = self._prepared(dep)
         body = orjson.dumps(to_wire(req, dep, stream=True))
-        with transport_errors(dep.name):
-            resp = await self._http().post(p["url"], data=body, headers=p["headers"], timeout=p["timeout"])
-        finished = False
+        resp = await UpstreamStream.open(self._http, dep, p["url"], body)
         try:
             if resp.status >= 300:
-                with transport_errors(dep.name):
-                    raw = await resp.read()
-                finished = True  # the body is read: the connection can go back to the pool
-                raise error_from_response(resp.status, raw, resp.headers, dep)
+                raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
                 async for chunk in _events(resp, dep):
                     yield chunk
-            finished = True
         finally:
-            if finished:
-                resp.release()
-            else:  # stopped early, failed or cancelled: drop the connection so the upstream stops
-                resp.close()
+            # the pool keeps the connection only if the body was read to its end; otherwise it is
+            # dropped, which tells the upstream to stop generating (early stop, error, cancel)
+            await resp.close()
 
 
-async def _events(resp: aiohttp.ClientResponse, dep: Deployment) -> AsyncIterator[StreamChunk]:
+async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[StreamChunk]:
     """Messages API SSE events -> StreamChunks; the last one carries usage and finish_reason."""
     msg_id, model = "", dep.model
     counts: dict[str, Any] = {}  # the raw usage fields, message_start first, message_delta on top
@@ -403,7 +379,7 @@ async def _events(resp: aiohttp.ClientResponse, dep: Deployment) -> AsyncIterato
     tools: dict[int, int] = {}  # content block index -> tool call ordinal
     role: str | None = "assistant"  # sent once, with the first chunk
     done = False
-    async for _event, payload in sse_data(resp.content):
+    async for _event, payload in sse_data(resp.read):
         if done:
             continue  # drain whatever follows message_stop so the connection can be reused
         data = load_json(payload, dep.name)

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from ..errors import (
@@ -45,7 +44,7 @@ from ..types import (
     Usage,
 )
 from .base import Deployment, Provider
-from .http import client_timeout, load_json, new_session, retry_after_of, sse_data, transport_errors
+from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
 FILTERED = frozenset(("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"))
@@ -381,21 +380,10 @@ class GeminiProvider(Provider):
     kind = "gemini"
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        s = self._session
-        if s is None or s.closed:
-            s = self._session = new_session()
-        return s
-
-    async def start(self) -> None:
-        self._http()
+        self._http = HttpClients()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     def prepare(self, dep: Deployment) -> None:
         base = (dep.api_base or DEFAULT_BASE).rstrip("/")
@@ -404,9 +392,8 @@ class GeminiProvider(Provider):
         if dep.api_key:
             headers["x-goog-api-key"] = dep.api_key
         headers.update(dep.headers)
-        dep.prepared.update(url=f"{base}/models/{model}:generateContent",
-                            stream_url=f"{base}/models/{model}:streamGenerateContent?alt=sse",
-                            headers=headers, timeout=client_timeout(dep.timeout_s, dep.connect_timeout_s))
+        prepare_http(dep, f"{base}/models/{model}:generateContent", headers,
+                     stream_url=f"{base}/models/{model}:streamGenerateContent?alt=sse")
 
     def _prepared(self, dep: Deployment) -> dict[str, Any]:
         if "url" not in dep.prepared:
@@ -416,11 +403,7 @@ class GeminiProvider(Provider):
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
         p = self._prepared(dep)
         body = orjson.dumps(to_wire(req, dep))
-        with transport_errors(dep.name):
-            async with self._http().post(p["url"], data=body, headers=p["headers"],
-                                         timeout=p["timeout"]) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+        status, headers, raw = await post(self._http, dep, p["url"], body)
         if status >= 300:
             raise error_from_response(status, raw, headers, dep)
         data = load_json(raw, dep.name)
@@ -436,28 +419,20 @@ class GeminiProvider(Provider):
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
         p = self._prepared(dep)
         body = orjson.dumps(to_wire(req, dep))
-        with transport_errors(dep.name):
-            resp = await self._http().post(p["stream_url"], data=body, headers=p["headers"],
-                                           timeout=p["timeout"])
-        finished = False
+        resp = await UpstreamStream.open(self._http, dep, p["stream_url"], body)
         try:
             if resp.status >= 300:
-                with transport_errors(dep.name):
-                    raw = await resp.read()
-                finished = True  # the body is read: the connection can go back to the pool
-                raise error_from_response(resp.status, raw, resp.headers, dep)
+                raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
                 async for chunk in _events(resp, dep):
                     yield chunk
-            finished = True
         finally:
-            if finished:
-                resp.release()
-            else:  # stopped early, failed or cancelled: drop the connection so the upstream stops
-                resp.close()
+            # the pool keeps the connection only if the body was read to its end; otherwise it is
+            # dropped, which tells the upstream to stop generating (early stop, error, cancel)
+            await resp.close()
 
 
-async def _events(resp: aiohttp.ClientResponse, dep: Deployment) -> AsyncIterator[StreamChunk]:
+async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[StreamChunk]:
     """streamGenerateContent SSE fragments -> StreamChunks, then one closing chunk per candidate
     with its finish_reason; the very last one carries the usage."""
     resp_id, model = "", dep.model
@@ -465,7 +440,7 @@ async def _events(resp: aiohttp.ClientResponse, dep: Deployment) -> AsyncIterato
     finishes: dict[int, str] = {}  # candidate index -> Gemini finishReason
     calls: dict[int, int] = {}  # candidate index -> tool calls seen so far
     started: set[int] = set()  # candidates that already sent their role
-    async for _event, payload in sse_data(resp.content):
+    async for _event, payload in sse_data(resp.read):
         data = load_json(payload, dep.name)
         if isinstance(data, list) and data:
             data = data[0]

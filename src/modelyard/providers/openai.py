@@ -8,16 +8,12 @@ gateway itself needs: text, tool calls, finish reason and usage.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
-from multidict import CIMultiDict
-from yarl import URL
 
 from ..errors import (
     ConnectionFailed,
@@ -41,7 +37,16 @@ from ..types import (
     Usage,
 )
 from .base import Deployment, Provider
-from .http import client_timeout, load_json, new_session, retry_after_of, sse_batches, transport_errors
+from .http import (
+    HttpClients,
+    UpstreamStream,
+    load_json,
+    post,
+    prepare_http,
+    retry_after_of,
+    sse_batches,
+    transport_errors,
+)
 
 OPENAI_BASE = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
@@ -52,17 +57,17 @@ _DRAIN_S = 0.5
 
 
 class OpenAIProvider(Provider):
-    """One pooled aiohttp session for all OpenAI-protocol deployments."""
+    """One pooled upstream client for all OpenAI-protocol deployments."""
 
     kind = "openai"
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClients()
 
     def prepare(self, dep: Deployment) -> None:
         """Precompute URL, full header set, timeout and the max-tokens field name."""
         base = (dep.api_base or ("" if dep.provider == "azure" else OPENAI_BASE)).rstrip("/")
-        headers = CIMultiDict({"content-type": "application/json"})
+        headers = {"content-type": "application/json"}
         if dep.provider == "azure":
             if not base:
                 raise ValueError(f"deployment '{dep.name}': azure needs api_base (https://NAME.openai.azure.com)")
@@ -77,56 +82,41 @@ class OpenAIProvider(Provider):
         headers.update(dep.headers)
         official = dep.provider == "azure" or not dep.api_base or "api.openai.com" in dep.api_base
         reasoning = official and any(_REASONING_MODEL.match(n) for n in (dep.model, dep.card.name))
-        dep.prepared.update(
-            url=URL(url),
-            headers=headers,
-            timeout=client_timeout(dep.timeout_s, dep.connect_timeout_s),
-            max_tokens_key="max_completion_tokens" if reasoning else "max_tokens",
-        )
+        prepare_http(dep, url, headers, max_tokens_key="max_completion_tokens" if reasoning else "max_tokens")
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = new_session()
+        pass  # clients open on first use (one per connect timeout), pooled for the process
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._http.close()
 
-    def _post(self, req: ChatRequest, dep: Deployment, stream: bool) -> Any:
-        """Start the POST (an aiohttp request context); starts the session lazily."""
-        if self._session is None:
-            self._session = new_session()
-        p = dep.prepared
-        if "url" not in p:
+    def _prepared(self, dep: Deployment) -> dict[str, Any]:
+        if "url" not in dep.prepared:
             self.prepare(dep)
-        body = orjson.dumps(to_wire(req, dep, stream=stream))
-        return self._session.post(p["url"], data=body, headers=p["headers"], timeout=p["timeout"])
+        return dep.prepared
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        with transport_errors(dep.name):
-            async with self._post(req, dep, False) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
+        p = self._prepared(dep)
+        status, headers, raw = await post(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=False)))
         if status >= 400:
             raise map_error(status, raw, headers, dep)
         return from_wire(raw, dep)
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        with transport_errors(dep.name):
-            resp = await self._post(req, dep, True)
+        p = self._prepared(dep)
+        resp = await UpstreamStream.open(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=True)))
         try:
+            if resp.status >= 400:
+                raise map_error(resp.status, await resp.body(), resp.headers, dep)
+            if resp.content_type == "application/json":  # an error (or a server ignoring `stream`)
+                raise _json_instead_of_stream(await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
-                if resp.status >= 400:
-                    raise map_error(resp.status, await resp.read(), resp.headers, dep)
-                if resp.content_type == "application/json":  # an error (or a server ignoring `stream`)
-                    raise _json_instead_of_stream(await resp.read(), resp.headers, dep)
                 finished = False
-                async for batch in sse_batches(resp.content):
+                async for batch in sse_batches(resp.read):
                     last = len(batch) - 1
                     for i, (_event, data) in enumerate(batch):
                         if data == b"[DONE]":
-                            await _drain(resp)
+                            await resp.drain(_DRAIN_S)
                             return
                         chunk = chunk_from_wire(data, dep)
                         chunk.flush = i == last
@@ -136,24 +126,9 @@ class OpenAIProvider(Provider):
                 if not finished:
                     raise ConnectionFailed(f"deployment '{dep.name}' stream ended early", deployment=dep.name)
         finally:
-            # Closing (not releasing) an unfinished response drops the socket, which tells the upstream
-            # to stop generating: this runs on aclose(), cancellation and errors alike.
-            if resp.content.is_eof():
-                resp.release()
-            else:
-                resp.close()
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read the (normally empty) rest of the body after [DONE] so the connection is reusable."""
-    if resp.content.is_eof():
-        return
-    try:
-        async with asyncio.timeout(_DRAIN_S):
-            while await resp.content.readany():
-                pass
-    except (TimeoutError, aiohttp.ClientError):
-        pass
+            # Closing an unfinished response drops the socket, which tells the upstream to stop
+            # generating: this runs on aclose(), cancellation and errors alike.
+            await resp.close()
 
 
 # --- request ------------------------------------------------------------------------------------

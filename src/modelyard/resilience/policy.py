@@ -32,7 +32,7 @@ _OVERRIDES = frozenset(("timeout_s", "max_attempts", "fallbacks", "context_windo
 
 @dataclass(slots=True, frozen=True)
 class DeploymentTimeouts:
-    """Per deployment: connect is the provider's (aiohttp); these three are enforced in execution."""
+    """Per deployment: connect is the provider's (its HTTP client); these three are enforced in execution."""
 
     ttft_s: float | None  # streams: until the first chunk
     idle_s: float | None  # streams: between chunks
@@ -180,7 +180,7 @@ class Resilience:
 
 def _enforces_total(dep: Deployment) -> bool:
     """Whether a call to `dep` ends by `timeout_s` without a timer of ours: adapters that precompute an
-    aiohttp ClientTimeout (`prepared["timeout"]`) enforce it, and a zero-latency sim never waits."""
+    total timeout (`prepared["timeout"]`, the HTTP client's) enforce it, and a zero-latency sim never waits."""
     return "timeout" in dep.prepared or bool(getattr(dep.prepared.get("sim"), "zero_latency", False))
 
 

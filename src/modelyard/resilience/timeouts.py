@@ -1,6 +1,6 @@
 """Timeouts every provider gets, enforced in execution rather than in each adapter.
 
-Connect timeouts belong to the HTTP client (the adapters' aiohttp ClientTimeout, whose `total` is
+Connect timeouts belong to the HTTP client (the adapters' wreq clients, whose per-request timeout is
 the deployment's `timeout_s`). Execution adds (execution/attempt.py):
 - the request deadline, and `timeout_s` for providers that do not enforce it themselves:
   `asyncio.timeout_at` around the call — only when it is sooner than what the provider enforces,
