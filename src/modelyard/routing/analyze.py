@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..tokens import count_message_tokens, count_tools_tokens
 from ..types import ChatRequest, Message
-from .classify import TaskModel, default_model, find_marks, language, mark_category, scan, window
+from .classify import TaskModel, default_model, find_marks, language, mark_categories, scan, window
 from .features import TASKS, Features
 
 # Typical reply length per task (tokens) when the request sets no max_tokens: for cost and latency
@@ -58,7 +58,7 @@ def complexity(text: str, task: str, input_tokens: int, marks: set[str] | None =
     Each term saturates, so no single signal (a long pasted document, say) makes a prompt "hard".
     `marks` are what `featurize_words` found (searched here when not given).
     """
-    cats = [mark_category(m) for m in (find_marks(text) if marks is None else marks)]
+    cats = mark_categories(find_marks(text) if marks is None else marks)
     length = min(1.0, math.log10(1 + input_tokens) / 4.0)  # 10 tok → .26, 1k → .75, 10k → 1
     reasoning = min(1.0, cats.count("x:reason") / 3.0)
     steps = min(1.0, (cats.count("x:step") + ("k:list" in cats) + max(0, text.count("?") - 1)) / 4.0)
@@ -103,7 +103,7 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
     f = Features(
         task=task, task_confidence=confidence, complexity=cx, input_tokens=input_tokens,
         output_tokens=output_tokens, context_tokens=input_tokens + (req.max_tokens or output_tokens),
-        capabilities=_capabilities(req), language=language(win, words), user=req.user, hour=t.tm_hour,
+        capabilities=request_capabilities(req), language=language(win, words), user=req.user, hour=t.tm_hour,
         weekday=t.tm_wday,
     )
     if meta:
@@ -114,7 +114,7 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
 _NO_CAPS: frozenset[str] = frozenset()
 
 
-def _capabilities(req: ChatRequest) -> frozenset[str]:
+def request_capabilities(req: ChatRequest) -> frozenset[str]:
     """What the request needs of a deployment: images → vision, tools → tools, JSON modes → json."""
     rf = req.response_format
     if not req.tools and not rf and not any(m.has_image() for m in req.messages):
@@ -133,7 +133,7 @@ def _light(req: ChatRequest, input_tokens: int, now: float | None) -> Features:
     output = min(req.max_tokens, LIGHT_OUTPUT) if req.max_tokens else LIGHT_OUTPUT
     t = time.localtime(now)
     f = Features(task="", input_tokens=input_tokens, output_tokens=output,
-                 context_tokens=input_tokens + (req.max_tokens or output), capabilities=_capabilities(req),
+                 context_tokens=input_tokens + (req.max_tokens or output), capabilities=request_capabilities(req),
                  user=req.user, hour=t.tm_hour, weekday=t.tm_wday, analyzed=False)
     if req.metadata:
         _apply_metadata(f, req.metadata)

@@ -116,8 +116,22 @@ class CandidateFilter:
 
     def run(self, f: Features, max_tokens: int | None = None, now: float | None = None) -> Filtered:
         rejected: dict[str, str] = {}
-        ok = self.hard(self.deployments, f, max_tokens, rejected)
-        # soft: circuit / cool-down, concurrency, rate-limit headroom
+        return self.soft(self.hard(self.deployments, f, max_tokens, rejected), f, rejected, now)
+
+    def fits_all(self, caps: frozenset[str], context_bound: int, max_tokens: int | None) -> bool:
+        """True when the hard filters cannot remove anything from a request that needs `caps` and at
+        most `context_bound` tokens of context, and carries no hints (no tags, cost or latency
+        limits, min quality) — so they need not run, nor the prompt be counted exactly. Only for
+        groups without group-level constraints and without a budget hook."""
+        cons = self.constraints
+        return (caps <= self.common_caps and context_bound <= self.min_context
+                and (max_tokens or 0) <= self.min_max_output and not cons.tags and cons.min_quality is None
+                and cons.max_cost_usd is None and cons.max_latency_ms is None and "budget" not in self.hooks)
+
+    def soft(self, ok: list[Deployment], f: Features | None, rejected: dict[str, str],
+             now: float | None = None) -> Filtered:
+        """The soft filters over what passed the hard ones: circuit / cool-down, concurrency,
+        rate-limit headroom (`f` may be None only when no headroom check is configured)."""
         health = self.health
         eligible: list[Deployment] = []
         deferred: list[Deployment] = []
@@ -149,6 +163,7 @@ class CandidateFilter:
                     rejected[d.name] = f"at max concurrency ({d.max_concurrency} in flight)"
         headroom = self.headroom or self.hooks.get("headroom")
         if headroom is not None:
+            assert f is not None
             for d in list(eligible):
                 why = headroom(d, f)
                 if why is not None:

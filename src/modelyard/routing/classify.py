@@ -23,9 +23,10 @@ import gzip
 import math
 import re
 import struct
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 import orjson
@@ -91,6 +92,11 @@ COMPLEXITY_CUES = ("x:reason", "x:step", "x:constraint")
 def mark_category(mark: str) -> str:
     """`k:...` (a classifier cue) or `x:...` (a complexity cue) for a mark `featurize_words` found."""
     return _ALL_MARKS.get(mark, "k:math")
+
+
+def mark_categories(marks: Iterable[str]) -> list[str]:
+    """`mark_category` of each mark, in one C-level pass."""
+    return list(map(_ALL_MARKS.get, marks, repeat("k:math")))
 
 
 def find_marks(text: str) -> set[str]:

@@ -114,4 +114,24 @@ class Preferred(Ranking):
         return self.hit if self.mask[pos] else self.miss
 
 
-__all__ = ["Preferred", "Ranking"]
+BONUS = 2.0  # added to preferred candidates' scores (in [0, 1]) so one sort puts them first
+
+
+class Boosted(Ranking):
+    """Like `Preferred`, for an inner strategy that sorted with `BONUS` added to the preferred
+    candidates' scores (`bonus` by position: BONUS or 0.0): reports them as 1 + their own score."""
+
+    __slots__ = ("bonus", "hit", "miss")
+
+    def __init__(self, inner: Ranking, bonus: Sequence[float], hit: str, miss: str, rule: str) -> None:
+        super().__init__(inner.candidates, inner.order, inner.scores, hit, rule)
+        self.bonus, self.hit, self.miss = bonus, hit, miss
+
+    def score(self, pos: int) -> float:
+        return self.scores[pos] - (BONUS - 1.0) if self.bonus[pos] else self.scores[pos]
+
+    def why(self, pos: int) -> str:
+        return self.hit if self.bonus[pos] else self.miss
+
+
+__all__ = ["BONUS", "Boosted", "Preferred", "Ranking"]

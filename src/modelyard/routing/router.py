@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, NoCandidate
 from ..providers import Deployment
 from ..resilience.health import HealthTracker
+from ..tokens import token_bound
 from ..types import ChatRequest, RouteDecision, Scored
-from .analyze import MessageCounter, analyze
-from .candidates import CandidateFilter, Constraints, no_candidate
+from .analyze import LIGHT_OUTPUT, MessageCounter, analyze, request_capabilities
+from .candidates import CandidateFilter, Constraints, Filtered, no_candidate
 from .classify import TaskModel, default_model
 from .decision import LazyDecision
 from .features import Features
@@ -72,6 +73,7 @@ class GroupPlan:
     trusted: bool = False  # a built-in strategy: only the cheap permutation check
     light: bool = False  # neither strategy nor constraints read task/complexity: skip the classifier
     order: Callable[[ChatRequest, Features, list[Deployment]], Ranking] | None = None  # the strategy's fast path
+    quick: bool = False  # light, and the strategy reads no features: skip the analysis when nothing needs it
 
 
 class Router:
@@ -135,11 +137,12 @@ class Router:
         counter = self._exact_counter(deps, where) if common.exact_tokens else None
         self.task_model  # noqa: B018  (load the classifier now, not on the first request)
         trusted = type(strat).__module__.startswith(f"{__package__}.strategies.")
+        meters = limited or strategy == "usage"
+        light = not getattr(strat, "needs_task", True) and cons.min_quality is None \
+            and cons.max_cost_usd is None and cons.max_latency_ms is None
+        quick = light and counter is None and not meters and not getattr(strat, "reads_features", True)
         return GroupPlan(gname, deps, strategy, strat, filt, {d.name: d for d in deps}, [d.name for d in deps],
-                         counter, limited or strategy == "usage", trusted,
-                         not getattr(strat, "needs_task", True) and cons.min_quality is None
-                         and cons.max_cost_usd is None and cons.max_latency_ms is None,
-                         getattr(strat, "order", None) if trusted else None)
+                         counter, meters, trusted, light, getattr(strat, "order", None) if trusted else None, quick)
 
     def _exact_counter(self, deps: list[Deployment], where: str) -> MessageCounter:
         from .exact_tokens import ExactTokensUnavailable, encoding_for, message_counter
@@ -183,9 +186,21 @@ class Router:
         """Like `plan`, but never raises NoCandidate: an empty chain and the rejections instead
         (what `explain` shows). `explain` adds the strategy's `describe` detail to each reason."""
         plan = self.plan_for(route)
+        if plan.quick and not explain and not req.metadata and not req.tools and not route.fallbacks \
+                and not self.hooks:
+            bound = token_bound(req.messages) + (req.max_tokens or LIGHT_OUTPUT)
+            if plan.filter.fits_all(request_capabilities(req), bound, req.max_tokens):
+                # nothing to analyse: the strategy reads no features and no hard filter can remove a
+                # deployment; the features are worked out if the decision is explained or logged
+                filt = plan.filter.soft(plan.deployments, None, {}, now)
+                return self._finish(route, plan, req, _UNREAD, filt, False, _LightFeatures(req, time.time()))
         light = plan.light and not explain and "budget" not in self.hooks  # cost filters want the task
         f = analyze(req, model=self.task_model, counter=plan.counter, light=light)
-        filt = plan.filter.run(f, req.max_tokens, now)
+        return self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens, now), explain, f.to_dict)
+
+    def _finish(self, route: Route, plan: GroupPlan, req: ChatRequest, f: Features, filt: Filtered, explain: bool,
+                features: Callable[[], dict[str, Any]]) -> tuple[list[Deployment], RouteDecision, dict[str, str]]:
+        """Rank what the filters left, build the chain and the (lazily explained) decision."""
         rejected = filt.rejected
         pool = filt.eligible or filt.deferred  # nothing healthy: rank the rest anyway, better than failing
         ranking = self._order(plan, req, f, pool) if pool else None
@@ -216,7 +231,7 @@ class Router:
             reason = f"only fallbacks fit; first fallback {chain[0].name}" if chain else "no deployment fits"
         decision = LazyDecision.build(route.name, chain[0].name if chain else "", plan.strategy_name, reason,
                                       ranking.rule if ranking is not None else None,
-                                      _Verdicts(plan, ranking, rejected, bool(filt.eligible)), f.to_dict)
+                                      _Verdicts(plan, ranking, rejected, bool(filt.eligible)), features)
         if explain:
             decision.candidates  # noqa: B018  (built now: the describe details are in them)
         return chain, decision, rejected
@@ -257,6 +272,22 @@ class Router:
         if not chain:
             out["error"] = no_candidate(route.name, rejected).message
         return out
+
+
+_UNREAD = Features(analyzed=False)  # what strategies that read no features are handed on the quick path
+
+
+class _LightFeatures:
+    """The light analysis of a request routed without one (the quick path), run when the decision's
+    features are first read, with the clock of the decision."""
+
+    __slots__ = ("req", "wall")
+
+    def __init__(self, req: ChatRequest, wall: float) -> None:
+        self.req, self.wall = req, wall
+
+    def __call__(self) -> dict[str, Any]:
+        return analyze(self.req, light=True, now=self.wall).to_dict()
 
 
 class _Verdicts:

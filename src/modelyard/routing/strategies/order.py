@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...types import ChatRequest, Scored
 from ..features import Features
+from ..ranking import Ranking
 from .base import StrategyContext, register_strategy
 from .util import Options, parse_options
 
@@ -29,14 +30,34 @@ class FirstHealthy:
 
     name = "first-healthy"
     needs_task = False  # order only: the router may skip the classifier
+    reads_features = False  # ... and the whole analysis, when no filter needs it
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
-        n = len(candidates)
-        return [Scored(d.name, (n - i) / n, True, f"position {i + 1} in group order")
-                for i, d in enumerate(candidates)]
+        return self.order(req, features, candidates).scored()
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        """The candidates as they are; scores and reasons are made only if read."""
+        return InGroupOrder(candidates)
+
+
+class InGroupOrder(Ranking):
+    """first-healthy's ranking: position i of n scores (n − i) / n."""
+
+    __slots__ = ()
+
+    def __init__(self, candidates: list[Deployment]) -> None:
+        super().__init__(candidates, list(range(len(candidates))), (), "")
+        self._deployments = list(candidates)  # the chain: a list of its own
+
+    def score(self, pos: int) -> float:
+        n = len(self.candidates)
+        return (n - pos) / n
+
+    def why(self, pos: int) -> str:
+        return f"position {pos + 1} in group order"
 
 
 class Weighted:
@@ -45,6 +66,7 @@ class Weighted:
 
     name = "weighted"
     needs_task = False  # order only: the router may skip the classifier
+    reads_features = False  # ... and the whole analysis, when no filter needs it
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)
@@ -66,6 +88,7 @@ class RoundRobin:
 
     name = "round-robin"
     needs_task = False  # order only: the router may skip the classifier
+    reads_features = False  # ... and the whole analysis, when no filter needs it
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)

@@ -30,7 +30,7 @@ from pydantic import Field
 from ...types import ChatRequest, Scored
 from ..conditions import Condition, compile_condition
 from ..features import Features
-from ..ranking import Preferred, Ranking
+from ..ranking import BONUS, Boosted, Preferred, Ranking
 from .base import (
     VALIDATORS,
     ConfigNames,
@@ -118,7 +118,7 @@ def validate_rules(options: dict[str, Any], names: ConfigNames) -> None:
 
 
 class _CompiledRule:
-    __slots__ = ("hit", "label", "mask", "match", "miss", "targets")
+    __slots__ = ("bonus", "hit", "label", "mask", "match", "miss", "targets")
 
     def __init__(self, label: str, match: Condition, targets: frozenset[str], group: tuple[str, ...]) -> None:
         self.label, self.match, self.targets = label, match, targets
@@ -127,6 +127,7 @@ class _CompiledRule:
         self.miss = f"not a target of rule '{label}' (fallback)" if label != "default" else \
             "not the default target (fallback)"
         self.mask = [n in targets for n in group]  # by group position: the common candidate list
+        self.bonus = [BONUS if m else 0.0 for m in self.mask]
 
 
 class Rules:
@@ -151,6 +152,7 @@ class Rules:
         assert factory is not None
         self.inner = factory(opts.then_options, ctx)
         self._inner_order = getattr(self.inner, "order", None)
+        self._boost = getattr(self.inner, "takes_bonus", False)  # one sort puts the targets first
         self.then = opts.then
 
     def _whole_group(self, candidates: Sequence[Deployment]) -> bool:
@@ -180,6 +182,14 @@ class Rules:
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """`rank` without building the per-candidate entries (see ranking.py)."""
         rule, skipped = self.pick(features, candidates)
+        if rule is not None and self._boost:
+            if self._whole_group(candidates):
+                bonus = rule.bonus
+            else:
+                targets = rule.targets
+                bonus = [BONUS if d.name in targets else 0.0 for d in candidates]
+            ranked = self.inner.order(req, features, candidates, bonus)  # type: ignore[attr-defined]
+            return Boosted(ranked, bonus, rule.hit, rule.miss, rule.label)
         order = self._inner_order
         inner = order(req, features, candidates) if order is not None else \
             Ranking.of(self.inner.rank(req, features, candidates), candidates)

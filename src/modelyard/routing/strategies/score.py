@@ -165,8 +165,12 @@ class Score:
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         return self.order(req, features, candidates).scored()
 
-    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
-        """`rank` without building the per-candidate entries (see ranking.py)."""
+    takes_bonus = True  # `order` can add a per-candidate bonus before sorting (rules: targets first)
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment],
+              bonus: list[float] | None = None) -> Ranking:
+        """`rank` without building the per-candidate entries (see ranking.py). `bonus` (by position)
+        is added to the scores before sorting, and stays in them."""
         weights, reason = self.weights_and_reason(req, features)
         t = self._table_for(candidates)
         n = len(t.names)
@@ -184,7 +188,11 @@ class Score:
         lo, hi = min(lats), max(lats)
         al = wl / (hi - lo) if hi > lo else 0.0
         k += al * hi if hi > lo else wl
-        scores = [k - ac * c - al * lt + wq * q for c, lt, q in zip(costs, lats, t.qnorm[features.task], strict=True)]
+        qn = t.qnorm[features.task]
+        if bonus is None:
+            scores = [k - ac * c - al * lt + wq * q for c, lt, q in zip(costs, lats, qn, strict=True)]
+        else:
+            scores = [k - ac * c - al * lt + wq * q + b for c, lt, q, b in zip(costs, lats, qn, bonus, strict=True)]
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))

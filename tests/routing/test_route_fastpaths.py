@@ -1,0 +1,297 @@
+"""The routing hot path's shortcuts give what the plain definitions give: the marks regex, the
+classifier's string-free sums, the system-prompt token cache and the length bound, `score`'s and
+`rules`' orderings, the breaker check in the filters, the lazily explained decision, and the quick
+path of groups whose strategy reads no features."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from routekit import FLEET, gateway, group, req, sim
+
+from modelyard.errors import NoCandidate
+from modelyard.resilience.health import HealthTracker
+from modelyard.routing import classify
+from modelyard.routing.classify import _MARK_CUES, _MARKS, default_model, featurize, featurize_words, window
+from modelyard.routing.decision import LazyDecision
+from modelyard.routing.features import TASKS, Features
+from modelyard.routing.ranking import Preferred, Ranking
+from modelyard.routing.strategies import StrategyContext, lookup
+from modelyard.routing.strategies.util import normalise_high, normalise_low
+from modelyard.tokens import _SYSTEM, _SYSTEM_MAX, count_message_tokens, count_tokens, token_bound
+from modelyard.types import ChatRequest, ImagePart, Message, RouteDecision, Scored, TextPart, Tool, ToolCall
+
+DATA = Path(__file__).parent.parent / "data" / "tasks.jsonl"
+PROMPTS = [json.loads(x)["text"] for x in DATA.read_text(encoding="utf-8").splitlines() if x.strip()]
+# text that hits the marks: operators between digits, code and list structure, CJK punctuation
+MARKY = st.text(alphabet=st.sampled_from(list("0123456789 +-*/^=<>×÷(){};\n\t`:：'\"«“#\\fx.1)*•√∫∑²≤≥!ab")),
+                max_size=40)
+WORDY = st.lists(st.sampled_from(sorted({w for p in PROMPTS[:120] for w in p.lower().split()})), max_size=30)
+
+
+def reference_marks(text: str) -> list[str]:
+    """The marks regex as first written: one alternation, digit expression first, longest mark first."""
+    rx = re.compile("|".join([r"[0-9] ?[-+*/^=<>×÷] ?[0-9(]",
+                              *map(re.escape, sorted(_MARK_CUES, key=len, reverse=True))]))
+    return rx.findall(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=MARKY)
+def test_marks_regex_finds_what_the_plain_alternation_finds(text: str) -> None:
+    assert _MARKS.findall(text) == reference_marks(text)
+
+
+def test_marks_regex_on_the_labelled_prompts() -> None:
+    for p in PROMPTS:
+        low = window(p).lower()
+        assert _MARKS.findall(low) == reference_marks(low)
+
+
+def _check_window(text: str) -> None:
+    model = default_model()
+    feats, words, marks = featurize_words(text)
+    task, p, words2, marks2 = model.analyze_window(text)
+    assert (task, p) == model.predict_features(feats)
+    assert words2 == words and marks2 == marks
+
+
+def test_classifier_fast_sums_equal_the_feature_list_on_the_labelled_prompts() -> None:
+    for p in PROMPTS:
+        _check_window(window(p))
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=WORDY, tail=MARKY, cjk=st.text(alphabet="翻译总结代码バグ요약 ?", max_size=8))
+def test_classifier_fast_sums_equal_the_feature_list_on_random_text(words: list[str], tail: str, cjk: str) -> None:
+    _check_window(" ".join(words) + tail + cjk)
+
+
+def test_featurize_is_a_bag_of_word_bigram_cue_and_structure_features() -> None:
+    f = featurize("Translate this: hello world?")
+    assert {"w:translate", "b:translate this", "c:translate", "p:translate", "k:question"} <= set(f)
+
+
+def test_system_prompt_counts_are_cached_and_bounded() -> None:
+    _SYSTEM.clear()
+    sys_prompt = "You are terse."
+    msgs = [Message("system", sys_prompt), Message("user", "hi")]
+    first = count_message_tokens(msgs)
+    assert {sys_prompt: count_tokens(sys_prompt)} == _SYSTEM
+    assert count_message_tokens(msgs) == first
+    for i in range(_SYSTEM_MAX + 5):  # full: starts over rather than growing
+        count_message_tokens([Message("system", f"prompt {i}")])
+    assert 0 < len(_SYSTEM) <= _SYSTEM_MAX
+    assert count_message_tokens([{"role": "system", "content": sys_prompt}]) == \
+        count_message_tokens([Message("system", sys_prompt)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=4), image=st.booleans(), name=st.booleans(),
+       call=st.booleans())
+def test_token_bound_is_never_below_the_estimate(texts: list[str], image: bool, name: bool, call: bool) -> None:
+    msgs = [Message("user", t) for t in texts]
+    if image:
+        msgs.append(Message("user", [TextPart(texts[0]), ImagePart("https://x/i.png")]))
+    if name:
+        msgs.append(Message("user", texts[-1], name="bob_the_user"))
+    if call:
+        msgs.append(Message("assistant", None, tool_calls=[ToolCall("c1", "lookup", '{"q": "x"}')]))
+    assert token_bound(msgs) >= count_message_tokens(msgs)
+    assert token_bound([{"role": "user", "content": texts[0]}]) >= count_message_tokens([{"role": "user",
+                                                                                        "content": texts[0]}])
+
+
+# --- strategies ----------------------------------------------------------------------------------
+
+def _fleet(n: int) -> dict[str, dict]:
+    cards = ["sim/frontier", "sim/balanced", "sim/fast", "sim/local"]
+    return {f"d{i}": sim(cards[i % 4]) for i in range(n)}
+
+
+features = st.builds(Features, task=st.sampled_from(TASKS), complexity=st.floats(0, 1),
+                     input_tokens=st.integers(1, 50_000), output_tokens=st.integers(1, 4000),
+                     optimize_for=st.sampled_from([None, "cost", "latency", "quality"]))
+
+
+def _ctx(deps: dict, health: HealthTracker) -> StrategyContext:
+    return StrategyContext(group="g", deployments=deps, groups={"g": list(deps)}, health=health)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, data=st.data())
+def test_score_order_is_the_normalised_weighted_sum(f: Features, data: st.DataObject) -> None:
+    fleet = _fleet(9)
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    deps = gw.router.plans["g"].deployments
+    for d in deps[:3]:  # some deployments with observed time to first token
+        gw.health.ok(d.name, latency_ms=900.0, ttft_ms=data.draw(st.floats(10, 5000)))
+    cands = data.draw(st.sampled_from([deps, deps[2:], deps[::2]]))
+    s = lookup("score")({}, _ctx({d.name: d for d in deps}, gw.health))
+    ranked = s.rank(ChatRequest(model="g", messages=[]), f, cands)
+    wc, wl, wq = s.weights_for(ChatRequest(model="g", messages=[]), f)
+    _, costs, lats, quals = s.components(f, cands)
+    ref = dict(zip([d.name for d in cands],
+                   [wc * a + wl * b + wq * c for a, b, c in zip(normalise_low(costs), normalise_low(lats),
+                                                               normalise_high(quals), strict=True)], strict=True))
+    assert [x.score for x in ranked] == pytest.approx([ref[x.deployment] for x in ranked], abs=1e-12)
+    got = [ref[x.deployment] for x in ranked]
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(got))  # best first
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, data=st.data())
+def test_rules_one_sort_with_a_bonus_equals_moving_the_targets_to_the_front(f: Features, data: st.DataObject) -> None:
+    deps = _fleet(8)
+    targets = data.draw(st.lists(st.sampled_from(list(deps)), min_size=1, unique=True))
+    options = {"rules": [{"name": "r", "when": {}, "to": targets}], "then": "score"}
+    gw = gateway({"g": {"deployments": list(deps), "strategy": "rules", "options": options}}, deps)
+    plan = gw.router.plans["g"]
+    cands = data.draw(st.sampled_from([plan.deployments, plan.deployments[1:]]))
+    if not set(targets) & {d.name for d in cands}:
+        return
+    r = ChatRequest(model="g", messages=[])
+    fast = plan.strategy.order(r, f, cands)
+    slow = Preferred(plan.strategy.inner.order(r, f, cands), [d.name in targets for d in cands],
+                     "rule 'r' target", "not a target of rule 'r' (fallback)", "r")
+    a, b = fast.scored(), slow.scored()
+    assert fast.rule == slow.rule == "r"
+    assert {x.deployment: (x.reason, x.score) for x in a} == \
+        {x.deployment: (x.reason, pytest.approx(x.score, abs=1e-12)) for x in b}
+    n = sum(1 for d in cands if d.name in targets)
+    assert {x.deployment for x in a[:n]} == set(targets) & {d.name for d in cands}  # targets first
+    assert all(x.score >= y.score - 1e-12 for x, y in itertools.pairwise(a))
+
+
+def test_ranking_of_a_materialised_list_keeps_it() -> None:
+    deps = gateway(group("first-healthy")).router.plans["g"].deployments
+    scored = [Scored(deps[2].name, 0.9, True, "x"), Scored(deps[0].name, 0.5, True, "y"),
+              Scored(deps[1].name, 0.1, True, "z"), Scored(deps[3].name, 0.0, True, "w")]
+    r = Ranking.of(scored, deps)
+    assert r.deployments == [deps[2], deps[0], deps[1], deps[3]] and r.scored() is scored
+    relabelled = r.relabel("why", "default")
+    assert [(s.deployment, s.score, s.reason) for s in relabelled.scored()] == \
+        [(s.deployment, s.score, "why") for s in scored]
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+def test_breaker_fast_path_agrees_with_asking_each_deployment() -> None:
+    gw = gateway(group("first-healthy"))
+    plan = gw.router.plans["g"]
+    f = Features()
+    assert plan.filter.run(f).eligible is plan.deployments  # all closed: the same list, nothing asked
+    for _ in range(10):
+        gw.health.failed("balanced")
+    assert gw.health.breaker.state("balanced") == "open"
+    out = plan.filter.run(f)
+    assert [d.name for d in out.eligible] == ["frontier", "fast", "local"]
+    assert [d.name for d in out.deferred] == ["balanced"] and "circuit open" in out.rejected["balanced"]
+    gw.health.breaker.record("balanced").state = "closed"  # the records are read live
+    assert plan.filter.run(f).eligible is plan.deployments
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+def test_lazy_decision_builds_its_explanation_once_when_read() -> None:
+    calls: list[str] = []
+
+    def cands() -> list[Scored]:
+        calls.append("c")
+        return [Scored("a", 1.0, True, "best")]
+
+    def feats() -> dict:
+        calls.append("f")
+        return {"task": "chat"}
+
+    d = LazyDecision.build("m", "a", "score", "best", None, cands, feats)
+    assert isinstance(d, RouteDecision) and calls == []
+    assert d.to_dict()["candidates"] == [{"deployment": "a", "eligible": True, "reason": "best", "score": 1.0}]
+    assert d.features == {"task": "chat"} and d.candidates is d.candidates
+    assert sorted(calls) == ["c", "f"]  # each made once
+    d.features.update(extra=1)  # in place, like the dataclass field
+    assert d.to_dict()["features"] == {"task": "chat", "extra": 1}
+    d.candidates = []
+    assert d.to_dict()["candidates"] == []
+    plain = pickle.loads(pickle.dumps(d))
+    assert type(plain) is RouteDecision and plain.to_dict() == d.to_dict()
+    assert copy.copy(d).to_dict() == d.to_dict()
+    assert dataclasses.replace(d, attempts=2).attempts == 2
+
+
+@pytest.mark.parametrize("strategy", ["score", "rules", "first-healthy", "round-robin"])
+def test_decision_explains_itself_in_the_log_and_in_explain(strategy: str) -> None:
+    options = {"rules": [{"when": {"task": "math"}, "to": "frontier"}]} if strategy == "rules" else {}
+    gw = gateway(group(strategy, options))
+    r = req("Solve 3x + 1 = 10 for x.")
+    chain, decision = gw.plan(gw.resolve("g"), r)
+    d = decision.to_dict()
+    assert [c["deployment"] for c in d["candidates"]] == list(FLEET)  # group order, every candidate
+    assert d["chosen"] == chain[0].name and d["features"]["input_tokens"] > 0
+    ex = gw.router.explain(gw.resolve("g"), r)
+    assert ex["chain"] == [x.name for x in chain] or strategy == "round-robin"
+    assert {c["deployment"] for c in ex["candidates"]} == set(FLEET)
+
+
+# --- the quick path (strategy reads no features) ---------------------------------------------------
+
+requests = st.builds(
+    lambda text, system, image, tools, max_tokens, meta: ChatRequest(
+        model="g", messages=[*([Message("system", system)] if system else []),
+                             Message("user", [TextPart(text), ImagePart("https://x/i.png")] if image else text)],
+        tools=[Tool(name="t")] if tools else None, max_tokens=max_tokens, metadata=meta),
+    st.text(max_size=200), st.sampled_from([None, "", "Be brief."]), st.booleans(), st.booleans(),
+    st.none() | st.sampled_from([16, 4000, 100_000]), st.sampled_from([{}, {"tags": ["eu"]}, {"user": "u1"}]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(r=requests, windows=st.sampled_from([(8192, 4096), (200_000, 8192)]))
+def test_quick_path_decides_what_the_full_analysis_decides(r: ChatRequest, windows: tuple[int, int]) -> None:
+    deps = {"up": {**sim("sim/fast"), "tags": ["eu"]}, "down": sim("sim/local")}
+    gw = gateway({"g": {"deployments": ["up", "down"]}}, deps)
+    plan = gw.router.plans["g"]
+    assert plan.quick
+    for d in plan.deployments:  # small windows make the context filter bite
+        d.card = dataclasses.replace(d.card, context_window=windows[0], max_output=windows[1])
+    plan.filter = type(plan.filter)(plan.deployments, plan.filter.constraints, gw.health, gw.router.hooks)
+    route = gw.resolve("g")
+    quick = _outcome(lambda: gw.router.plan(route, r))
+    plan.quick = False
+    full = _outcome(lambda: gw.router.plan(route, r))
+    assert quick == full
+
+
+def _outcome(run) -> tuple:
+    try:
+        chain, decision = run()
+    except NoCandidate as e:
+        return ("error", e.message)
+    d = decision.to_dict()
+    d["features"].pop("hour", None)
+    return ([x.name for x in chain], d)
+
+
+def test_quick_path_skips_the_analysis_until_the_decision_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = gateway({"g": {"deployments": ["fast"]}})
+    seen: list[int] = []
+    real = classify.TaskModel.analyze_window
+    monkeypatch.setattr(classify.TaskModel, "analyze_window", lambda *a: seen.append(1) or real(*a))
+    import modelyard.routing.router as router_mod
+
+    counted: list[int] = []
+    real_analyze = router_mod.analyze
+    monkeypatch.setattr(router_mod, "analyze", lambda *a, **k: counted.append(1) or real_analyze(*a, **k))
+    chain, decision = gw.plan(gw.resolve("g"), req("hello"))
+    assert [d.name for d in chain] == ["fast"] and counted == []
+    assert decision.features["input_tokens"] == count_message_tokens([Message("user", "hello")])
+    assert counted == [1] and seen == []  # the light analysis: no classifier
+    assert decision.candidates[0].reason == "position 1 in group order"
