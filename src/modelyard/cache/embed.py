@@ -45,8 +45,10 @@ class Embedder(Protocol):
     id: str
     dim: int
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32 rows, each of unit length."""
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None,
+              batch_size: int | None = None) -> np.ndarray:
+        """(len(texts), dim) float32 rows, each of unit length; max_tokens cuts long texts shorter
+        than the backend's own limit (routing does: docs/LEARNED_ROUTING.md)."""
         ...
 
 
@@ -110,22 +112,30 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self.model_path, self.tokenizer_path = mpath, tpath
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None,
+              batch_size: int | None = None) -> np.ndarray:
+        """max_tokens < MAX_TOKENS keeps the first max_tokens − 1 word pieces and the closing [SEP]
+        (cost grows with length; routing loses nothing measurable at 128). batch_size overrides the
+        instance's (1 on the request path; bulk evaluation batches)."""
         import numpy as np
 
         n = len(texts)
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(n), key=lambda i: len(encodings[i].ids))  # similar lengths share a batch: less padding
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
+        seqs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        if max_tokens is not None and max_tokens < MAX_TOKENS:
+            keep = max(2, max_tokens)
+            seqs = [s if len(s) <= keep else [*s[:keep - 1], s[-1]] for s in seqs]
+        order = sorted(range(n), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
+        bs = batch_size or self.batch_size
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            width = max(len(seqs[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                e = encodings[i].ids
+                e = seqs[i]
                 ids[row, :len(e)] = e
                 mask[row, :len(e)] = 1
             feeds = {"input_ids": ids, "attention_mask": mask}
@@ -147,7 +157,9 @@ class HashEmbedder:
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None,
+              batch_size: int | None = None) -> np.ndarray:
+        """max_tokens and batch_size are accepted for the common interface; n-grams have no length limit."""
         import numpy as np
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

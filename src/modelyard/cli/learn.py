@@ -18,7 +18,8 @@ import typer
 
 from .app import ConfigOpt, app, fail, parse_pairs
 
-RouterKind = typer.Option("--router", help="router kind: knn | classifier | mf")
+RouterKind = typer.Option("--router", help="router kind: knn (best cross-validated) | classifier (no embedding) | "
+                                           "mf (N models)")
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -47,7 +48,7 @@ def _progress(total: int, what: str) -> Any:
 @app.command()
 def train(
     output: Annotated[str, typer.Option("-o", "--output", help="router file to write (.npz)")],
-    router: Annotated[str, RouterKind] = "classifier",
+    router: Annotated[str, RouterKind] = "knn",
     data: Annotated[str | None, typer.Option("--data", help="routing data (JSONL: prompt, scores by model)")] = None,
     from_log: Annotated[str | None, typer.Option("--from-log", help="request log DB: train on feedback")] = None,
     strong: Annotated[str | None, typer.Option("--strong", help="strong (expensive) model")] = None,
@@ -58,7 +59,7 @@ def train(
 ) -> None:
     """Train a learned router (knn, classifier or mf) and write it to a router file."""
     from ..routing.learned.data import load_jsonl
-    from ..routing.learned.train import TRAINABLE, embed_prompts, fit_router, pick_models
+    from ..routing.learned.train import TRAINABLE, embed_prompts, fit_router, needs_embedding, pick_models
 
     if router not in TRAINABLE:
         fail(f"--router must be one of: {', '.join(TRAINABLE)}")
@@ -78,10 +79,11 @@ def train(
                 fail(f"{from_log}: no feedback with prompts to train on (POST /v1/feedback with 'prompt')")
         pick_models(examples, strong, weak, where, sparse=sparse)  # name problems before the slow part
         t0 = time.perf_counter()
+        params = parse_pairs(param or [], "--param")
         E = embed_prompts([ex.prompt for ex in examples], embedding,
-                          progress=_progress(len(examples), "embedding"))
+                          progress=_progress(len(examples), "embedding")) if needs_embedding(router, params) else None
         r = fit_router(router, examples, strong=strong, weak=weak, backend=embedding, E=E, where=where,
-                       params=parse_pairs(param or [], "--param"), sparse=sparse)
+                       params=params, sparse=sparse)
         r.save(output)
     except _errors() as e:
         fail(str(e))
@@ -111,10 +113,9 @@ def eval_cmd(
         examples = load_jsonl(data)
         ev = PairEval.from_examples(examples, strong, weak, where=data, costs=r.costs)
         prompts = [ex.prompt for ex in examples]
-        from ..routing.learned.train import embed_prompts, features_of
+        from ..routing.learned.train import router_inputs
 
-        E = embed_prompts(prompts, r.embedding, progress=_progress(len(prompts), "embedding"))
-        Q = r.predict_arrays(E, features_of(prompts) if r.uses_features else None)
+        Q = r.predict_arrays(*router_inputs(r, prompts, _progress(len(prompts), "embedding")))
         scores = r.preference(Q, strong, weak)
     except _errors() as e:
         fail(str(e))
@@ -159,10 +160,9 @@ def calibrate(
             r.pair()  # checks the names
         if data is not None:
             prompts = [ex.prompt for ex in load_jsonl(data)]
-            from ..routing.learned.train import embed_prompts, features_of
+            from ..routing.learned.train import router_inputs
 
-            Q = r.predict_arrays(embed_prompts(prompts, r.embedding, progress=_progress(len(prompts), "embedding")),
-                                 features_of(prompts) if r.uses_features else None)
+            Q = r.predict_arrays(*router_inputs(r, prompts, _progress(len(prompts), "embedding")))
         elif r.calib is not None:
             Q = r.calib
         else:

@@ -2,7 +2,7 @@
 by `source`, e.g. MMLU subject), so a router that memorises topics is caught.
 
     python -m modelyard.eval.crossval --data mmlu_train.jsonl --strong gpt-4-1106-preview \\
-        --weak mixtral-8x7b-instruct-v0.1 [--kinds knn,classifier,mf] [--folds 5] [--cache emb.npy]
+        --weak mixtral-8x7b-instruct-v0.1 [--kinds knn,classifier,mf] [--folds 5] [--cache DIR]
 
 Reports, per router kind and split: APGR and CPT(50 %)/CPT(80 %) as the mean over folds (each fold
 evaluated on its own), and APGR of the pooled out-of-fold scores. Embeddings are computed once.
@@ -11,12 +11,14 @@ evaluated on its own), and APGR of the pooled out-of-fold scores. Embeddings are
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..routing.learned.base import EMBED_TOKENS
 from ..routing.learned.data import Example, load_jsonl
 from ..routing.learned.train import TRAINABLE, embed_prompts, features_of, fit_router
 from .metrics import evaluate_scores
@@ -34,6 +36,21 @@ class CVResult:
     @property
     def apgr(self) -> float:
         return float(np.mean(self.fold_apgr))
+
+
+def cached_embeddings(prompts: Sequence[str], backend: str, cache: str | None,
+                      max_tokens: int = EMBED_TOKENS) -> np.ndarray:
+    """Embeddings of prompts, kept in `cache` (a directory) under a hash of the prompts, backend and cut."""
+    if not cache:
+        return embed_prompts(prompts, backend, max_tokens=max_tokens)
+    key = hashlib.sha256("\x00".join([backend, str(max_tokens), *prompts]).encode()).hexdigest()[:20]
+    path = Path(cache) / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    E = embed_prompts(prompts, backend, max_tokens=max_tokens)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, E)
+    return E
 
 
 def folds(n: int, k: int, groups: Sequence[str] | None, seed: int = 0) -> list[np.ndarray]:
@@ -89,16 +106,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embedding", default="minilm-l6-v2-int8")
-    ap.add_argument("--cache", help="embeddings .npy: read if it exists, else written")
+    ap.add_argument("--cache", help="directory for embedding caches (reused by eval.transfer)")
     a = ap.parse_args(argv)
     examples = load_jsonl(a.data)
     prompts = [ex.prompt for ex in examples]
-    if a.cache and Path(a.cache).is_file():
-        E = np.load(a.cache)
-    else:
-        E = embed_prompts(prompts, a.embedding)
-        if a.cache:
-            np.save(a.cache, E)
+    E = cached_embeddings(prompts, a.embedding, a.cache)
     F = features_of(prompts)
     print(f"{len(examples)} prompts, {len({ex.source for ex in examples})} groups, {a.folds} folds")
     print(f"{'router':<11} {'held out':<10} {'APGR':>6} {'±sd':>6} {'pooled':>7} {'CPT50':>7} {'CPT80':>7}")

@@ -99,3 +99,13 @@ def test_cli_errors_are_one_line(args: list[str], needle: str) -> None:
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
+
+
+def test_train_defaults_to_the_best_cross_validated_kind(small: Path, tmp_path: Path) -> None:
+    from modelyard.routing.learned.base import EMBED_TOKENS, load_router
+
+    out = tmp_path / "default.npz"
+    _run("train", "--data", str(small), "--strong", STRONG, "--weak", WEAK, "--embedding", "hash-ngram-v1",
+         "-o", str(out))
+    r = load_router(out)
+    assert (r.kind, r.base, r.feat_weight > 0, r.embed_tokens) == ("knn", True, True, EMBED_TOKENS)  # type: ignore[attr-defined]

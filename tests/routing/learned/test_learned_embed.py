@@ -67,3 +67,16 @@ def test_importing_the_gateway_does_not_load_onnxruntime() -> None:
             "assert not heavy, heavy")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_max_tokens_keeps_the_head_and_batches_agree(minilm: MiniLMEmbedder) -> None:
+    head = "Which of the following statements about the French revolution is correct? " * 3
+    a, b = minilm.embed([head + "the tail is about volcanoes", head + "a completely different tail"], max_tokens=16)
+    full_a, full_b = minilm.embed([head + "the tail is about volcanoes", head + "a completely different tail"])
+    assert np.allclose(a, b, atol=1e-5)  # past the cut nothing counts
+    assert not np.allclose(full_a, full_b, atol=1e-3)
+    short = minilm.embed(["a short prompt"], max_tokens=16)
+    assert np.allclose(short, minilm.embed(["a short prompt"]), atol=1e-6)  # under the cut: unchanged
+    texts = ["x " * 40, "short", "medium length prompt here"]
+    assert np.allclose(minilm.embed(texts, max_tokens=16, batch_size=8),
+                       np.vstack([minilm.embed([t], max_tokens=16) for t in texts]), atol=1e-4)

@@ -194,3 +194,20 @@ def gw_request(prompt: str) -> Any:
     from modelyard.server.openai_api import parse_request
 
     return parse_request({"model": "routed", "messages": [{"role": "user", "content": prompt}]})
+
+
+def test_a_router_without_embeddings_loads_no_model_and_needs_no_worker_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clf.npz"
+    fit_router("classifier", synthetic(), strong="strong", weak="weak").save(path)  # default: features only
+
+    def no_model(*_: object) -> None:
+        raise AssertionError("the embedding model was asked for")
+
+    monkeypatch.setattr("modelyard.cache.embed.get_embedder", no_model)
+    opts = {"router_file": str(path), "threshold": 0.3, "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
+    gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
+    assert "routed" not in gw.router.prepares
+    route = gw.resolve("routed")
+    assert gw.plan(route, gw_request(HARD))[0][0].name == "sim/frontier"
+    assert gw.plan(route, gw_request(EASY))[0][0].name == "sim/fast"

@@ -110,7 +110,7 @@ def test_knn_learns_online_from_partial_scores() -> None:
     E = r.embedder().embed([prompt] * 8)
     Y = np.full((8, 2), np.nan, dtype=np.float32)
     Y[:, 1] = 0.0  # the weak model failed on it, over and over
-    r.add_examples(E, None, Y)
+    r.add_examples(E, r.features([prompt] * 8), Y)
     after = r.predict(prompt)
     assert before > 0.8 and after["weak"] < before - 0.3
     assert np.isfinite(after["strong"])
@@ -178,3 +178,38 @@ def test_text_features_are_finite_and_stable() -> None:
                                           "```python\ndef f():\n    return 1\n```"]))
     E = embed_prompts(["a b c", "a b c", "zzz"], HASH)
     assert np.allclose(np.linalg.norm(E, axis=1), 1.0) and np.allclose(E[0], E[1])
+
+
+def test_knn_corrects_a_feature_model_near_its_data_and_keeps_it_far_away() -> None:
+    ex = load_jsonl(MMLU_SMALL)
+    r = fit_router("knn", ex, strong=STRONG, weak=WEAK, backend=HASH)
+    assert r.base and r.uses_features and r.uses_embedding
+    near = [e.prompt for e in ex[:20]]
+    far = ["Zxq vvv 88 ### ~~ qqq plonk " * 3, "ümlaut ßß ññ çç øø " * 4]
+    for prompts, lo, hi in ((near, 0.01, 1.0), (far, 0.0, 1e-3)):
+        E, F = r.inputs(prompts)
+        gap = np.abs(r.predict_arrays(E, F) - r._base(F)).max(axis=1)
+        assert (gap >= lo).any() and (gap <= hi).all(), (prompts[0][:30], gap)
+
+
+@pytest.mark.parametrize("params", [{"base": 0, "feat_weight": 0}, {"base": 0, "feat_weight": 1.0},
+                                    {"base": 1, "feat_weight": 0}])
+def test_knn_variants_round_trip(params: dict[str, float], tmp_path: Path) -> None:
+    ex = load_jsonl(MMLU_SMALL)
+    r = fit_router("knn", ex, strong=STRONG, weak=WEAK, backend=HASH, params=params)
+    assert r.uses_features == bool(params["base"] or params["feat_weight"])
+    r.save(tmp_path / "r.npz")
+    loaded = load_router(tmp_path / "r.npz")
+    prompts = [e.prompt for e in ex[:10]]
+    assert np.allclose(loaded.predict_batch(prompts), r.predict_batch(prompts), atol=1e-3)
+    assert loaded.calib is not None and loaded.calib.shape == (len(ex), 2)
+
+
+def test_default_classifier_ignores_embeddings() -> None:
+    ex = load_jsonl(MMLU_SMALL)
+    r = fit_router("classifier", ex, strong=STRONG, weak=WEAK, backend=HASH)
+    assert not r.uses_embedding and not np.any(r.W[-r.dim:])
+    E, _ = r.inputs([e.prompt for e in ex[:5]])
+    assert not E.any()  # zeros: nothing was embedded
+    with_emb = fit_router("classifier", ex, strong=STRONG, weak=WEAK, backend=HASH, params={"emb_scale": 1.0})
+    assert with_emb.uses_embedding and np.any(with_emb.W[-with_emb.dim:])

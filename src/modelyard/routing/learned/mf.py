@@ -15,11 +15,7 @@ from typing import Any
 import numpy as np
 
 from .base import LearnedRouter, load_npz_arrays, register_kind
-from .classifier import is_binary
-
-
-def _design(E: np.ndarray, F: np.ndarray, mu: np.ndarray, sd: np.ndarray, emb_scale: float) -> np.ndarray:
-    return np.hstack([(F - mu) / sd, E * emb_scale]).astype(np.float64)
+from .classifier import design, is_binary, link_fn, standardiser
 
 
 @register_kind
@@ -42,10 +38,8 @@ class MFRouter(LearnedRouter):
             dim: int = 8, l2: float = 1e-2, epochs: int = 150, lr: float = 0.01, emb_scale: float = 1.0,
             seed: int = 0, **common: Any) -> MFRouter:
         assert F is not None
-        mu = F.mean(axis=0)
-        sd = F.std(axis=0)
-        sd[sd < 1e-9] = 1.0
-        X = _design(E, F, mu, sd, emb_scale)
+        mu, sd = standardiser(F)
+        X = design(E, F, mu, sd, emb_scale)
         Y = np.asarray(Y, dtype=np.float64)
         binary = is_binary(Y)
         known = ~np.isnan(Y)  # sparse data: only scored entries contribute to the loss
@@ -73,13 +67,12 @@ class MFRouter(LearnedRouter):
                 v += (1 - b2) * g * g
                 p -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + eps)
         return cls(models, embedding, W=W.astype(np.float32), V=V.astype(np.float32), c=c.astype(np.float32),
-                   mu=mu.astype(np.float32), sd=sd.astype(np.float32), emb_scale=emb_scale,
+                   mu=mu, sd=sd, emb_scale=emb_scale,
                    link="logistic" if binary else "identity", **common)
 
     def _predict(self, E: np.ndarray, F: np.ndarray | None) -> np.ndarray:
         assert F is not None
-        z = (_design(E, F, self.mu, self.sd, self.emb_scale) @ self.W) @ self.V.T + self.c
-        return 1.0 / (1.0 + np.exp(-z)) if self.link == "logistic" else z
+        return link_fn((design(E, F, self.mu, self.sd, self.emb_scale) @ self.W) @ self.V.T + self.c, self.link)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"W": self.W, "V": self.V, "c": self.c, "mu": self.mu, "sd": self.sd}

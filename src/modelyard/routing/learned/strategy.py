@@ -158,9 +158,12 @@ class LearnedStrategy:
         else:
             self.rule = {"threshold": opts.threshold if opts.threshold is not None else (router.threshold or 0.0)}
         try:
-            router.embedder()  # load the model now, not on the first request
+            if router.uses_embedding:
+                router.embedder()  # load the model now, not on the first request
         except EmbeddingError as e:
             raise StrategyConfigError("router_file", str(e)) from None
+        if not router.uses_embedding:  # nothing to prepare: no worker-thread hop per request (router.py
+            self.prepare = None  # type: ignore[assignment,method-assign]  # registers non-None `prepare`s)
         self._np = np
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -178,8 +181,8 @@ class LearnedStrategy:
             if e is not None:
                 self._cache.move_to_end(prompt)
                 return e
-        e = self.router.embedder().embed([prompt])
-        if self.opts.cache_size:
+        e = self.router.embed([prompt])
+        if self.opts.cache_size and self.router.uses_embedding:
             with self._lock:
                 self._cache[prompt] = e
                 if len(self._cache) > self.opts.cache_size:
@@ -189,7 +192,7 @@ class LearnedStrategy:
     def prepare(self, req: ChatRequest) -> None:
         """Embed the prompt into the cache; the gateway runs this in a worker thread (onnxruntime
         releases the GIL) so `rank`, on the event loop, finds the embedding ready."""
-        if self.opts.cache_size:
+        if self.opts.cache_size and self.router.uses_embedding:
             self.embedding(prompt_of(req))
 
     def predict_prompt(self, prompt: str) -> np.ndarray:
@@ -234,7 +237,8 @@ class LearnedStrategy:
         np = self._np
         y = np.full((1, len(self.router.models)), np.nan, dtype=np.float32)
         y[0, self.col[deployment]] = score
-        self.router.add_examples(self.embedding(prompt), None, y)
+        router = self.router
+        router.add_examples(self.embedding(prompt), router.features([prompt]) if router.uses_features else None, y)
         return True
 
 

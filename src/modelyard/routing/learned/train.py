@@ -12,24 +12,46 @@ from typing import Any
 
 import numpy as np
 
+from ...cache.embed import DIMS as EMBED_DIMS
 from ...cache.embed import MINILM, get_embedder
-from .base import KINDS, LearnedRouter
+from .base import EMBED_TOKENS, KINDS, LearnedRouter
 from .data import DataError, Example, models_of, require_models
 from .textfeatures import text_features
 
 TRAINABLE = ("knn", "classifier", "mf")
+BULK_BATCH = 8  # prompts per model run when embedding a data set (see docs/BENCHMARKS.md)
 
 
 def embed_prompts(prompts: Sequence[str], backend: str = MINILM, *, batch: int = 256,
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Embeddings of many prompts, in batches (progress gets the count done after each)."""
+                  max_tokens: int | None = EMBED_TOKENS, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Embeddings of many prompts as routers see them (cut at max_tokens), in chunks of `batch`
+    (progress gets the count done after each); the model runs BULK_BATCH length-sorted prompts at once."""
     emb = get_embedder(backend)
     out = np.empty((len(prompts), emb.dim), dtype=np.float32)
     for start in range(0, len(prompts), batch):
-        out[start:start + batch] = emb.embed(prompts[start:start + batch])
+        out[start:start + batch] = emb.embed(prompts[start:start + batch], max_tokens=max_tokens,
+                                             batch_size=BULK_BATCH)
         if progress:
             progress(min(start + batch, len(prompts)))
     return out
+
+
+def needs_embedding(kind: str, params: dict[str, Any] | None = None) -> bool:
+    """Whether training `kind` with these parameters reads embeddings (else none are computed)."""
+    from . import classifier, knn, mf  # noqa: F401  (register the kinds)
+
+    cls = KINDS.get(kind)
+    return cls is None or cls.needs_embedding(dict(params or {}))
+
+
+def router_inputs(router: LearnedRouter, prompts: Sequence[str],
+                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings (batched; zeros when the router ignores them) and features of many prompts."""
+    if router.uses_embedding:
+        E = embed_prompts(prompts, router.embedding, max_tokens=router.embed_tokens, progress=progress)
+    else:
+        E = np.zeros((len(prompts), router.dim), dtype=np.float32)
+    return E, (features_of(prompts) if router.uses_features else None)
 
 
 def features_of(prompts: Sequence[str]) -> np.ndarray:
@@ -94,7 +116,8 @@ def fit_router(kind: str, examples: Sequence[Example], *, strong: str | None = N
     Y = score_matrix(examples, models)
     t0 = time.perf_counter()
     if E is None:
-        E = embed_prompts(prompts, backend)
+        E = embed_prompts(prompts, backend) if needs_embedding(kind, params) else \
+            np.zeros((len(prompts), EMBED_DIMS[backend]), dtype=np.float32)
     if F is None:
         F = features_of(prompts)
     costs = mean_costs(examples, models)
