@@ -58,14 +58,20 @@ def complexity(text: str, task: str, input_tokens: int, marks: set[str] | None =
     Each term saturates, so no single signal (a long pasted document, say) makes a prompt "hard".
     `marks` are what `featurize_words` found (searched here when not given).
     """
-    cats = mark_categories(find_marks(text) if marks is None else marks)
     length = min(1.0, math.log10(1 + input_tokens) / 4.0)  # 10 tok → .26, 1k → .75, 10k → 1
-    reasoning = min(1.0, cats.count("x:reason") / 3.0)
-    steps = min(1.0, (cats.count("x:step") + ("k:list" in cats) + max(0, text.count("?") - 1)) / 4.0)
-    code = 1.0 if "k:codeblock" in cats else 0.5 if "k:code" in cats else 0.0
-    constraints = min(1.0, cats.count("x:constraint") / 4.0)
-    score = (0.35 * TASK_PRIOR.get(task, 0.3) + 0.2 * length + 0.2 * reasoning + 0.1 * steps
-             + 0.05 * code + 0.1 * constraints)
+    score = 0.35 * TASK_PRIOR.get(task, 0.3) + 0.2 * length
+    found = find_marks(text) if marks is None else marks
+    questions = text.count("?")
+    if found or questions > 1:
+        cats = mark_categories(found)
+        reasoning = min(1.0, cats.count("x:reason") / 3.0)
+        steps = min(1.0, (cats.count("x:step") + ("k:list" in cats) + max(0, questions - 1)) / 4.0)
+        code = 1.0 if "k:codeblock" in cats else 0.5 if "k:code" in cats else 0.0
+        constraints = min(1.0, cats.count("x:constraint") / 4.0)
+        score += 0.2 * reasoning  # term by term: the same sum, in the same order, as one expression
+        score += 0.1 * steps
+        score += 0.05 * code
+        score += 0.1 * constraints
     return round(min(1.0, max(0.0, score / 0.75)), 3)  # /0.75: the realistic maximum maps to ~1
 
 
@@ -99,16 +105,33 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
     prior = OUTPUT_PRIOR.get(task, 100) or max(16, count_text_share(text, input_tokens))
     expected = int(prior * (1.0 + cx))
     output_tokens = min(req.max_tokens, expected) if req.max_tokens else expected
-    t = time.localtime(now)
+    hour, weekday = hour_weekday(now)
     f = Features(
         task=task, task_confidence=confidence, complexity=cx, input_tokens=input_tokens,
         output_tokens=output_tokens, context_tokens=input_tokens + (req.max_tokens or output_tokens),
-        capabilities=request_capabilities(req), language=language(win, words), user=req.user, hour=t.tm_hour,
-        weekday=t.tm_wday,
+        capabilities=request_capabilities(req), language=language(win, words), user=req.user, hour=hour,
+        weekday=weekday,
     )
     if meta:
         _apply_metadata(f, meta)
     return f
+
+
+_MINUTE = (-1.0, 0, 0)  # the wall-clock minute converted last: (minute, local hour, weekday)
+
+
+def hour_weekday(now: float | None = None) -> tuple[int, int]:
+    """Local hour and weekday of `now` (default: the current time), converted once per minute
+    (time zones and DST shift by whole minutes)."""
+    global _MINUTE
+    if now is None:
+        now = time.time()
+    minute = now // 60
+    cached = _MINUTE
+    if minute != cached[0]:
+        t = time.localtime(now)
+        cached = _MINUTE = (minute, t.tm_hour, t.tm_wday)
+    return cached[1], cached[2]
 
 
 _NO_CAPS: frozenset[str] = frozenset()
@@ -117,8 +140,12 @@ _NO_CAPS: frozenset[str] = frozenset()
 def request_capabilities(req: ChatRequest) -> frozenset[str]:
     """What the request needs of a deployment: images → vision, tools → tools, JSON modes → json."""
     rf = req.response_format
-    if not req.tools and not rf and not any(m.has_image() for m in req.messages):
-        return _NO_CAPS
+    if not req.tools and not rf:
+        for m in req.messages:
+            if m.content.__class__ is not str and m.has_image():
+                break
+        else:
+            return _NO_CAPS
     caps: set[str] = set()
     if req.tools:
         caps.add("tools")
@@ -131,10 +158,10 @@ def request_capabilities(req: ChatRequest) -> frozenset[str]:
 
 def _light(req: ChatRequest, input_tokens: int, now: float | None) -> Features:
     output = min(req.max_tokens, LIGHT_OUTPUT) if req.max_tokens else LIGHT_OUTPUT
-    t = time.localtime(now)
+    hour, weekday = hour_weekday(now)
     f = Features(task="", input_tokens=input_tokens, output_tokens=output,
                  context_tokens=input_tokens + (req.max_tokens or output), capabilities=request_capabilities(req),
-                 user=req.user, hour=t.tm_hour, weekday=t.tm_wday, analyzed=False)
+                 user=req.user, hour=hour, weekday=weekday, analyzed=False)
     if req.metadata:
         _apply_metadata(f, req.metadata)
     return f

@@ -203,9 +203,9 @@ def language(text: str, words: list[str] | None = None) -> str:
             if rx.search(text):
                 return code
     ws = (words if words is not None else _WORD.findall(text.lower()))[:40]
+    if _STOP_LANG.keys().isdisjoint(ws):
+        return "en"  # no other language's stopword at all (most English prompts): one C-level pass
     hits = [c for c in map(_STOP_LANG.get, ws) if c is not None]
-    if not hits:
-        return "en"
     best = max(set(hits), key=hits.count)
     return best if hits.count(best) > sum(1 for w in ws if w in _EN) else "en"
 

@@ -85,7 +85,8 @@ class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("deps", "healths", "ins", "inv_tps", "names", "outs", "qnorm", "quality", "ttft")
+    __slots__ = ("cheapest", "dearest", "deps", "healths", "ins", "inv_tps", "names", "outs", "qnorm", "quality",
+                 "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -97,6 +98,12 @@ class _Table:
         self.quality = {t: [quality[d.name][t] for d in deps] for t in TASKS}
         self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
         self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
+        # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
+        # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
+        # in both — usually one or two deployments, so min/max need not scan the whole list.
+        prices = list(zip(self.ins, self.outs, strict=True))
+        self.dearest = _front(prices, 1.0)
+        self.cheapest = _front(prices, -1.0)
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -116,6 +123,20 @@ class _Table:
 
 
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
+
+
+def _front(points: list[tuple[float, float]], sign: float) -> list[int]:
+    """Positions of the points that no other point dominates (sign 1: is ≥ in both coordinates and
+    > in one; sign −1: ≤ and <), one per distinct point."""
+    out: list[int] = []
+    seen: set[tuple[float, float]] = set()
+    for i, (a, b) in enumerate(points):
+        if (a, b) in seen:
+            continue
+        if not any(sign * (c - a) >= 0 and sign * (d - b) >= 0 and (c, d) != (a, b) for c, d in points):
+            out.append(i)
+            seen.add((a, b))
+    return out
 
 
 class Score:
@@ -178,11 +199,12 @@ class Score:
             return Ranking(t.deps, [], [], reason)
         wc, wl, wq = weights
         fi, fo = features.input_tokens, features.output_tokens
-        costs = [fi * a + fo * b for a, b in zip(t.ins, t.outs, strict=True)]
+        ins, outs = t.ins, t.outs
         lats = [a + fo * k for a, k in zip(t.ttft_now(self.health), t.inv_tps, strict=True)]
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
-        # no spread is 1 for every candidate)
-        lo, hi = min(costs), max(costs)
+        # no spread is 1 for every candidate); c = fi·in + fo·out, computed in place
+        lo = min([fi * ins[i] + fo * outs[i] for i in t.cheapest])
+        hi = max([fi * ins[i] + fo * outs[i] for i in t.dearest])
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         lo, hi = min(lats), max(lats)
@@ -190,9 +212,11 @@ class Score:
         k += al * hi if hi > lo else wl
         qn = t.qnorm[features.task]
         if bonus is None:
-            scores = [k - ac * c - al * lt + wq * q for c, lt, q in zip(costs, lats, qn, strict=True)]
+            scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q
+                      for a, b, lt, q in zip(ins, outs, lats, qn, strict=True)]
         else:
-            scores = [k - ac * c - al * lt + wq * q + b for c, lt, q, b in zip(costs, lats, qn, bonus, strict=True)]
+            scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q + x
+                      for a, b, lt, q, x in zip(ins, outs, lats, qn, bonus, strict=True)]
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
