@@ -104,20 +104,31 @@ _BLANKS = _view(lambda c: "s" if c in " \t" else "0" if c.isdigit() else "x")
 
 
 def _count_ascii(b: bytes) -> int:
-    """`_PIECE`'s count for ASCII text: each class of piece counted as run starts in a view."""
+    """`_PIECE`'s count for ASCII text: each class of piece counted as run starts in a view. Views
+    and counts that cannot find anything (no digits, no line breaks, no long words...) are skipped."""
     v = b.translate(_LETTERS)  # words: run starts plus camelCase humps, long-word extras
     n = v.count(b" a") + v.count(b" A") + v.count(b"aA") + (v[0] != 32)
-    n += v.count(b"a" * 12) + v.count(b"a" * 17) + v.count(b"a" * 22)
+    long = v.count(b"a" * 12)
+    if long:
+        n += long + v.count(b"a" * 17) + v.count(b"a" * 22)
     v = b.translate(_SYMBOLS)  # symbol runs, one more per four symbols
     n += v.count(b" .") + (v[0] == 46) + v.count(b"....")
     v = b.translate(_GLUE)  # minus single symbols glued to the word after them
-    n -= v.count(b".a") - v.count(b"..a") - v.count(b" .a")
-    v = b.translate(_DIGITS)  # numbers, one more per four digits
-    n += v.count(b" 0") + (v[0] == 48) + v.count(b"0000")
-    v = b.translate(_BREAKS)  # runs of line breaks
-    n += v.count(b"xn") + (v[0] == 110)
-    v = b.translate(_BLANKS)  # indentation runs; a lone blank before a number
-    n += v.count(b"xss") + v.count(b"0ss") + v.startswith(b"ss") + v.count(b"s0") - v.count(b"ss0")
+    glued = v.count(b".a")
+    if glued:
+        n -= glued - v.count(b"..a") - v.count(b" .a")
+    blanks = b.translate(_BLANKS)  # blanks "s", digits "0", anything else "x"
+    digits = b"0" in blanks
+    if digits:
+        v = b.translate(_DIGITS)  # numbers, one more per four digits
+        n += v.count(b" 0") + (v[0] == 48) + v.count(b"0000")
+    if b"\n" in b:
+        v = b.translate(_BREAKS)  # runs of line breaks
+        n += v.count(b"xn") + (v[0] == 110)
+    if b"ss" in blanks:  # indentation runs
+        n += blanks.count(b"xss") + blanks.count(b"0ss") + blanks.startswith(b"ss")
+    if digits:  # a lone blank before a number
+        n += blanks.count(b"s0") - blanks.count(b"ss0")
     return n
 
 

@@ -15,6 +15,7 @@ Every key of a `when` mapping must hold (AND). Unknown features, operators or va
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from operator import attrgetter
@@ -29,6 +30,7 @@ Loc = tuple[str | int, ...]
 
 _NUMBER = ("task_confidence", "complexity", "input_tokens", "output_tokens", "context_tokens",
            "latency_budget_ms", "max_cost_usd", "min_quality", "hour", "weekday")
+_OPTIONAL_NUMBER = frozenset(("latency_budget_ms", "max_cost_usd", "min_quality"))  # None when not given
 _STRING = ("language", "user", "tier", "team", "key")
 _ENUMS: dict[str, tuple[str, ...]] = {
     "task": TASKS,
@@ -50,9 +52,23 @@ def compile_condition(when: Any, loc: Loc) -> Condition:
     parts = [_compile_key(k, v, (*loc, k)) for k, v in when.items()]
     if not parts:
         return lambda f: True
+    return _all(parts)
+
+
+def _all(parts: list[Condition]) -> Condition:
+    """The conjunction, as nested closures (no generator per evaluation)."""
     if len(parts) == 1:
         return parts[0]
-    return lambda f: all(p(f) for p in parts)
+    a, b = parts[0], _all(parts[1:])
+    return lambda f: a(f) and b(f)
+
+
+def _any(parts: list[Condition]) -> Condition:
+    """The disjunction, as nested closures."""
+    if len(parts) == 1:
+        return parts[0]
+    a, b = parts[0], _any(parts[1:])
+    return lambda f: a(f) or b(f)
 
 
 def _compile_key(key: str, value: Any, loc: Loc) -> Condition:
@@ -60,7 +76,7 @@ def _compile_key(key: str, value: Any, loc: Loc) -> Condition:
         if not isinstance(value, list) or not value:
             raise StrategyConfigError(loc, f"'{key}' takes a non-empty list of conditions")
         subs = [compile_condition(v, (*loc, i)) for i, v in enumerate(value)]
-        return (lambda f: any(s(f) for s in subs)) if key == "any" else (lambda f: all(s(f) for s in subs))
+        return _any(subs) if key == "any" else _all(subs)
     if key == "not":
         sub = compile_condition(value, loc)
         return lambda f: not sub(f)
@@ -75,7 +91,7 @@ def _compile_key(key: str, value: Any, loc: Loc) -> Condition:
         get = attrgetter(key)
         if key == "weekday":
             value = _weekdays(value, loc)
-        return _scalar(get, value, loc, kind="number")
+        return _scalar(get, value, loc, kind="number", sure=key not in _OPTIONAL_NUMBER)
     if key in _STRING:
         return _scalar(attrgetter(key), value, loc, kind="string")
     if key in _ENUMS:
@@ -101,7 +117,8 @@ def _check_value(v: Any, loc: Loc, kind: str, choices: tuple[str, ...] | None) -
 
 
 def _scalar(get: Callable[[Features], Any], value: Any, loc: Loc, *, kind: str,
-            choices: tuple[str, ...] | None = None) -> Condition:
+            choices: tuple[str, ...] | None = None, sure: bool = False) -> Condition:
+    """`sure`: the field always holds a number (compared as it is, no conversion)."""
     if isinstance(value, list):
         value = {"in": value}
     if not isinstance(value, dict):
@@ -112,14 +129,12 @@ def _scalar(get: Callable[[Features], Any], value: Any, loc: Loc, *, kind: str,
         where = (*loc, op)
         if op not in _SCALAR_OPS:
             raise StrategyConfigError(where, f"unknown operator '{op}'; one of: {', '.join(_SCALAR_OPS)}")
-        preds.append(_scalar_op(get, op, arg, where, kind, choices))
-    if len(preds) == 1:
-        return preds[0]
-    return lambda f: all(p(f) for p in preds)
+        preds.append(_scalar_op(get, op, arg, where, kind, choices, sure))
+    return _all(preds)
 
 
 def _scalar_op(get: Callable[[Features], Any], op: str, arg: Any, loc: Loc, kind: str,
-               choices: tuple[str, ...] | None) -> Condition:
+               choices: tuple[str, ...] | None, sure: bool = False) -> Condition:
     if op == "exists":
         if not isinstance(arg, bool):
             raise StrategyConfigError(loc, "takes true or false")
@@ -143,6 +158,8 @@ def _scalar_op(get: Callable[[Features], Any], op: str, arg: Any, loc: Loc, kind
         if not isinstance(arg, list) or len(arg) != 2:
             raise StrategyConfigError(loc, "takes [low, high] (low inclusive, high exclusive)")
         lo, hi = (_check_value(a, (*loc, i), "number", None) for i, a in enumerate(arg))
+        if sure:
+            return (lambda f: lo <= get(f) < hi) if lo <= hi else (lambda f: (v := get(f)) >= lo or v < hi)
         if lo <= hi:
             return lambda f: (v := _as_float(get(f))) is not None and lo <= v < hi
         return lambda f: (v := _as_float(get(f))) is not None and (v >= lo or v < hi)  # wraps: hours 22 → 6
@@ -151,8 +168,11 @@ def _scalar_op(get: Callable[[Features], Any], op: str, arg: Any, loc: Loc, kind
         return lambda f: get(f) == v
     if op == "ne":
         return lambda f: get(f) != v
-    cmp = {"lt": float.__lt__, "lte": float.__le__, "gt": float.__gt__, "gte": float.__ge__}[op]
     fv = float(v)
+    if sure:
+        compare = {"lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}[op]
+        return lambda f: compare(get(f), fv)
+    cmp = {"lt": float.__lt__, "lte": float.__le__, "gt": float.__gt__, "gte": float.__ge__}[op]
     return lambda f: (x := _as_float(get(f))) is not None and cmp(x, fv)
 
 

@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import attrgetter
+from operator import add, attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -85,8 +85,8 @@ class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("cheapest", "dearest", "deps", "healths", "ins", "inv_tps", "names", "outs", "qnorm", "quality",
-                 "ttft")
+    __slots__ = ("cheapest", "dearest", "deps", "fastest", "healths", "ins", "inv_tps", "names", "outs", "qnorm",
+                 "quality", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -104,6 +104,9 @@ class _Table:
         prices = list(zip(self.ins, self.outs, strict=True))
         self.dearest = _front(prices, 1.0)
         self.cheapest = _front(prices, -1.0)
+        priors = list(zip(self.ttft, self.inv_tps, strict=True))  # ttft + fo/speed: the same, while no
+        self.slowest = _front(priors, 1.0)  # deployment has observed latencies
+        self.fastest = _front(priors, -1.0)
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -199,24 +202,31 @@ class Score:
             return Ranking(t.deps, [], [], reason)
         wc, wl, wq = weights
         fi, fo = features.input_tokens, features.output_tokens
-        ins, outs = t.ins, t.outs
-        lats = [a + fo * k for a, k in zip(t.ttft_now(self.health), t.inv_tps, strict=True)]
+        ins, outs, inv = t.ins, t.outs, t.inv_tps
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
-        # no spread is 1 for every candidate); c = fi·in + fo·out, computed in place
+        # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
         lo = min([fi * ins[i] + fo * outs[i] for i in t.cheapest])
         hi = max([fi * ins[i] + fo * outs[i] for i in t.dearest])
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
-        lo, hi = min(lats), max(lats)
-        al = wl / (hi - lo) if hi > lo else 0.0
-        k += al * hi if hi > lo else wl
+        ttft = t.ttft_now(self.health)
         qn = t.qnorm[features.task]
-        if bonus is None:
+        if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
+            lo = min([ttft[i] + fo * inv[i] for i in t.fastest])
+            hi = max([ttft[i] + fo * inv[i] for i in t.slowest])
+            al = wl / (hi - lo) if hi > lo else 0.0
+            k += al * hi if hi > lo else wl
+            scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q
+                      for a, b, tt, v, q in zip(ins, outs, ttft, inv, qn, strict=True)]
+        else:
+            lats = [a + fo * v for a, v in zip(ttft, inv, strict=True)]
+            lo, hi = min(lats), max(lats)
+            al = wl / (hi - lo) if hi > lo else 0.0
+            k += al * hi if hi > lo else wl
             scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q
                       for a, b, lt, q in zip(ins, outs, lats, qn, strict=True)]
-        else:
-            scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q + x
-                      for a, b, lt, q, x in zip(ins, outs, lats, qn, bonus, strict=True)]
+        if bonus is not None:
+            scores = list(map(add, scores, bonus))
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
