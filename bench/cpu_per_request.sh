@@ -23,7 +23,10 @@ if [ -x "$FLOOR_PY" ]; then
 else
   FLOOR_PID=""; echo "no floor venv at $FLOOR_PY (run the harness with --floor once): floor skipped" >&2
 fi
-sleep 2
+for _ in $(seq 300); do  # ready when both answer /health (30 s at most)
+  curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && { [ -z "$FLOOR_PID" ] || curl -s "http://127.0.0.1:$FLOOR_PORT/" >/dev/null; } && break
+  sleep 0.1
+done
 [ "$MODE" = stream ] && STREAM=true || STREAM=false
 cat > /tmp/cpu_per_request.lua <<LUA
 wrk.method = "POST"

@@ -218,7 +218,8 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class StreamChunk:
-    """One streamed event. The last chunk of a stream carries `usage` (and no text)."""
+    """One streamed event, or several that arrived together (their texts joined, their tool-call
+    deltas in order). The last chunk of a stream carries `usage` (and no text)."""
 
     id: str
     model: str
@@ -229,8 +230,9 @@ class StreamChunk:
     usage: Usage | None = None
     index: int = 0
     created: int = 0
-    # The upstream's OpenAI-format `data:` payload, when it had one: forwarded untouched.
-    openai_data: bytes | None = None
+    # The upstream's OpenAI-format SSE events this chunk stands for (`data: ...` lines, each ending
+    # in a blank line), when it spoke OpenAI: the OpenAI-format API forwards them untouched.
+    openai_sse: bytes | None = None
     # False when more chunks already arrived with this one: the server may hold it and send the
     # whole batch in one write.
     flush: bool = True

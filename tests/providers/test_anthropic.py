@@ -404,7 +404,7 @@ async def test_stream_full_sequence(upstream: FakeAnthropic, provider: Anthropic
 
     assert upstream.seen[-1].json["stream"] is True
     assert all(c.id == "msg_stream1" and c.model == "claude-test-1-20250101" for c in chunks)
-    assert all(c.openai_data is None for c in chunks)
+    assert all(c.openai_sse is None for c in chunks)
     assert chunks[0].role == "assistant" and all(c.role is None for c in chunks[1:])
     assert "".join(c.text or "" for c in chunks) == "Let me check."
     deltas = [d for c in chunks for d in c.tool_calls or ()]

@@ -408,7 +408,7 @@ async def test_stream_full_sequence(upstream: FakeGemini, provider: GeminiProvid
     assert seen.headers["x-goog-api-key"] == KEY
     assert "stream" not in seen.json
     assert all(c.id == "resp-stream-1" and c.model == "gemini-test-flash-001" for c in chunks)
-    assert all(c.openai_data is None for c in chunks)
+    assert all(c.openai_sse is None for c in chunks)
     assert chunks[0].role == "assistant" and all(c.role is None for c in chunks[1:])
     assert "".join(c.text or "" for c in chunks) == "Let me check."
     deltas = [d for c in chunks for d in c.tool_calls or ()]

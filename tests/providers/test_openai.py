@@ -30,7 +30,7 @@ from modelyard.errors import (
     Unavailable,
 )
 from modelyard.providers.base import Deployment
-from modelyard.providers.openai import OpenAIProvider, to_wire
+from modelyard.providers.openai import OpenAIProvider, merge_events, to_wire
 from modelyard.types import (
     ChatRequest,
     ImagePart,
@@ -382,7 +382,8 @@ STREAM = [
 
 
 def check_stream(chunks: list[StreamChunk]) -> None:
-    assert len(chunks) == len(STREAM)
+    """Events that arrive together may be merged into one chunk: check what the stream says, not how
+    it was cut — text, tool-call deltas in order, the finish reason, usage last, the raw events."""
     assert chunks[0].role == "assistant"
     assert "".join(c.text or "" for c in chunks) == "Hello é"
     assert all(c.id == "chatcmpl-s1" and c.model == "gpt-4o-mini-2024-07-18" for c in chunks)
@@ -390,12 +391,14 @@ def check_stream(chunks: list[StreamChunk]) -> None:
     deltas = [d for c in chunks for d in (c.tool_calls or [])]
     assert [(d.index, d.id, d.name, d.arguments) for d in deltas] == [
         (0, "call_1", "lookup", ""), (0, None, None, '{"q":'), (0, None, None, '"x"}')]
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]
     assert chunks[-2].finish_reason == "tool_calls" and chunks[-2].usage is None
     last = chunks[-1]
     assert last.usage is not None and last.text is None and last.finish_reason is None
     u = last.usage
     assert (u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens) == (30, 9, 10, 2)
-    assert [orjson.loads(c.openai_data) for c in chunks] == STREAM  # type: ignore[arg-type]
+    raw = b"".join(c.openai_sse or b"" for c in chunks)
+    assert [orjson.loads(e.removeprefix(b"data: ")) for e in raw.split(b"\n\n") if e] == STREAM
 
 
 async def test_stream_mapping(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
@@ -403,7 +406,52 @@ async def test_stream_mapping(upstream: FakeOpenAI, provider: OpenAIProvider) ->
     upstream.handler = sse_answer(pieces)
     chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
     check_stream(chunks)
-    assert chunks[1].openai_data == pieces[1][len(b"data: "):-2]  # the exact payload bytes
+    assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(pieces[:-1])  # the exact bytes, minus [DONE]
+
+
+def test_merge_events_joins_what_arrived_together(provider: OpenAIProvider) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    two = chunk({"content": "B"})
+    two["choices"][0]["index"] = 1
+    events = [chunk({"role": "assistant", "content": "He"}), chunk({"content": "llo"}),
+              chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]}),
+              chunk({"content": "after the call"}), two, chunk({}, "stop"), STREAM[-1]]
+    batch = [(b"", orjson.dumps(e)) for e in events]
+    chunks, error = merge_events(batch, dep)
+    assert error is None
+    # text+text+tool | text after a tool call | another choice | back to choice 0 | usage on its own
+    assert [(c.index, c.text, bool(c.tool_calls), c.finish_reason) for c in chunks] == [
+        (0, "Hello", True, None), (0, "after the call", False, None), (1, "B", False, None),
+        (0, None, False, "stop"), (0, None, False, None)]
+    assert chunks[0].role == "assistant" and chunks[-1].usage is not None
+    assert [c.flush for c in chunks] == [False, False, False, False, True]
+    assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(b"data: " + d + b"\n\n" for _, d in batch)
+
+
+def test_merge_events_stops_at_an_error_event(provider: OpenAIProvider) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    batch = [(b"", orjson.dumps(chunk({"content": "so far"}))),
+             (b"", orjson.dumps({"error": {"message": "The server had an error", "type": "server_error"}})),
+             (b"", orjson.dumps(chunk({"content": "never"})))]
+    chunks, error = merge_events(batch, dep)
+    assert [c.text for c in chunks] == ["so far"] and error is not None and "server had an error" in error.message
+
+
+async def test_stream_burst_is_read_together(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+    # the whole stream in one write: the adapter reads and merges it in far fewer chunks than events
+    events = sse(*[chunk({"content": f"t{i} "}) for i in range(40)], chunk({}, "stop"))
+    upstream.handler = sse_answer([b"".join(events)])
+    chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
+    assert "".join(c.text or "" for c in chunks) == "".join(f"t{i} " for i in range(40))
+    assert len(chunks) < 10
+
+
+async def test_stream_spaced_events_are_not_held_back(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+    # events that arrive apart are handed on one by one, as they come: a read never waits for more
+    upstream.handler = sse_answer(sse(*[chunk({"content": f"t{i}"}) for i in range(4)], chunk({}, "stop")), pause=0.05)
+    chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
+    assert [(c.text, c.finish_reason) for c in chunks] == [("t0", None), ("t1", None), ("t2", None), ("t3", None),
+                                                           (None, "stop")]
 
 
 async def test_stream_split_across_tcp_writes(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
@@ -418,7 +466,7 @@ async def test_stream_split_across_tcp_writes(upstream: FakeOpenAI, provider: Op
 async def test_stream_without_done_but_finished(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
     upstream.handler = sse_answer(sse(chunk({"content": "hi"}), chunk({}, "stop"), done=False))
     chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
-    assert [c.finish_reason for c in chunks] == [None, "stop"]
+    assert [c.finish_reason for c in chunks][-1] == "stop" and "".join(c.text or "" for c in chunks) == "hi"
 
 
 async def test_connection_reused_after_stream(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:

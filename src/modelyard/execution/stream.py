@@ -49,7 +49,7 @@ class ModeStream:
                     if chunk.usage is not None:  # the live stream has seen its usage: settle its call
                         self.run.settle(call, live)
                         self._totals()
-                        chunk = dataclasses.replace(chunk, usage=self.usage, openai_data=None)
+                        chunk = dataclasses.replace(chunk, usage=self.usage, openai_sse=None)
                     yield chunk
                 self.run.settle(call, live)
             else:

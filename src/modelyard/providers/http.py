@@ -84,17 +84,54 @@ async def post(clients: HttpClients, dep: Any, url: str, body: bytes) -> tuple[i
     return resp.status.as_int(), Headers(resp.headers), raw.tobytes()
 
 
+class _Pending:
+    """The rest of a client coroutine that did not finish at once: awaiting it hands its future to
+    the task and resumes the coroutine when the future is done (errors and cancellation included)."""
+
+    __slots__ = ("coro", "fut")
+
+    def __init__(self, coro: Any, fut: Any) -> None:
+        self.coro, self.fut = coro, fut
+
+    def __await__(self) -> Any:
+        fut = self.fut
+        while True:
+            try:
+                yield fut
+            except BaseException as e:  # the future failed, or the task was cancelled
+                try:
+                    fut = self.coro.throw(e)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                fut = self.coro.send(None)
+            except StopIteration as done:
+                return done.value
+
+    def close(self) -> None:
+        self.fut.cancel()
+        self.coro.close()
+
+
 class UpstreamStream:
     """A streamed POST: status and headers first, then the body as it arrives.
 
+    The client hands the body over one HTTP chunk at a time; a chunk it already holds comes back
+    without suspending. `read()` returns every chunk that is already there: it starts the read of
+    the next one by hand (`send(None)`) and keeps it only if it finished at once, else parks it for
+    the next `read()`. An upstream that sends a burst of events is then parsed, routed through the
+    pipeline and written to the client once per burst instead of once per event, and nothing waits.
     `close()` leaves the connection in the pool when the body was read to its end and drops it
     otherwise, which is how the upstream learns to stop generating (client gone, error, cancel).
     """
 
-    __slots__ = ("_body", "_open", "deployment", "eof", "headers", "status")
+    __slots__ = ("_body", "_error", "_next", "_open", "deployment", "eof", "headers", "status")
 
     def __init__(self, deployment: str) -> None:
         self.deployment, self.eof, self._open = deployment, False, False
+        self._next: _Pending | None = None
+        self._error: BaseException | None = None
 
     @classmethod
     async def open(cls, clients: HttpClients, dep: Any, url: str, body: bytes) -> UpstreamStream:
@@ -109,21 +146,38 @@ class UpstreamStream:
         self.status, self.headers = resp.status.as_int(), Headers(resp.headers)
         return self
 
-    @property
-    def content_type(self) -> str:
-        return (self.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-
     async def read(self) -> bytes:
-        """The next piece of the body as it arrived, b"" at the end (trailers are skipped)."""
-        while not self.eof:
+        """What arrived of the body since the last read (at least one piece), b"" at the end."""
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        parts: list[memoryview] = []
+        while not self.eof and not parts:
+            nxt, self._next = self._next, None
             try:
-                piece = await self._body.__anext__()
+                piece = await (nxt if nxt is not None else self._body.__anext__())
             except StopAsyncIteration:
                 self.eof = True
                 break
-            if isinstance(piece, memoryview):
-                return piece.tobytes()
-        return b""
+            if isinstance(piece, memoryview):  # (a HeaderMap is a trailer: skipped)
+                parts.append(piece)
+        while parts and not self.eof:  # and whatever else is already there, without waiting
+            coro = self._body.__anext__()
+            try:
+                fut = coro.send(None)
+            except StopIteration as done:
+                if isinstance(done.value, memoryview):
+                    parts.append(done.value)
+                continue
+            except StopAsyncIteration:
+                self.eof = True
+                break
+            except Exception as e:  # reported on the next read, after what arrived before it
+                self._error = e
+                break
+            self._next = _Pending(coro, fut)
+            break
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
     async def body(self) -> bytes:
         """The rest of the body (error answers)."""
@@ -143,12 +197,19 @@ class UpstreamStream:
             pass
 
     async def close(self) -> None:
+        nxt, self._next = self._next, None
+        if nxt is not None:
+            nxt.close()
         if self._open:
             self._open = False
             try:
                 await self._body.__aexit__(None, None, None)
             except _TRANSPORT_ERRORS:
                 pass
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
 
 
 _TRANSPORT_ERRORS = (wx.ConnectionError, wx.ConnectionResetError, wx.BodyError, wx.DecodingError,

@@ -2,7 +2,7 @@
 (vLLM, Ollama, Groq, Together, Mistral, DeepSeek, OpenRouter, ...), which differ only in URL and headers.
 
 The OpenAI-format API of the gateway forwards this adapter's upstream bytes untouched
-(`ChatResponse.openai_body`, `StreamChunk.openai_data`), so the parsing here only extracts what the
+(`ChatResponse.openai_body`, `StreamChunk.openai_sse`), so the parsing here only extracts what the
 gateway itself needs: text, tool calls, finish reason and usage.
 """
 
@@ -113,16 +113,17 @@ class OpenAIProvider(Provider):
             with transport_errors(dep.name):
                 finished = False
                 async for batch in sse_batches(resp.read):
-                    last = len(batch) - 1
-                    for i, (_event, data) in enumerate(batch):
-                        if data == b"[DONE]":
-                            await resp.drain(_DRAIN_S)
-                            return
-                        chunk = chunk_from_wire(data, dep)
-                        chunk.flush = i == last
+                    done = batch[-1][1] == b"[DONE]"
+                    chunks, error = merge_events(batch[:-1] if done else batch, dep)
+                    for chunk in chunks:
                         if chunk.finish_reason:
                             finished = True
                         yield chunk
+                    if error is not None:
+                        raise error
+                    if done:
+                        await resp.drain(_DRAIN_S)
+                        return
                 if not finished:
                     raise ConnectionFailed(f"deployment '{dep.name}' stream ended early", deployment=dep.name)
         finally:
@@ -265,34 +266,80 @@ def usage_from_wire(u: dict[str, Any] | None) -> Usage:
     )
 
 
-def chunk_from_wire(data: bytes, dep: Deployment) -> StreamChunk:
-    """One `data:` payload as a StreamChunk; an error payload raises the mapped error."""
+def merge_events(batch: list[tuple[bytes, bytes]], dep: Deployment
+                 ) -> tuple[list[StreamChunk], ModelyardError | None]:
+    """The chunks for SSE events that arrived together: consecutive events of the same choice become
+    one chunk (texts joined, tool-call deltas in order, raw events kept for forwarding), so the
+    pipeline runs once per network read rather than once per token. A usage-only event stays a
+    chunk of its own (the API may drop or annotate it), and text after tool calls starts a new one
+    (renderers emit a chunk's text before its tool calls). Only the last chunk says `flush`.
+    An error event ends the batch: the chunks before it are returned with the error to raise."""
+    out: list[StreamChunk] = []
+    cur: StreamChunk | None = None
+    raw: list[bytes] = []
+    for _event, data in batch:
+        if data == b"[DONE]":  # (only ever last; a stray one mid-batch is skipped)
+            continue
+        try:
+            d = event_doc(data, dep)
+        except ModelyardError as e:
+            return _close(out, cur, raw), e
+        u = d.get("usage")
+        choices = d.get("choices")
+        if choices:
+            c = choices[0]
+            delta = c.get("delta") or {}
+            index, text, calls = c.get("index") or 0, delta.get("content"), delta.get("tool_calls")
+            finish, role = c.get("finish_reason"), delta.get("role")
+        else:
+            index, text, calls, finish, role = 0, None, None, None, None
+        usage_only = u and text is None and not calls and finish is None
+        if cur is not None and (usage_only or cur.usage is not None or index != cur.index
+                                or (text and cur.tool_calls)):
+            cur.flush = False
+            _close(out, cur, raw)
+            cur, raw = None, []
+        raw.append(b"data: " + data + b"\n\n")
+        deltas = [tool_call_delta_from_wire(tc, i) for i, tc in enumerate(calls)] if calls else None
+        if cur is None:
+            cur = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model, text=text, role=role,
+                              tool_calls=deltas, finish_reason=finish, usage=usage_from_wire(u) if u else None,
+                              index=index, created=d.get("created") or 0)
+            continue
+        if text:
+            cur.text = text if cur.text is None else cur.text + text
+        if deltas:
+            if cur.tool_calls is None:
+                cur.tool_calls = deltas
+            else:
+                cur.tool_calls.extend(deltas)
+        cur.role = cur.role or role
+        cur.finish_reason = finish or cur.finish_reason
+        if u:
+            cur.usage = usage_from_wire(u)
+    return _close(out, cur, raw), None
+
+
+def _close(out: list[StreamChunk], cur: StreamChunk | None, raw: list[bytes]) -> list[StreamChunk]:
+    if cur is not None:
+        cur.openai_sse = raw[0] if len(raw) == 1 else b"".join(raw)
+        out.append(cur)
+    return out
+
+
+def event_doc(data: bytes, dep: Deployment) -> dict[str, Any]:
+    """One `data:` payload as a dict; a payload that is not JSON, or reports an error, raises."""
     try:
         d = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ConnectionFailed(f"deployment '{dep.name}' sent a stream event that is not JSON: "
                                f"{data[:120]!r}", deployment=dep.name) from None
-    if not isinstance(d, dict):
+    if type(d) is not dict:
         raise ConnectionFailed(f"deployment '{dep.name}' sent an unexpected stream event: {data[:120]!r}",
                                deployment=dep.name)
     if d.get("error") or d.get("object") == "error":
         raise error_from_payload(d, dep)
-    u = d.get("usage")
-    chunk = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model,
-                        created=d.get("created") or 0, usage=usage_from_wire(u) if u else None,
-                        openai_data=data)
-    choices = d.get("choices")
-    if choices:
-        c = choices[0]
-        delta = c.get("delta") or {}
-        chunk.index = c.get("index") or 0
-        chunk.finish_reason = c.get("finish_reason")
-        chunk.role = delta.get("role")
-        chunk.text = delta.get("content")
-        calls = delta.get("tool_calls")
-        if calls:
-            chunk.tool_calls = [tool_call_delta_from_wire(tc, i) for i, tc in enumerate(calls)]
-    return chunk
+    return d
 
 
 def tool_call_delta_from_wire(tc: dict[str, Any], i: int) -> ToolCallDelta:

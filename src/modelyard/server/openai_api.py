@@ -277,8 +277,8 @@ def render_chunk(chunk: StreamChunk, include_usage: bool, extra: dict[str, Any] 
         and chunk.finish_reason is None
     if usage_only and not include_usage:
         return b""
-    if chunk.openai_data is not None and not (usage_only and extra):
-        return b"data: " + chunk.openai_data + b"\n\n"
+    if chunk.openai_sse is not None and not (usage_only and extra):
+        return chunk.openai_sse
     if usage_only:
         obj: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
                                "model": chunk.model, "choices": [], "usage": _usage_dict(chunk.usage)}  # type: ignore[arg-type]
