@@ -7,8 +7,11 @@ RouteDecision), for the `rules` and `score` strategies over a 50-deployment grou
 Prompts cycle through the 450 labelled prompts of tests/data/tasks.jsonl (median 76 characters,
 11 languages), so the classifier and the token counter see varied input, not one cached string.
 Cases: each strategy with the default token estimate (tokens.py), with exact tiktoken counts, the
-analysis alone, the embedded default `auto` group (4 deployments), a one-deployment `first-healthy`
-group (the light analysis: no classifier), and the strategy alone on precomputed features.
+analysis alone, `score` with observed latencies (a TTFT EWMA on every deployment: the production
+case), the decision plus its explanation (`to_dict()`: the per-candidate verdicts and the features
+dict are built lazily, when the request log or explain reads them), the embedded default `auto` group
+(4 deployments), a one-deployment `first-healthy` group (the quick path: nothing to analyse), and
+the strategy alone on precomputed features (`order`, as the router calls it).
 Reported: p50 / p99 / mean in µs.
 """
 
@@ -18,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -128,6 +132,15 @@ def main() -> None:
         model = gw.router.task_model
         rows.append(summary(f"analysis only, {tag}", measure(
             lambda r, p=p, model=model: analyze(r, model=model, counter=p.counter), reqs, args.n)))
+        if not exact:
+            route = gw.resolve("score")
+            rows.append(summary("`score` decision + its explanation built (`to_dict()`)", measure(
+                lambda r, route=route, plan=gw.router.plan: plan(route, r)[1].to_dict(), reqs, args.n)))
+            rnd = random.Random(1)
+            for d in p.deployments:  # observed time to first token on every deployment
+                gw.health.ok(d.name, latency_ms=rnd.uniform(500, 5000), ttft_ms=rnd.uniform(100, 2000))
+            rows.append(summary("`score` decision, observed latencies", measure(
+                lambda r, route=route, plan=gw.router.plan: plan(route, r), reqs, args.n)))
     small = Gateway.default(sim_only=True, request_log=False)  # the embedded `auto`: rules over 4 deployments
     route = small.resolve("auto")
     rows.append(summary("default `auto` decision (rules, 4 deployments)",
@@ -135,18 +148,19 @@ def main() -> None:
     one = Gateway(parse_config({"deployments": {"up": {"provider": "sim", "model": "sim/fast"}},
                                 "model_groups": {"g": {"deployments": ["up"]}}}, "bench.yaml"), request_log=False)
     route1 = one.resolve("g")
-    rows.append(summary("one-deployment `first-healthy` group (light analysis)",
+    rows.append(summary("one-deployment `first-healthy` group (quick path)",
                         measure(lambda r: one.router.plan(route1, r), reqs, args.n)))
     gw = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
     for strategy in ("rules", "score"):
         p = gw.router.plans[strategy]
         feats = {id(r): analyze(r, model=gw.router.task_model) for r in reqs}
         deps = p.deployments
+        order = p.order or p.strategy.rank
 
-        def rank_only(r: ChatRequest, p: Any = p, feats: dict[int, Any] = feats, deps: Any = deps) -> None:
-            p.strategy.rank(r, feats[id(r)], deps)
+        def order_only(r: ChatRequest, order: Any = order, feats: dict[int, Any] = feats, deps: Any = deps) -> None:
+            order(r, feats[id(r)], deps)
 
-        rows.append(summary(f"`{strategy}` rank only (features precomputed)", measure(rank_only, reqs, args.n)))
+        rows.append(summary(f"`{strategy}` order only (features precomputed)", measure(order_only, reqs, args.n)))
     print("\n".join(rows))
 
 

@@ -16,7 +16,7 @@ the same count with byte translations and substring counts, ~4x faster than a re
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -69,21 +69,27 @@ def _count_pieces(text: str) -> int:
 
 
 _count_cached = lru_cache(maxsize=512)(_count)
-_SYSTEM: dict[str, int] = {}  # system prompt -> count: a deployment's traffic repeats a few of them
-_SYSTEM_MAX = 256
+class SystemPromptCache:
+    """Token counts of system prompts, remembered whatever their length (short ones included): a
+    deployment's traffic repeats the same few system prompts request after request. Bounded: when
+    full it starts over."""
+
+    def __init__(self, count: Callable[[str], int], size: int = 256) -> None:
+        self.count, self.size = count, size
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self.counts.get(text)
+        if n is None:
+            n = self.count(text)
+            if len(text) <= _CACHE_MAX:
+                if len(self.counts) >= self.size:
+                    self.counts.clear()
+                self.counts[text] = n
+        return n
 
 
-def _count_system(text: str) -> int:
-    """`count_tokens` for a system prompt, remembered whatever its length (short ones included):
-    the same few system prompts come back on request after request."""
-    n = _SYSTEM.get(text)
-    if n is None:
-        n = count_tokens(text)
-        if len(text) <= _CACHE_MAX:
-            if len(_SYSTEM) >= _SYSTEM_MAX:
-                _SYSTEM.clear()
-            _SYSTEM[text] = n
-    return n
+_count_system = SystemPromptCache(count_tokens)
 
 
 def _view(cls: Any) -> bytes:

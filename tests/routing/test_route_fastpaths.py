@@ -27,7 +27,7 @@ from modelyard.routing.features import TASKS, Features
 from modelyard.routing.ranking import Preferred, Ranking
 from modelyard.routing.strategies import StrategyContext, lookup
 from modelyard.routing.strategies.util import normalise_high, normalise_low
-from modelyard.tokens import _SYSTEM, _SYSTEM_MAX, count_message_tokens, count_tokens, token_bound
+from modelyard.tokens import _count_system, count_message_tokens, count_tokens, token_bound
 from modelyard.types import ChatRequest, ImagePart, Message, RouteDecision, Scored, TextPart, Tool, ToolCall
 
 DATA = Path(__file__).parent.parent / "data" / "tasks.jsonl"
@@ -82,15 +82,16 @@ def test_featurize_is_a_bag_of_word_bigram_cue_and_structure_features() -> None:
 
 
 def test_system_prompt_counts_are_cached_and_bounded() -> None:
-    _SYSTEM.clear()
+    cache = _count_system.counts
+    cache.clear()
     sys_prompt = "You are terse."
     msgs = [Message("system", sys_prompt), Message("user", "hi")]
     first = count_message_tokens(msgs)
-    assert {sys_prompt: count_tokens(sys_prompt)} == _SYSTEM
+    assert {sys_prompt: count_tokens(sys_prompt)} == cache  # the user turn is not remembered
     assert count_message_tokens(msgs) == first
-    for i in range(_SYSTEM_MAX + 5):  # full: starts over rather than growing
+    for i in range(_count_system.size + 5):  # full: starts over rather than growing
         count_message_tokens([Message("system", f"prompt {i}")])
-    assert 0 < len(_SYSTEM) <= _SYSTEM_MAX
+    assert 0 < len(cache) <= _count_system.size
     assert count_message_tokens([{"role": "system", "content": sys_prompt}]) == \
         count_message_tokens([Message("system", sys_prompt)])
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING, TOOL_CALL_OVERHEAD
+from ..tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING, TOOL_CALL_OVERHEAD, SystemPromptCache
 
 # encoding -> (the URL tiktoken loads it from, the SHA-256 tiktoken expects)
 _FILES: dict[str, tuple[str, str]] = {
@@ -100,6 +100,7 @@ def message_counter(encoding: str) -> Callable[[Iterable[Any]], int]:
     """A counter with the shape of `tokens.count_message_tokens`, using the real encoding."""
     enc = get_encoding(encoding)
     encode = enc.encode_ordinary
+    system = SystemPromptCache(lambda text: len(encode(text)))
 
     def count(messages: Iterable[Any]) -> int:
         total = REPLY_PRIMING
@@ -107,7 +108,7 @@ def message_counter(encoding: str) -> Callable[[Iterable[Any]], int]:
             total += MESSAGE_OVERHEAD
             c = m.content
             if isinstance(c, str):
-                total += len(encode(c))
+                total += system(c) if m.role == "system" else len(encode(c))
             elif c:
                 for p in c:
                     total += len(encode(p.text)) if p.type == "text" else IMAGE_TOKENS

@@ -85,8 +85,13 @@ class Ranking:
     def scored(self) -> list[Scored]:
         """Every candidate as a fresh `Scored`, best first (built on the first call, then kept)."""
         if self._scored is None:
-            cands, score, why = self.candidates, self.score, self.why
-            self._scored = [Scored(cands[i].name, score(i), True, why(i)) for i in self.order]
+            cands = self.candidates
+            if type(self) is Ranking and isinstance(self.reason, str):  # the common case, without calls
+                scores, reason = self.scores, self.reason
+                self._scored = [Scored(cands[i].name, scores[i], True, reason) for i in self.order]
+            else:
+                score, why = self.score, self.why
+                self._scored = [Scored(cands[i].name, score(i), True, why(i)) for i in self.order]
         return self._scored
 
     def __len__(self) -> int:
@@ -132,6 +137,13 @@ class Boosted(Ranking):
 
     def why(self, pos: int) -> str:
         return self.hit if self.bonus[pos] else self.miss
+
+    def scored(self) -> list[Scored]:
+        if self._scored is None:
+            cands, scores, bonus, hit, miss = self.candidates, self.scores, self.bonus, self.hit, self.miss
+            self._scored = [Scored(cands[i].name, scores[i] - (BONUS - 1.0), True, hit) if bonus[i]
+                            else Scored(cands[i].name, scores[i], True, miss) for i in self.order]
+        return self._scored
 
 
 __all__ = ["BONUS", "Boosted", "Preferred", "Ranking"]
