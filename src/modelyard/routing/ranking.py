@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import compress
-from operator import not_
+from operator import itemgetter, not_
 from typing import TYPE_CHECKING
 
 from ..types import Scored
@@ -43,7 +43,9 @@ class Ranking:
         """The candidates best first: the chain (built on first read)."""
         deps = self._deployments
         if deps is None:
-            deps = self._deployments = list(map(self.candidates.__getitem__, self.order))
+            order = self.order
+            deps = self._deployments = list(itemgetter(*order)(self.candidates)) if len(order) > 1 else \
+                [self.candidates[i] for i in order]
         return deps
 
     @classmethod

@@ -159,16 +159,18 @@ class Rules:
         g = self.group
         return len(candidates) == len(g) and tuple(candidates) == g
 
-    def pick(self, features: Features, candidates: list[Deployment]) -> tuple[_CompiledRule | None, list[str]]:
+    def pick(self, features: Features, candidates: list[Deployment], whole: bool | None = None
+             ) -> tuple[_CompiledRule | None, list[str]]:
         """The first matching rule with a target among the candidates (or the default), and the rules
-        that matched but whose targets were all filtered out."""
+        that matched but whose targets were all filtered out. `whole`: whether the candidates are
+        the whole group (worked out when not given)."""
         skipped: list[str] = []
         names = None
         for rule in self.rules:
             if rule.match(features):
                 if names is None:
-                    if self._whole_group(candidates):  # every target (validated at load) is a candidate
-                        return rule, skipped
+                    if whole if whole is not None else self._whole_group(candidates):
+                        return rule, skipped  # every target (validated at load) is a candidate
                     names = {d.name for d in candidates}
                 if not rule.targets.isdisjoint(names):
                     return rule, skipped
@@ -181,9 +183,10 @@ class Rules:
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """`rank` without building the per-candidate entries (see ranking.py)."""
-        rule, skipped = self.pick(features, candidates)
+        whole = self._whole_group(candidates)
+        rule, skipped = self.pick(features, candidates, whole)
         if rule is not None and self._boost:
-            if self._whole_group(candidates):
+            if whole:
                 bonus = rule.bonus
             else:
                 targets = rule.targets
@@ -197,7 +200,7 @@ class Rules:
             why = "no rule matched: whole group" if not skipped else \
                 f"rules {', '.join(skipped)} matched but their targets were filtered out: whole group"
             return inner.relabel(why, "default")
-        if self._whole_group(inner.candidates):
+        if whole:  # the inner ranking is over the group, in group order
             mask = rule.mask
         else:
             targets = rule.targets

@@ -128,18 +128,30 @@ class _Table:
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
 
 
-def _front(points: list[tuple[float, float]], sign: float) -> list[int]:
-    """Positions of the points that no other point dominates (sign 1: is ≥ in both coordinates and
-    > in one; sign −1: ≤ and <), one per distinct point."""
-    out: list[int] = []
-    seen: set[tuple[float, float]] = set()
-    for i, (a, b) in enumerate(points):
-        if (a, b) in seen:
-            continue
-        if not any(sign * (c - a) >= 0 and sign * (d - b) >= 0 and (c, d) != (a, b) for c, d in points):
-            out.append(i)
-            seen.add((a, b))
+def _front(points: list[tuple[float, float]], sign: float) -> list[tuple[float, float]]:
+    """The distinct points that no other point dominates (sign 1: is ≥ in both coordinates and
+    > in one; sign −1: ≤ and <)."""
+    out: list[tuple[float, float]] = []
+    for a, b in points:
+        if (a, b) not in out and not any(sign * (c - a) >= 0 and sign * (d - b) >= 0 and (c, d) != (a, b)
+                                         for c, d in points):
+            out.append((a, b))
     return out
+
+
+def _lowest(front: list[tuple[float, float]], base: float, x: float) -> float:
+    """min of base·a + x·b over the front's points (usually one)."""
+    if len(front) == 1:
+        a, b = front[0]
+        return base * a + x * b
+    return min([base * a + x * b for a, b in front])
+
+
+def _highest(front: list[tuple[float, float]], base: float, x: float) -> float:
+    if len(front) == 1:
+        a, b = front[0]
+        return base * a + x * b
+    return max([base * a + x * b for a, b in front])
 
 
 class Score:
@@ -205,19 +217,21 @@ class Score:
         ins, outs, inv = t.ins, t.outs, t.inv_tps
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
         # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
-        lo = min([fi * ins[i] + fo * outs[i] for i in t.cheapest])
-        hi = max([fi * ins[i] + fo * outs[i] for i in t.dearest])
+        lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
         qn = t.qnorm[features.task]
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
-            lo = min([ttft[i] + fo * inv[i] for i in t.fastest])
-            hi = max([ttft[i] + fo * inv[i] for i in t.slowest])
+            lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
-            scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q
-                      for a, b, tt, v, q in zip(ins, outs, ttft, inv, qn, strict=True)]
+            if bonus is None:
+                scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q
+                          for a, b, tt, v, q in zip(ins, outs, ttft, inv, qn, strict=True)]
+            else:
+                scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q + x
+                          for a, b, tt, v, q, x in zip(ins, outs, ttft, inv, qn, bonus, strict=True)]
         else:
             lats = [a + fo * v for a, v in zip(ttft, inv, strict=True)]
             lo, hi = min(lats), max(lats)
@@ -225,8 +239,8 @@ class Score:
             k += al * hi if hi > lo else wl
             scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q
                       for a, b, lt, q in zip(ins, outs, lats, qn, strict=True)]
-        if bonus is not None:
-            scores = list(map(add, scores, bonus))
+            if bonus is not None:
+                scores = list(map(add, scores, bonus))
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
