@@ -297,3 +297,22 @@ def test_quick_path_skips_the_analysis_until_the_decision_is_read(monkeypatch: p
     assert decision.features["input_tokens"] == count_message_tokens([Message("user", "hello")])
     assert counted == [1] and seen == []  # the light analysis: no classifier
     assert decision.candidates[0].reason == "position 1 in group order"
+
+
+# --- conditions: nested closures, numbers compared as they are ---------------------------------
+
+@pytest.mark.parametrize(("when", "true", "false"), [
+    ({"latency_budget_ms": {"lt": 500}}, Features(latency_budget_ms=200.0), Features()),  # None never compares
+    ({"latency_budget_ms": {"between": [0, 500]}}, Features(latency_budget_ms=0.0), Features()),
+    ({"input_tokens": {"gte": 10}, "complexity": {"lt": 0.5}, "task": "chat"},
+     Features(input_tokens=10, complexity=0.2), Features(input_tokens=10, complexity=0.2, task="math")),
+    ({"any": [{"task": "math"}, {"hour": {"between": [22, 6]}}, {"language": {"ne": "en"}}]},
+     Features(hour=5), Features(hour=12)),
+    ({"all": [{"hour": {"gt": 3}}, {"hour": {"lte": 4}}, {"weekday": {"between": [5, 1]}}]},
+     Features(hour=4, weekday=6), Features(hour=4, weekday=2)),
+])
+def test_compiled_conditions(when: dict, true: Features, false: Features) -> None:
+    from modelyard.routing.conditions import compile_condition
+
+    cond = compile_condition(when, ("when",))
+    assert cond(true) is True and cond(false) is False
