@@ -106,12 +106,8 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
     expected = int(prior * (1.0 + cx))
     output_tokens = min(req.max_tokens, expected) if req.max_tokens else expected
     hour, weekday = hour_weekday(now)
-    f = Features(
-        task=task, task_confidence=confidence, complexity=cx, input_tokens=input_tokens,
-        output_tokens=output_tokens, context_tokens=input_tokens + (req.max_tokens or output_tokens),
-        capabilities=request_capabilities(req), language=language(win, words), user=req.user, hour=hour,
-        weekday=weekday,
-    )
+    f = Features(task, confidence, cx, input_tokens, output_tokens, input_tokens + (req.max_tokens or output_tokens),
+                 request_capabilities(req), language(win, words), req.user, hour=hour, weekday=weekday)
     if meta:
         _apply_metadata(f, meta)
     return f

@@ -255,8 +255,8 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
     found = set(_MARKS.findall(low))
     found.update(_WORD_MARK_SET.intersection(words))
     found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
-    cue = _ALL_MARKS.get
-    extra += {c for c in (cue(m, "k:math") for m in found) if c[0] == "k"}
+    if found:
+        extra += {c for c in mark_categories(found) if c[0] == "k"}
     if "?" in text or "？" in text:
         extra.append("k:question")
         if n < 15:

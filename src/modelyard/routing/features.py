@@ -14,6 +14,7 @@ TASKS: tuple[str, ...] = (
 
 @dataclass(slots=True)
 class Features:
+    # (analyze.py builds it with the first nine fields positional: keep their order)
     task: str = "chat"  # one of TASKS
     task_confidence: float = 0.0  # the classifier's probability of `task`
     complexity: float = 0.0  # 0 = trivial, 1 = hardest
