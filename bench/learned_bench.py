@@ -13,6 +13,7 @@ before). Prints p50/p99 in ms per prompt.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main() -> None:
     mmlu = [ex.prompt for ex in examples[-a.n:]]
     kinds = {"short": [CHAT[i % len(CHAT)].format(i=i) for i in range(a.n)], "MMLU": mmlu,
              "long": long_prompts([ex.prompt for ex in examples], a.n)}
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     t = time.perf_counter()
     emb = get_embedder(MINILM)
     print(f"MiniLM load (sha256 check + ONNX session): {(time.perf_counter() - t) * 1000:.0f} ms")
@@ -124,13 +126,17 @@ def main() -> None:
     for name, prompts in kinds.items():
         reqs = [ChatRequest(model="routed", messages=[Message("user", p)]) for p in prompts]
         times: list[list[float]] = [[] for _ in gws]
+        alone: list[float] = []
         for gw, route in gws:
             gw.plan(route, reqs[0])
-        for q in reqs:  # interleaved across routers
+        for p, q in zip(prompts, reqs, strict=True):  # interleaved across routers, with the embedding alone
             for i, (gw, route) in enumerate(gws):
                 times[i] += timed(lambda x: gw.plan(route, x), [q])  # noqa: B023
+            alone += timed(lambda x: emb.embed([x], max_tokens=cut), [p])
+        print(f"  {name} prompts, embedding alone (first {cut} word pieces), same loop: {pct(alone)}")
         for r, ts in zip(routers, times, strict=True):
             print(f"  decision, {r.kind:>10}, {name:>5} prompts: {pct(ts)}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     for f, r in zip(files, routers, strict=True):
         if r.uses_embedding:
             gw, route = gateway_for(f, 4096)

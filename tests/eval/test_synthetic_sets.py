@@ -58,16 +58,17 @@ def test_the_strong_model_falls_behind_less_as_difficulty_rises(kind: str) -> No
 
 def test_transfer_reports_every_router_and_the_references(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train = Path(__file__).parents[1] / "data" / "routing_mmlu_small.jsonl"
-    files = write(tmp_path, n=40, kinds=("math", "writing"))
-    argv = ["--train", str(train), "--strong", STRONG, "--weak", WEAK, "--embedding", "hash-ngram-v1",
-            "--router", "classifier", "--router", "knn:k=20"]
-    for f in files:
-        argv += ["--eval", str(f)]
-    transfer.main(argv)
+    (math_file,) = write(tmp_path, n=40, kinds=("math",))
+    transfer.main(["--train", str(train), "--strong", STRONG, "--weak", WEAK, "--embedding", "hash-ngram-v1",
+                   "--router", "classifier", "--router", "knn:k=20", "--eval", str(math_file),
+                   "--synthetic-seeds", "1,2", "--synthetic-n", "30"])
     lines = capsys.readouterr().out.splitlines()
-    assert "synthetic_math" in lines[0] and "synthetic_writing" in lines[0]
-    rows = {ln[:34].strip(): ln[34:].split() for ln in lines[1:]}
-    assert set(rows) == {"classifier", "knn:k=20", "words (longer → strong)", "difficulty (generator's latent)"}
+    assert lines[0].split() == ["router", "synthetic_math", "synthetic_writing", "synthetic_reasoning"]
+    rows = {ln[:34].strip(): ln[34:] for ln in lines[1:]}
+    assert list(rows) == ["classifier", "knn:k=20", "words (longer → strong)", "difficulty (generator's latent)",
+                          "oracle"]
     for cells in rows.values():
-        assert len(cells) == 2 and all(0.0 <= float(c) <= 1.5 for c in cells)
+        # the math file and seeds 1, 2 of math are one group (mean ± sd of 3); writing, reasoning: 2 seeds
+        assert cells.count("±") == 3 and all(0.0 <= float(c) <= 1.5 for c in cells.replace("±", " ").split())
+    assert float(rows["oracle"].split()[0]) > 0.9
     assert transfer.difficulties(train) is None

@@ -123,9 +123,12 @@ class MiniLMEmbedder:
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
+        cut = max_tokens is not None and max_tokens < MAX_TOKENS
+        if cut:  # every whitespace-separated word is ≥ 1 word piece: the rest cannot matter, skip tokenising it
+            texts = [" ".join(t.split(None, max_tokens)[:max_tokens]) for t in texts]
         seqs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        if max_tokens is not None and max_tokens < MAX_TOKENS:
-            keep = max(2, max_tokens)
+        if cut:
+            keep = max(2, max_tokens or 0)
             seqs = [s if len(s) <= keep else [*s[:keep - 1], s[-1]] for s in seqs]
         order = sorted(range(n), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
         bs = batch_size or self.batch_size

@@ -7,18 +7,20 @@ answers: see docs/LEARNED_ROUTING.md for what that can and cannot show.
 
     python -m modelyard.eval.transfer --train ../shared/data/routing/mmlu_train.jsonl \\
         --strong gpt-4-1106-preview --weak mixtral-8x7b-instruct-v0.1 \\
-        --eval bench/data/synthetic_math.jsonl --eval bench/data/synthetic_writing.jsonl ... \\
+        [--eval FILE.jsonl ...] [--synthetic-seeds 7,8,9,10,11] \\
         [--router classifier --router knn:k=50 ...] [--cache /tmp/emb]
 
-Prints APGR per router and evaluation file, next to two reference scores that need no training:
-`words` (longer prompt → strong) and, when the records carry it, `difficulty` (the generator's latent
-difficulty: the best ordering a router could learn from the text under the stated model).
+Prints APGR per router and evaluation file (synthetic kinds: mean ± sd over the seeds — one 400-prompt
+set is noisy, ±0.03), next to reference scores that need no training: `words` (longer prompt →
+strong), `difficulty` when the records carry it (ordering by the generator's latent difficulty: about
+the best a router can do, since the labels are random given it) and `oracle` (the true gap).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import orjson
 from ..cache.embed import MINILM
 from ..routing.learned.data import Example, load_jsonl
 from ..routing.learned.train import features_of, fit_router
+from . import synthetic
 from .crossval import cached_embeddings
 from .metrics import evaluate_scores
 
@@ -55,39 +58,58 @@ def word_counts(examples: Sequence[Example]) -> np.ndarray:
     return np.array([math.log1p(len(ex.prompt.split())) for ex in examples])
 
 
+def _group(name: str) -> str:
+    return name.split("@")[0]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", required=True)
-    ap.add_argument("--eval", action="append", required=True, help="evaluation data file (repeat)")
+    ap.add_argument("--eval", action="append", default=[], help="evaluation data file (repeat)")
+    ap.add_argument("--synthetic-seeds", default="",
+                    help="also generate the synthetic kinds for these seeds (e.g. 7,8,9) and report each kind's "
+                         "mean ± sd over seeds")
+    ap.add_argument("--synthetic-n", type=int, default=400, help="prompts per kind and seed")
     ap.add_argument("--strong", required=True)
     ap.add_argument("--weak", required=True)
     ap.add_argument("--router", action="append", help="kind[:key=value,...] (repeat); default: every kind")
     ap.add_argument("--embedding", default=MINILM)
     ap.add_argument("--cache", help="directory for embedding caches")
     a = ap.parse_args(argv)
+    paths = [(Path(p).stem, Path(p)) for p in a.eval]
+    if a.synthetic_seeds:
+        tmp = Path(tempfile.mkdtemp(prefix="modelyard-synthetic-"))
+        for seed in (int(x) for x in a.synthetic_seeds.split(",")):
+            for path in synthetic.write(tmp / str(seed), a.synthetic_n, seed):
+                paths.append((f"{path.stem}@{seed}", path))
+    if not paths:
+        ap.error("give --eval FILE and/or --synthetic-seeds")
     train = load_jsonl(a.train)
     specs = a.router or ["knn", "classifier", "mf"]
     E = cached_embeddings([ex.prompt for ex in train], a.embedding, a.cache)
     F = features_of([ex.prompt for ex in train])
     evals = []
-    for path in a.eval:
+    for name, path in paths:
         exs = load_jsonl(path)
         prompts = [ex.prompt for ex in exs]
-        evals.append((Path(path).stem, exs, cached_embeddings(prompts, a.embedding, a.cache), features_of(prompts),
+        evals.append((name, exs, cached_embeddings(prompts, a.embedding, a.cache), features_of(prompts),
                       difficulties(path)))
-    names = [e[0] for e in evals]
-    width = max(12, *(len(n) for n in names))
-    print(f"{'router':<34}" + "".join(f"{n:>{width + 2}}" for n in names))
+    groups = list(dict.fromkeys(_group(e[0]) for e in evals))
+    width = max(14, *(len(g) for g in groups))
+    print(f"{'router':<34}" + "".join(f"{g:>{width + 2}}" for g in groups))
 
     def row(label: str, scores: list[np.ndarray | None]) -> None:
+        by_group: dict[str, list[float]] = {g: [] for g in groups}
+        for (name, exs, *_), s in zip(evals, scores, strict=True):
+            if s is not None:
+                qs = np.array([ex.scores[a.strong] for ex in exs])
+                qw = np.array([ex.scores[a.weak] for ex in exs])
+                by_group[_group(name)].append(evaluate_scores(label, s, qs, qw).apgr)
         cells = []
-        for (_, exs, *_), s in zip(evals, scores, strict=True):
-            if s is None:
-                cells.append(f"{'—':>{width + 2}}")
-                continue
-            qs = np.array([ex.scores[a.strong] for ex in exs])
-            qw = np.array([ex.scores[a.weak] for ex in exs])
-            cells.append(f"{evaluate_scores(label, s, qs, qw).apgr:>{width + 2}.3f}")
+        for g in groups:
+            v = by_group[g]
+            cell = "—" if not v else f"{v[0]:.3f}" if len(v) == 1 else f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+            cells.append(f"{cell:>{width + 2}}")
         print(f"{label:<34}" + "".join(cells), flush=True)
 
     for spec in specs:
@@ -98,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    for _, _, Ee, Fe, _ in evals])
     row("words (longer → strong)", [word_counts(exs) for _, exs, *_ in evals])
     row("difficulty (generator's latent)", [d for *_, d in evals])
+    row("oracle", [np.array([ex.scores[a.strong] - ex.scores[a.weak] for ex in exs]) for _, exs, *_ in evals])
 
 
 if __name__ == "__main__":

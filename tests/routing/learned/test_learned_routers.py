@@ -213,3 +213,21 @@ def test_default_classifier_ignores_embeddings() -> None:
     assert not E.any()  # zeros: nothing was embedded
     with_emb = fit_router("classifier", ex, strong=STRONG, weak=WEAK, backend=HASH, params={"emb_scale": 1.0})
     assert with_emb.uses_embedding and np.any(with_emb.W[-with_emb.dim:])
+
+
+def test_files_from_before_the_knn_base_and_the_embedding_cut_still_load(tmp_path: Path) -> None:
+    ex = load_jsonl(MMLU_SMALL)
+    r = fit_router("knn", ex, strong=STRONG, weak=WEAK, backend=HASH, params={"base": 0, "feat_weight": 0,
+                                                                             "prior": 2})
+    r.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = orjson.loads(arrays["header"].tobytes())
+    del header["embed_tokens"]
+    header["params"] = {"k": 100, "tau": 0.1, "prior": 2.0}  # what the first version wrote
+    arrays["header"] = np.frombuffer(orjson.dumps(header), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = load_router(tmp_path / "old.npz")
+    assert old.embed_tokens is None and not old.uses_features  # the model's full 256 word pieces, no features
+    prompts = [e.prompt for e in ex[:10]]
+    assert np.allclose(old.predict_batch(prompts), r.predict_batch(prompts), atol=1e-3)

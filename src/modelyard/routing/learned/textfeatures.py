@@ -3,13 +3,15 @@
 Embeddings know *what* a prompt is about, which lets a router memorise the subjects it was trained
 on. These know *how* it is asked: length, structure, numbers and symbols, vocabulary rarity, and cue
 words for multi-step reasoning, calculation, negation and open-ended writing. They transfer across
-topics and task kinds, so learned routers combine both. Pure Python on one string, ~20 µs.
+topics and task kinds, so learned routers combine both. Pure Python on one string: ~0.08 ms for an
+MMLU question, ~2.4 ms for a 2k-token prompt.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
@@ -49,14 +51,14 @@ def text_features(text: str) -> list[float]:
     """A fixed-length vector (FEATURE_NAMES order); raw scales, standardised by the model that uses it."""
     n = len(text) or 1
     words = _WORD.findall(text)
-    lower = [w.lower() for w in words]
+    counts = Counter(w.lower() for w in words)
     nw = len(words) or 1
     lines = [ln for ln in text.splitlines() if ln.strip()]
     sentences = max(1, len(_SENTENCE.findall(text)))
-    digits = sum(c.isdigit() for c in text)
-    upper = sum(c.isupper() for c in text)
-    punct = sum((not c.isalnum()) and not c.isspace() for c in text)
-    mathc = sum(c in _MATH_CHARS for c in text)
+    digits = sum(map(str.isdigit, text))  # map over str methods: C loops, ~3x faster on a long prompt
+    upper = sum(map(str.isupper, text))
+    punct = len(text) - sum(map(str.isalnum, text)) - sum(map(str.isspace, text))
+    mathc = sum(map(_MATH_CHARS.__contains__, text))
     options = _OPTION.findall(text)
     option_chars = sum(len(ln) for ln in lines if _OPTION.match(ln + " ")) if options else 0
     feats = [
@@ -67,8 +69,8 @@ def text_features(text: str) -> list[float]:
         1.0 if _CODE.search(text) else 0.0,
         min(text.count("?"), 5) / 5.0, min(len(options), 10) / 10.0, math.log1p(option_chars),
         sum(len(w) for w in words) / nw / 10.0, sum(len(w) >= 9 for w in words) / nw,
-        len(set(lower)) / nw,
+        len(counts) / nw,
     ]
-    for cues in _CUES.values():
-        feats.append(math.log1p(sum(w in cues for w in lower)))
+    for cues in _CUES.values():  # a few dozen look-ups per cue set, whatever the prompt's length
+        feats.append(math.log1p(sum(counts[w] for w in cues if w in counts)))
     return feats
