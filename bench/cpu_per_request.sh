@@ -2,12 +2,13 @@
 # CPU time the gateway process spends per request (user+sys from /proc, all its threads), under wrk
 # load through ../shared/bench's fake upstream. Unlike req/s it barely moves when other jobs share
 # the box, so it is the figure to compare changes with; run_gateway_bench.sh gives the req/s table.
-#   bash bench/cpu_per_request.sh [nonstream|stream] [concurrency] [seconds]
-# Compares modelyard (bench/gateway.yaml) with the floor (floor_proxy.py), both pinned to CPU 1.
+#   bash bench/cpu_per_request.sh [nonstream|stream] [concurrency] [seconds] [reps]
+# Compares modelyard (bench/gateway.yaml) with the floor (floor_proxy.py), both pinned to CPU 1,
+# interleaved rep by rep; the last lines give each one's median.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}"
-MODE="${1:-nonstream}"; C="${2:-50}"; D="${3:-5}"
+MODE="${1:-nonstream}"; C="${2:-50}"; D="${3:-5}"; REPS="${4:-3}"
 FLOOR_PY="${FLOOR_PY:-${TMPDIR:-/tmp}/gwbench/floor-venv/bin/python}"
 UP_PORT=18031; GW_PORT=14031; FLOOR_PORT=14032
 export UPSTREAM_URL="http://127.0.0.1:$UP_PORT/v1" BENCH_KEY="bench-key"
@@ -15,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 taskset -c 0 "$ROOT/.venv/bin/python" "$HARNESS/fake_upstream.py" "$UP_PORT" >/dev/null 2>&1 & pids+=($!)
-PYTHONPATH="${MODELYARD_SRC:-}" taskset -c 1 "$ROOT/.venv/bin/modelyard" serve --config "$ROOT/bench/gateway.yaml" --host 127.0.0.1 \
+PYTHONPATH="${MODELYARD_SRC:-}" taskset -c 1 "$ROOT/.venv/bin/modelyard" serve --config "${GATEWAY_CONFIG:-$ROOT/bench/gateway.yaml}" --host 127.0.0.1 \
   --port "$GW_PORT" >/tmp/cpu_per_request.gw.log 2>&1 & pids+=($!); GW_PID=$!
 if [ -x "$FLOOR_PY" ]; then
   taskset -c 1 "$FLOOR_PY" "$HARNESS/floor_proxy.py" --port "$FLOOR_PORT" \
@@ -47,6 +48,14 @@ measure() {  # name pid url
   awk -v name="$1" -v t="$((t1 - t0))" -v hz="$hz" -v n="$n" -v rps="$rps" -v bad="${non2xx:-0}" \
     'BEGIN {printf "%-10s %s c=%s  %8.1f us CPU/request  %9.1f req/s  (%d requests, %s non-2xx)\n", name, "'"$MODE"'", "'"$C"'", t / hz / n * 1e6, rps, n, bad}'
 }
-measure modelyard "$GW_PID" "http://127.0.0.1:$GW_PORT/v1/chat/completions"
-[ -n "$FLOOR_PID" ] && measure floor "$FLOOR_PID" "http://127.0.0.1:$FLOOR_PORT/v1/chat/completions"
-true
+RESULTS=$(mktemp)
+for _ in $(seq "$REPS"); do
+  measure modelyard "$GW_PID" "http://127.0.0.1:$GW_PORT/v1/chat/completions" | tee -a "$RESULTS"
+  [ -n "$FLOOR_PID" ] && measure floor "$FLOOR_PID" "http://127.0.0.1:$FLOOR_PORT/v1/chat/completions" | tee -a "$RESULTS"
+done
+echo "median of $REPS:"
+for name in modelyard floor; do
+  grep "^$name " "$RESULTS" | awk '{print $4}' | sort -n | awk -v n="$name" \
+    '{v[NR]=$1} END {if (NR) printf "  %-10s %8.1f us CPU/request\n", n, v[int((NR+1)/2)]}'
+done
+rm -f "$RESULTS"

@@ -163,13 +163,22 @@ class RouteDecision:
         return value.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
 
     def to_dict(self) -> dict[str, Any]:
+        return self._as_dict(self.features)
+
+    def log_dict(self) -> dict[str, Any]:
+        """What the request log keeps: the decision as made. Features that routing never needed
+        (a lazily explained decision that was not asked to explain itself) are left out rather than
+        computed for the log: the columns beside it hold the real token usage."""
+        return self._as_dict(self.features)
+
+    def _as_dict(self, features: dict[str, Any] | None) -> dict[str, Any]:
         return {
             "model": self.model,
             "chosen": self.deployment,
             "strategy": self.strategy,
             "rule": self.rule,
             "reason": self.reason,
-            "features": self.features,
+            "features": features,
             "candidates": [
                 {"deployment": c.deployment, "eligible": c.eligible, "reason": c.reason, "score": c.score}
                 for c in self.candidates

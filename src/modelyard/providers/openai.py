@@ -115,6 +115,8 @@ class OpenAIProvider(Provider):
                 async for batch in sse_batches(resp.read):
                     done = batch[-1][1] == b"[DONE]"
                     chunks, error = merge_events(batch[:-1] if done else batch, dep)
+                    if done and chunks:  # the stream ends here: the server writes it with its own ending
+                        chunks[-1].flush = False
                     for chunk in chunks:
                         if chunk.finish_reason:
                             finished = True

@@ -18,6 +18,13 @@ _CANDIDATES = RouteDecision.__dict__["candidates"]  # the dataclass's slot descr
 _FEATURES = RouteDecision.__dict__["features"]
 
 
+class DeferredAnalysis:
+    """Marks a features maker that would run the request analysis routing itself did without (the
+    quick path): the request log leaves such features out instead of computing them for it."""
+
+    __slots__ = ()
+
+
 class _Built:
     """A RouteDecision field made on first read by the function in attribute `maker`; a write
     replaces it (and drops the function)."""
@@ -55,9 +62,14 @@ class LazyDecision(RouteDecision):
     candidates = _Built(_CANDIDATES, "_make_candidates")  # type: ignore[assignment]
     features = _Built(_FEATURES, "_make_features")  # type: ignore[assignment]
 
+    def log_dict(self) -> dict[str, Any]:
+        """As `to_dict`, without running an analysis that routing skipped (see RouteDecision.log_dict)."""
+        skipped = isinstance(self._make_features, DeferredAnalysis)
+        return self._as_dict(None if skipped else self.features)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (RouteDecision, (self.model, self.deployment, self.strategy, self.reason, self.candidates,
                                 self.features, self.fallbacks, self.attempts, self.rule))
 
 
-__all__ = ["LazyDecision"]
+__all__ = ["DeferredAnalysis", "LazyDecision"]

@@ -31,7 +31,7 @@ from ..types import ChatRequest, RouteDecision, Scored
 from .analyze import LIGHT_OUTPUT, MessageCounter, analyze, request_capabilities
 from .candidates import CandidateFilter, Constraints, Filtered, no_candidate
 from .classify import TaskModel, default_model
-from .decision import LazyDecision
+from .decision import DeferredAnalysis, LazyDecision
 from .features import Features
 from .ranking import Ranking
 from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
@@ -277,7 +277,7 @@ class Router:
 _UNREAD = Features(analyzed=False)  # what strategies that read no features are handed on the quick path
 
 
-class _LightFeatures:
+class _LightFeatures(DeferredAnalysis):
     """The light analysis of a request routed without one (the quick path), run when the decision's
     features are first read, with the clock of the decision."""
 

@@ -31,6 +31,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = (b"content-type", b"application/json")
+# A streamed answer watches for its client hanging up once it has run this long (see App._pump):
+# a client gone before then is noticed this much later at most.
+WATCH_AFTER_S = 0.05
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 
@@ -172,7 +175,11 @@ class App:
         task = asyncio.current_task()
         assert task is not None
         gone = asyncio.Event()
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
+        # Most streams that a burst answers are over within a millisecond: the disconnect watcher
+        # (a task per stream) starts only once a stream outlives WATCH_AFTER_S.
+        watcher: list[asyncio.Future[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_S, lambda: watcher.append(asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))))
         finished = False
         pending: list[bytes] = []  # chunks that arrived together go out in one write
         try:
@@ -195,7 +202,9 @@ class App:
                 raise
             task.uncancel()
         finally:
-            watcher.cancel()
+            timer.cancel()
+            for w in watcher:
+                w.cancel()
             if not finished:
                 await stream.aclose()
 
