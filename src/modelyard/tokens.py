@@ -63,8 +63,9 @@ def _count(text: str) -> int:
 def _count_pieces(text: str) -> int:
     """The defining count: one per `_PIECE` match, plus long-word extras."""
     n = len(_PIECE.findall(text))
-    for word in _LONG.findall(text):
-        n += (len(word) - 7) // 5
+    if max(map(len, text.split()), default=0) >= 12:  # a long word needs 12 characters without a blank
+        for word in _LONG.findall(text):
+            n += (len(word) - 7) // 5
     return n
 
 
