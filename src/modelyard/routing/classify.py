@@ -254,7 +254,8 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
                  else "k:len4")
     found = set(_MARKS.findall(low))
     found.update(_WORD_MARK_SET.intersection(words))
-    found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
+    if not _PAIR_FIRST.isdisjoint(words):  # most prompts hold no first word of a two-word cue
+        found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
     if found:
         extra += {c for c in mark_categories(found) if c[0] == "k"}
     if "?" in text or "？" in text:
@@ -269,6 +270,7 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
 _ASCII_SEP_BYTES = bytes(i if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(128)) + bytes(range(128, 256))
 _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
 _PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
+_PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
 
 
 _FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int (see TaskModel)
