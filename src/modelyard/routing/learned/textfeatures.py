@@ -47,18 +47,41 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_NAMES)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_CLASSES = (b"0123456789", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                  bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace()),
+                  bytes(c for c in range(128) if chr(c) in _MATH_CHARS))
+
+
+def _char_counts(text: str) -> tuple[int, int, int, int]:
+    """Digits, uppercase letters, punctuation (neither alphanumeric nor space) and math symbols.
+
+    The ASCII characters are counted with bytes.translate, a C loop, ~50x faster than per-character
+    Python calls on a 2k-token prompt; the rest with the str methods. Same counts as str methods.
+    """
+    b = text.encode("ascii", "ignore")
+    n = len(b)
+    digits, upper, alnum_space, mathc = (n - len(b.translate(None, cls)) for cls in _ASCII_CLASSES)
+    punct = n - alnum_space
+    if n < len(text):  # the few non-ASCII characters one by one
+        rest = _NON_ASCII.findall(text)
+        digits += sum(map(str.isdigit, rest))
+        upper += sum(map(str.isupper, rest))
+        punct += len(rest) - sum(map(str.isalnum, rest)) - sum(map(str.isspace, rest))
+        mathc += sum(map(_MATH_CHARS.__contains__, rest))
+    return digits, upper, punct, mathc
+
+
 def text_features(text: str) -> list[float]:
     """A fixed-length vector (FEATURE_NAMES order); raw scales, standardised by the model that uses it."""
     n = len(text) or 1
     words = _WORD.findall(text)
-    counts = Counter(w.lower() for w in words)
+    counts = Counter(map(str.lower, words))
     nw = len(words) or 1
+    lengths = list(map(len, words))
     lines = [ln for ln in text.splitlines() if ln.strip()]
     sentences = max(1, len(_SENTENCE.findall(text)))
-    digits = sum(map(str.isdigit, text))  # map over str methods: C loops, ~3x faster on a long prompt
-    upper = sum(map(str.isupper, text))
-    punct = len(text) - sum(map(str.isalnum, text)) - sum(map(str.isspace, text))
-    mathc = sum(map(_MATH_CHARS.__contains__, text))
+    digits, upper, punct, mathc = _char_counts(text)
     options = _OPTION.findall(text)
     option_chars = sum(len(ln) for ln in lines if _OPTION.match(ln + " ")) if options else 0
     feats = [
@@ -68,7 +91,7 @@ def text_features(text: str) -> list[float]:
         1.0 if ("\\frac" in text or "$" in text or "\\(" in text) else 0.0,
         1.0 if _CODE.search(text) else 0.0,
         min(text.count("?"), 5) / 5.0, min(len(options), 10) / 10.0, math.log1p(option_chars),
-        sum(len(w) for w in words) / nw / 10.0, sum(len(w) >= 9 for w in words) / nw,
+        sum(lengths) / nw / 10.0, sum(map((8).__lt__, lengths)) / nw,
         len(counts) / nw,
     ]
     for cues in _CUES.values():  # a few dozen look-ups per cue set, whatever the prompt's length
