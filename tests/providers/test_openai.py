@@ -477,6 +477,7 @@ async def test_connection_reused_after_stream(upstream: FakeOpenAI, provider: Op
     dep = make_dep(upstream.url, provider)
     for _ in range(3):
         await collect(provider.stream(req(stream=True), dep))
+        await asyncio.sleep(0.05)  # the client's pool takes a finished connection back in its own thread
     assert len({s.peer for s in upstream.seen}) == 1
 
 

@@ -18,6 +18,11 @@ _CANDIDATES = RouteDecision.__dict__["candidates"]  # the dataclass's slot descr
 _FEATURES = RouteDecision.__dict__["features"]
 
 
+# What the log says of a quick-path decision's features: routing did not analyse the request
+# (its strategy reads no features and the prompt's length alone fits every context window).
+_SKIPPED: dict[str, Any] = {"analysis": "skipped"}
+
+
 class DeferredAnalysis:
     """Marks a features maker that would run the request analysis routing itself did without (the
     quick path): the request log leaves such features out instead of computing them for it."""
@@ -65,7 +70,7 @@ class LazyDecision(RouteDecision):
     def log_dict(self) -> dict[str, Any]:
         """As `to_dict`, without running an analysis that routing skipped (see RouteDecision.log_dict)."""
         skipped = isinstance(self._make_features, DeferredAnalysis)
-        return self._as_dict(None if skipped else self.features)
+        return self._as_dict(_SKIPPED if skipped else self.features)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RouteDecision, (self.model, self.deployment, self.strategy, self.reason, self.candidates,

@@ -1,0 +1,72 @@
+"""The SQLite request log: rows are buffered on the request path and written in batches by a worker
+thread; `flush`/`close` put everything on disk; the route column holds the decision as made."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+from modelyard.config import parse_config
+from modelyard.gateway import Gateway
+from modelyard.routing.decision import LazyDecision
+from modelyard.store.sqlite import LogRow, RequestLog
+from modelyard.types import ChatRequest, Message, RouteDecision, Scored
+
+
+def rows(path: str) -> list[tuple]:
+    return sqlite3.connect(path).execute("SELECT id, status, input_tokens, cost_usd, route FROM requests "
+                                         "ORDER BY id").fetchall()
+
+
+async def test_rows_reach_disk_on_flush_and_close(tmp_path) -> None:
+    path = str(tmp_path / "log.db")
+    log = RequestLog(path, flush_interval_s=60, batch_size=10_000)  # no background write in this test
+    await log.start()
+    decision = RouteDecision(model="g", deployment="d1", strategy="score", reason="best score",
+                             candidates=[Scored("d1", 0.9), Scored("d2", 0.1, False, "too small")],
+                             features={"task": "math"})
+    log.record(LogRow(id="req_1", model="g", deployment="d1", provider="sim", status=200, input_tokens=12,
+                      cost_usd=0.5, decision=decision))
+    assert rows(path) == []  # buffered, not written on the request path
+    await log.flush()
+    (rid, status, tokens, cost, route), = rows(path)
+    assert (rid, status, tokens, cost) == ("req_1", 200, 12, 0.5)
+    d = json.loads(route)
+    assert d["chosen"] == "d1" and d["features"] == {"task": "math"}
+    assert d["candidates"][1] == {"deployment": "d2", "eligible": False, "reason": "too small", "score": 0.1}
+    log.record(LogRow(id="req_2", model="g", deployment=None, provider=None, status=404, error="unknown model"))
+    await log.close()  # a clean shutdown loses nothing
+    assert [r[:2] for r in rows(path)] == [("req_1", 200), ("req_2", 404)]
+
+
+async def test_a_flush_waits_for_the_batch_already_being_written(tmp_path) -> None:
+    path = str(tmp_path / "log.db")
+    log = RequestLog(path, flush_interval_s=60, batch_size=10_000)
+    await log.start()
+    for i in range(2000):
+        log.record(LogRow(id=f"req_{i:05d}", model="g", deployment="d", provider="sim", status=200))
+    first = asyncio.create_task(log.flush())
+    await asyncio.sleep(0)  # the first flush owns the buffer now
+    await log.flush()  # returns only once those rows are on disk too
+    assert len(rows(path)) == 2000
+    await first
+    await log.close()
+
+
+def test_quick_path_decisions_are_logged_without_an_analysis() -> None:
+    gw = Gateway(parse_config({
+        "deployments": {"a": {"provider": "sim", "model": "sim/fast"},
+                        "b": {"provider": "sim", "model": "sim/frontier"}},
+        "model_groups": {"plain": {"deployments": ["a", "b"]},  # first-healthy: reads no features
+                         "scored": {"deployments": ["a", "b"], "strategy": "score"}},
+    }), request_log=False)
+    req = ChatRequest(model="plain", messages=[Message("user", "hello there")])
+    _chain, quick = gw.plan(gw.resolve("plain"), req)
+    assert isinstance(quick, LazyDecision)
+    logged = quick.log_dict()
+    assert logged["features"] == {"analysis": "skipped"} and logged["chosen"] == "a"
+    assert [c["deployment"] for c in logged["candidates"]] == ["a", "b"]
+    assert quick.to_dict()["features"]["input_tokens"] > 0  # an explanation still runs it
+    _chain, full = gw.plan(gw.resolve("scored"), req)
+    assert full.log_dict()["features"]["task"] is not None  # routing analysed it: the log keeps it
