@@ -231,3 +231,22 @@ def test_files_from_before_the_knn_base_and_the_embedding_cut_still_load(tmp_pat
     assert old.embed_tokens is None and not old.uses_features  # the model's full 256 word pieces, no features
     prompts = [e.prompt for e in ex[:10]]
     assert np.allclose(old.predict_batch(prompts), r.predict_batch(prompts), atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_option_features_are_unknown_for_prompts_without_options(kind: str) -> None:
+    from modelyard.routing.learned.textfeatures import FORMAT_COLUMNS
+
+    ex = load_jsonl(MMLU_SMALL)  # every prompt has answer options
+    r = fit_router(kind, ex, strong=STRONG, weak=WEAK, backend=HASH)
+    if kind != "knn" or r.uses_features:
+        assert r.impute  # type: ignore[attr-defined]
+    prompt = "Tom has 12 apples. He gives away 5 and buys 3 boxes of 4. How many apples does he have now?"
+    E, F = r.inputs([prompt])
+    assert F is None or F[0, FORMAT_COLUMNS[0]] == 0
+    if F is not None:
+        known = F.copy()
+        known[0, FORMAT_COLUMNS] = r.mu[FORMAT_COLUMNS]  # type: ignore[attr-defined]  # "as an average prompt"
+        assert np.allclose(r.predict_arrays(E, F), r.predict_arrays(E, known), atol=1e-5)
+    plain = fit_router(kind, synthetic(3), strong="strong", weak="weak", backend=HASH)  # no options anywhere
+    assert not plain.impute  # type: ignore[attr-defined]  # "no options" is then something it has learned

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .base import LearnedRouter, load_npz_arrays, register_kind
-from .classifier import fit_linear, link_fn, standardiser
+from .classifier import fit_linear, imputes_format, link_fn, standardise, standardiser
 
 
 @register_kind
@@ -40,7 +40,7 @@ class KnnRouter(LearnedRouter):
                  tau: float = 0.1, prior: float = 0.5, feat_weight: float = 0.0, base: bool = False,
                  G: np.ndarray | None = None, mu: np.ndarray | None = None, sd: np.ndarray | None = None,
                  Wb: np.ndarray | None = None, bb: np.ndarray | None = None, B: np.ndarray | None = None,
-                 link: str = "identity", **common: Any) -> None:
+                 link: str = "identity", impute: bool = False, **common: Any) -> None:
         super().__init__(models, embedding, **common)
         m = len(self.models)
         if X.ndim != 2 or X.shape[1] != self.dim or Y.ndim != 2 or len(X) != len(Y) or Y.shape[1] != m:
@@ -59,7 +59,7 @@ class KnnRouter(LearnedRouter):
         self.Y = np.asarray(Y, dtype=np.float32)
         self.G = None if G is None else np.ascontiguousarray(G, dtype=np.float32)  # unit-length feature rows
         self.B = None if B is None else np.asarray(B, dtype=np.float32)  # base predictions on the stored prompts
-        self.mu, self.sd, self.Wb, self.bb, self.link = mu, sd, Wb, bb, link
+        self.mu, self.sd, self.Wb, self.bb, self.link, self.impute = mu, sd, Wb, bb, link, bool(impute)
         self.k, self.tau, self.prior = int(k), float(tau), float(prior)
         self._lock = threading.Lock()
 
@@ -71,7 +71,7 @@ class KnnRouter(LearnedRouter):
         if F is None or (feat_weight <= 0 and not use_base):
             return cls(models, embedding, X=E, Y=Y, k=k, tau=tau, prior=prior, **common)
         mu, sd = standardiser(F)
-        Z = (F - mu) / sd
+        Z = standardise(F, mu, sd)
         Wb = bb = B = None
         link = "identity"
         if use_base:
@@ -79,7 +79,7 @@ class KnnRouter(LearnedRouter):
             link = "logistic" if binary else "identity"
             B = link_fn(Z @ Wb + bb, link)
         router = cls(models, embedding, X=E, Y=Y, k=k, tau=tau, prior=prior, feat_weight=feat_weight,
-                     base=use_base, mu=mu, sd=sd, Wb=Wb, bb=bb, B=B, link=link,
+                     base=use_base, mu=mu, sd=sd, Wb=Wb, bb=bb, B=B, link=link, impute=imputes_format(F),
                      G=np.zeros((len(E), len(mu)), dtype=np.float32), **common)
         if feat_weight > 0:
             router.G = router._unit_features(F)
@@ -89,13 +89,14 @@ class KnnRouter(LearnedRouter):
 
     def _unit_features(self, F: np.ndarray) -> np.ndarray:
         assert self.mu is not None and self.sd is not None
-        Z = (np.asarray(F, dtype=np.float32) - self.mu) / self.sd
+        Z = standardise(np.asarray(F, dtype=np.float32), self.mu, self.sd, self.impute)
         Z[:, self.sd == 1.0] = 0.0  # constant in training (e.g. MMLU's option count): no say in similarity
         return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-6)
 
     def _base(self, F: np.ndarray) -> np.ndarray:
         assert self.mu is not None and self.sd is not None and self.Wb is not None and self.bb is not None
-        return link_fn(((np.asarray(F, dtype=np.float32) - self.mu) / self.sd) @ self.Wb + self.bb, self.link)
+        return link_fn(standardise(np.asarray(F, dtype=np.float32), self.mu, self.sd, self.impute) @ self.Wb + self.bb,
+                       self.link)
 
     def _predict(self, E: np.ndarray, F: np.ndarray | None) -> np.ndarray:
         if not self.uses_features:
@@ -169,7 +170,7 @@ class KnnRouter(LearnedRouter):
 
     def _params(self) -> dict[str, Any]:
         return {"k": self.k, "tau": self.tau, "prior": self.prior, "feat_weight": self.feat_weight,
-                "base": self.base, "link": self.link}
+                "base": self.base, "link": self.link, "impute": self.impute}
 
     @classmethod
     def _from_file(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], common: dict[str, Any]) -> KnnRouter:
@@ -181,4 +182,5 @@ class KnnRouter(LearnedRouter):
         B, Wb, bb = load_npz_arrays(arrays, "B", "Wb", "bb") if base else (None, None, None)
         return cls(common.pop("models"), common.pop("embedding"), X=X.astype(np.float32), Y=Y,
                    k=p.get("k", 100), tau=p.get("tau", 0.1), prior=p.get("prior", 2.0), feat_weight=fw, base=base,
-                   G=G, mu=mu, sd=sd, Wb=Wb, bb=bb, B=B, link=p.get("link", "identity"), **common)
+                   G=G, mu=mu, sd=sd, Wb=Wb, bb=bb, B=B, link=p.get("link", "identity"),
+                   impute=bool(p.get("impute", False)), **common)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .base import LearnedRouter, load_npz_arrays, register_kind
-from .classifier import design, is_binary, link_fn, standardiser
+from .classifier import design, imputes_format, is_binary, link_fn, standardiser
 
 
 @register_kind
@@ -24,14 +24,15 @@ class MFRouter(LearnedRouter):
     uses_features = True
 
     def __init__(self, models: Sequence[str], embedding: str, *, W: np.ndarray, V: np.ndarray, c: np.ndarray,
-                 mu: np.ndarray, sd: np.ndarray, emb_scale: float, link: str, **common: Any) -> None:
+                 mu: np.ndarray, sd: np.ndarray, emb_scale: float, link: str, impute: bool = False,
+                 **common: Any) -> None:
         super().__init__(models, embedding, **common)
         m = len(self.models)
         if W.ndim != 2 or W.shape[0] != len(mu) + self.dim or V.shape != (m, W.shape[1]) or c.shape != (m,) \
                 or mu.shape != sd.shape or link not in ("logistic", "identity"):
             raise ValueError("mf arrays do not fit the header")
         self.W, self.V, self.c, self.mu, self.sd = W, V, c, mu, sd
-        self.emb_scale, self.link = float(emb_scale), link
+        self.emb_scale, self.link, self.impute = float(emb_scale), link, bool(impute)
 
     @classmethod
     def fit(cls, models: Sequence[str], embedding: str, E: np.ndarray, F: np.ndarray | None, Y: np.ndarray, *,
@@ -68,21 +69,22 @@ class MFRouter(LearnedRouter):
                 p -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + eps)
         return cls(models, embedding, W=W.astype(np.float32), V=V.astype(np.float32), c=c.astype(np.float32),
                    mu=mu, sd=sd, emb_scale=emb_scale,
-                   link="logistic" if binary else "identity", **common)
+                   link="logistic" if binary else "identity", impute=imputes_format(F), **common)
 
     def _predict(self, E: np.ndarray, F: np.ndarray | None) -> np.ndarray:
         assert F is not None
-        return link_fn((design(E, F, self.mu, self.sd, self.emb_scale) @ self.W) @ self.V.T + self.c, self.link)
+        X = design(E, F, self.mu, self.sd, self.emb_scale, self.impute)
+        return link_fn((X @ self.W) @ self.V.T + self.c, self.link)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"W": self.W, "V": self.V, "c": self.c, "mu": self.mu, "sd": self.sd}
 
     def _params(self) -> dict[str, Any]:
-        return {"emb_scale": self.emb_scale, "link": self.link}
+        return {"emb_scale": self.emb_scale, "link": self.link, "impute": self.impute}
 
     @classmethod
     def _from_file(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], common: dict[str, Any]) -> MFRouter:
         W, V, c, mu, sd = load_npz_arrays(arrays, "W", "V", "c", "mu", "sd")
         p = header.get("params") or {}
         return cls(common.pop("models"), common.pop("embedding"), W=W, V=V, c=c, mu=mu, sd=sd,
-                   emb_scale=p["emb_scale"], link=p["link"], **common)
+                   emb_scale=p["emb_scale"], link=p["link"], impute=bool(p.get("impute", False)), **common)

@@ -45,6 +45,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"cue_{k}" for k in _CUES),
 )
 N_FEATURES = len(FEATURE_NAMES)
+# Features that describe answer options (and lines, which on multiple-choice data mostly count the
+# options): undefined for a prompt without options when a router only ever saw prompts with them.
+FORMAT_FEATURES: tuple[str, ...] = ("options", "log_option_chars", "log_lines")
+OPTIONS = FEATURE_NAMES.index("options")
+FORMAT_COLUMNS = [FEATURE_NAMES.index(f) for f in FORMAT_FEATURES]
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
