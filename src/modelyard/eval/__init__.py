@@ -1,2 +1,3 @@
 """Router evaluation: metrics (APGR, CPT, cost-quality curves), reports and plots, cross-validation,
-what-if replay of logged traffic."""
+transfer to other task kinds (with generated, synthetically labelled sets), what-if replay of logged
+traffic."""
