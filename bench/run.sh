@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# modelyard vs the Python floor vs nginx (and LiteLLM with FULL=1) on ../shared/bench's harness:
-# fake upstream + wrk, gateway pinned to one core, runs interleaved. Results land in $OUT.
+# modelyard vs the Python floor vs nginx (and LiteLLM + Portkey with FULL=1) on ../shared/bench's
+# harness: fake upstream + wrk, gateway pinned to one core, runs interleaved. Results land in $OUT.
 #   bash bench/run.sh                       # quick: c=1,10,50, both modes, 5 s x 2 reps
-#   FULL=1 bash bench/run.sh                # adds LiteLLM and Portkey-free reference set, 10 s x 3 reps
+#   FULL=1 bash bench/run.sh                # + LiteLLM (both modes) and Portkey (non-stream: its
+#                                           #   streaming fails on Node 20), 10 s x 3 reps
+#   WORKERS=1 bash bench/run.sh             # modelyard --workers 1 vs --workers 2 (both cores)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}"
 [ -x "$HARNESS/run_gateway_bench.sh" ] || { echo "harness not found at $HARNESS (set HARNESS=...)" >&2; exit 2; }
 PORT="${MODELYARD_BENCH_PORT:-14020}"
-GW="modelyard|http://127.0.0.1:$PORT/v1|$ROOT/.venv/bin/modelyard serve --config $ROOT/bench/gateway.yaml --host 127.0.0.1 --port $PORT"
-EXTRA=()
-if [ "${FULL:-0}" = 1 ]; then
-  EXTRA+=(--litellm)
-  exec bash "$HARNESS/run_gateway_bench.sh" -d "${DURATION:-10}" -r "${REPS:-3}" --floor --nginx "${EXTRA[@]}" --gateway "$GW"
+SERVE="$ROOT/.venv/bin/modelyard serve --config $ROOT/bench/gateway.yaml --host 127.0.0.1"
+GW="modelyard|http://127.0.0.1:$PORT/v1|$SERVE --port $PORT"
+RUN=(bash "$HARNESS/run_gateway_bench.sh")
+if [ "${WORKERS:-0}" = 1 ]; then
+  # Two workers need both cores, which the upstream and wrk share: read it as "what a second core buys".
+  GATEWAY_CPUS="0,1" exec "${RUN[@]}" -d "${DURATION:-5}" -r "${REPS:-2}" -c "${CONCURRENCY:-50}" \
+    --gateway "modelyard-1w|http://127.0.0.1:$PORT/v1|$SERVE --port $PORT --workers 1" \
+    --gateway "modelyard-2w|http://127.0.0.1:$((PORT + 1))/v1|$SERVE --port $((PORT + 1)) --workers 2"
 fi
-exec bash "$HARNESS/run_gateway_bench.sh" -d "${DURATION:-5}" -r "${REPS:-2}" --floor --nginx --gateway "$GW"
+if [ "${FULL:-0}" = 1 ]; then
+  "${RUN[@]}" -d "${DURATION:-10}" -r "${REPS:-3}" --floor --nginx --litellm --gateway "$GW"
+  exec "${RUN[@]}" -d "${DURATION:-10}" -r "${REPS:-3}" -m nonstream --floor --portkey --gateway "$GW"
+fi
+exec "${RUN[@]}" -d "${DURATION:-5}" -r "${REPS:-2}" --floor --nginx --gateway "$GW"
