@@ -189,6 +189,8 @@ class UpstreamStream:
 
     async def drain(self, within_s: float) -> None:
         """Read the (normally empty) rest after the protocol's last event, so the connection is reusable."""
+        if self.eof:  # usual: the read that brought the last event found the end too (no timer needed)
+            return
         try:
             async with asyncio.timeout(within_s):
                 while await self.read():
