@@ -297,11 +297,10 @@ async def sse_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[lis
     `read` returns the next piece of the body, b"" at its end. Batching by read lets the server
     forward everything that arrived together in one write (syscalls are the dominant per-chunk
     cost). `event` is b"" when the stream names none; multi-line `data:` fields are joined with
-    newlines as the SSE spec says; comments are skipped.
+    newlines as the SSE spec says; comments are skipped. An event that is one `data: ` line (what
+    OpenAI-compatible servers send) takes a fast path; anything else goes through `_event`.
     """
     buf = b""
-    event = b""
-    data: list[bytes] = []
     while True:
         chunk = await read()
         if not chunk:
@@ -309,24 +308,33 @@ async def sse_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[lis
         buf = buf + chunk if buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")  # a trailing lone \r waits for its \n in the next read
-        *lines, buf = buf.split(b"\n")
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            continue
+        complete, buf = buf[:end], buf[end + 2:]
         out: list[tuple[bytes, bytes]] = []
-        for line in lines:
-            if not line or line == b"\r":
-                if data:
-                    out.append((event, b"\n".join(data)))
-                event, data = b"", []
-            elif line[:5] == b"data:":
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-            elif line[:6] == b"event:":
-                event = line[6:].strip()
-            # ids, retry hints and ":" comments are ignored
+        for block in complete.split(b"\n\n"):
+            if block[:6] == b"data: " and b"\n" not in block:
+                out.append((b"", block[6:]))
+            elif (ev := _event(block)) is not None:
+                out.append(ev)
         if out:
             yield out
-    if buf.startswith(b"data:"):
-        data.append(buf[6:] if buf[5:6] == b" " else buf[5:])
-    if data:
-        yield [(event, b"\n".join(data))]
+    if buf and (ev := _event(buf)) is not None:  # the body ended without the closing blank line
+        yield [ev]
+
+
+def _event(block: bytes) -> tuple[bytes, bytes] | None:
+    """One SSE event block (its lines, without the blank line that ends it), or None if it has no data."""
+    event = b""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line[:5] == b"data:":
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line[:6] == b"event:":
+            event = line[6:].strip()
+        # ids, retry hints, ":" comments and stray blank lines are ignored
+    return (event, b"\n".join(data)) if data else None
 
 
 async def sse_data(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[tuple[bytes, bytes]]:

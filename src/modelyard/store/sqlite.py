@@ -3,6 +3,10 @@
 Rows are appended to an in-memory buffer on the request path (a list append, nothing else) and
 written in batches by a background task through a worker thread, so the event loop never waits on
 the disk. `close()` flushes what is left: accounting never loses a record on a clean shutdown.
+
+The connection lives in one dedicated thread: opening, every write and closing run there, in order.
+A write that is still running when its awaiting task is cancelled (shutdown) therefore finishes
+before the next write or the close starts — two threads never touch the connection at once.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,11 +93,18 @@ class RequestLog:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._insert = (f"INSERT INTO requests ({', '.join(COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        """Run fn in the log's own thread, after whatever was handed to it before."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-request-log")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
     async def start(self) -> None:
-        await asyncio.to_thread(self._open)
+        await self._in_thread(self._open)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task = asyncio.create_task(self._run(), name="modelyard-request-log")
@@ -125,7 +137,7 @@ class RequestLog:
             if not self._buffer or self._conn is None:
                 return
             rows, self._buffer = self._buffer, []
-            await asyncio.to_thread(self._write, rows)
+            await self._in_thread(self._write, rows)
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         assert self._conn is not None
@@ -140,6 +152,12 @@ class RequestLog:
                 await self._task
             self._task = None
         await self.flush()
+        if self._thread is not None:
+            await self._in_thread(self._close_conn)  # after any write still running in that thread
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    def _close_conn(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
