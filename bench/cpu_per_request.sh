@@ -6,6 +6,7 @@
 # Compares modelyard (bench/gateway.yaml) with the floor (floor_proxy.py), both pinned to CPU 1,
 # interleaved rep by rep; the last lines give each one's median.
 set -euo pipefail
+command -v wrk >/dev/null || { echo "wrk not found: run the harness once (it installs wrk) or apt-get install wrk" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}"
 MODE="${1:-nonstream}"; C="${2:-50}"; D="${3:-5}"; REPS="${4:-3}"
