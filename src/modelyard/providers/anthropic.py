@@ -333,13 +333,8 @@ class AnthropicProvider(Provider):
         headers.update(dep.headers)
         prepare_http(dep, base + "/v1/messages", headers)
 
-    def _prepared(self, dep: Deployment) -> dict[str, Any]:
-        if "url" not in dep.prepared:
-            self.prepare(dep)
-        return dep.prepared
-
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         body = orjson.dumps(to_wire(req, dep, stream=False))
         status, headers, raw = await post(self._http, dep, p["url"], body)
         if status >= 300:
@@ -356,7 +351,7 @@ class AnthropicProvider(Provider):
             raise _bad_body(dep, "returned JSON that is not a Messages API response") from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         body = orjson.dumps(to_wire(req, dep, stream=True))
         resp = await UpstreamStream.open(self._http, dep, p["url"], body)
         try:

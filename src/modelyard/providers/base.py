@@ -46,6 +46,12 @@ class Provider:
     def prepare(self, dep: Deployment) -> None:
         """Precompute per-deployment request data (URL, headers) at start-up."""
 
+    def prepared(self, dep: Deployment) -> dict[str, Any]:
+        """`dep`'s precomputed request data, prepared now if the gateway did not (a bare adapter)."""
+        if "url" not in dep.prepared:
+            self.prepare(dep)
+        return dep.prepared
+
     async def start(self) -> None:
         """Open pooled connections; called once inside the running event loop."""
 

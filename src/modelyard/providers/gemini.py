@@ -395,13 +395,8 @@ class GeminiProvider(Provider):
         prepare_http(dep, f"{base}/models/{model}:generateContent", headers,
                      stream_url=f"{base}/models/{model}:streamGenerateContent?alt=sse")
 
-    def _prepared(self, dep: Deployment) -> dict[str, Any]:
-        if "url" not in dep.prepared:
-            self.prepare(dep)
-        return dep.prepared
-
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         body = orjson.dumps(to_wire(req, dep))
         status, headers, raw = await post(self._http, dep, p["url"], body)
         if status >= 300:
@@ -417,7 +412,7 @@ class GeminiProvider(Provider):
             raise _bad_body(dep, "returned JSON that is not a generateContent response") from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         body = orjson.dumps(to_wire(req, dep))
         resp = await UpstreamStream.open(self._http, dep, p["stream_url"], body)
         try:

@@ -3,8 +3,8 @@ transport failures (refused, reset, timed out, not-the-protocol) onto the error 
 
 The upstream client is wreq (hyper/tokio in Rust, awaited from asyncio). Measured on one core
 against the harness's fake upstream (bench/upstream_client.py), a pooled keep-alive POST costs
-~28 µs of CPU against ~94 µs with aiohttp, streams ~61 µs against ~107 µs, and the upstream call
-is the largest share of the gateway's hot path. Cancelling the awaiting task aborts the Rust
+~30 µs of CPU against ~98 µs with aiohttp, a stream ~63 µs against ~122 µs (docs/BENCHMARKS.md),
+and the upstream call is the largest share of the gateway's hot path. Cancelling the awaiting task aborts the Rust
 request and drops its connection, which is how an upstream learns to stop generating; pyreqwest,
 measured alongside, did not abort on cancellation and was ruled out for that.
 """
@@ -74,12 +74,16 @@ class Headers:
         return default if v is None else bytes(v).decode("latin-1")
 
 
+def _send(clients: HttpClients, dep: Any, url: str, body: bytes) -> Any:
+    """The POST of `body` to `dep` (a client coroutine: await it for the response head)."""
+    p = dep.prepared
+    return clients.get(dep.connect_timeout_s).post(url, headers=p["headers"], body=body, timeout=p["timeout"])
+
+
 async def post(clients: HttpClients, dep: Any, url: str, body: bytes) -> tuple[int, Headers, bytes]:
     """POST `body`, read the whole answer: (status, headers, body)."""
-    p = dep.prepared
     with transport_errors(dep.name):
-        resp = await clients.get(dep.connect_timeout_s).post(url, headers=p["headers"], body=body,
-                                                             timeout=p["timeout"])
+        resp = await _send(clients, dep, url, body)
         raw = await resp.bytes()
     return resp.status.as_int(), Headers(resp.headers), raw.tobytes()
 
@@ -135,11 +139,9 @@ class UpstreamStream:
 
     @classmethod
     async def open(cls, clients: HttpClients, dep: Any, url: str, body: bytes) -> UpstreamStream:
-        p = dep.prepared
         self = cls(dep.name)
         with transport_errors(dep.name):
-            resp = await clients.get(dep.connect_timeout_s).post(url, headers=p["headers"], body=body,
-                                                                 timeout=p["timeout"])
+            resp = await _send(clients, dep, url, body)
             self._body = resp.stream()
             await self._body.__aenter__()
         self._open = True

@@ -84,26 +84,18 @@ class OpenAIProvider(Provider):
         reasoning = official and any(_REASONING_MODEL.match(n) for n in (dep.model, dep.card.name))
         prepare_http(dep, url, headers, max_tokens_key="max_completion_tokens" if reasoning else "max_tokens")
 
-    async def start(self) -> None:
-        pass  # clients open on first use (one per connect timeout), pooled for the process
-
     async def close(self) -> None:
         await self._http.close()
 
-    def _prepared(self, dep: Deployment) -> dict[str, Any]:
-        if "url" not in dep.prepared:
-            self.prepare(dep)
-        return dep.prepared
-
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         status, headers, raw = await post(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=False)))
         if status >= 400:
             raise map_error(status, raw, headers, dep)
         return from_wire(raw, dep)
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self._prepared(dep)
+        p = self.prepared(dep)
         resp = await UpstreamStream.open(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=True)))
         try:
             if resp.status >= 400:
@@ -295,7 +287,7 @@ def merge_events(batch: list[tuple[bytes, bytes]], dep: Deployment
             finish, role = c.get("finish_reason"), delta.get("role")
         else:
             index, text, calls, finish, role = 0, None, None, None, None
-        usage_only = u and text is None and not calls and finish is None
+        usage_only = bool(u) and text is None and not calls and finish is None
         if cur is not None and (usage_only or cur.usage is not None or index != cur.index
                                 or (text and cur.tool_calls)):
             cur.flush = False
