@@ -3,8 +3,10 @@
 Embeddings know *what* a prompt is about, which lets a router memorise the subjects it was trained
 on. These know *how* it is asked: length, structure, numbers and symbols, vocabulary rarity, and cue
 words for multi-step reasoning, calculation, negation and open-ended writing. They transfer across
-topics and task kinds, so learned routers combine both. Pure Python on one string: ~0.08 ms for an
-MMLU question, ~2.4 ms for a 2k-token prompt.
+topics and task kinds, so learned routers combine both. Pure Python on one string: ~0.05 ms for an
+MMLU question, ~0.7 ms for a 2k-token prompt (every regex starts with a literal or a character class,
+so the engine skips ahead instead of trying each position; tests/routing/learned/
+test_learned_textfeatures.py checks they match what the plain patterns match).
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ import re
 from collections import Counter
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
-_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
+# A number not glued to a preceding letter. Written as "a digit, then look back" rather than
+# `(?<![A-Za-z])\d+...`: same matches, but a pattern that starts with \d lets the regex engine skip
+# to digits instead of trying every position (~2x faster on long prompts).
+_NUMBER = re.compile(r"\d(?<![A-Za-z]\d)\d*(?:[.,]\d+)*")
 _OPTION = re.compile(r"(?m)^\s*\(?[A-Ja-j][.)]\s")
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
 _MATH_CHARS = frozenset("=+*/^<>±×÷√∑∫π∞≤≥≠∈∂∆")
-_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|#include|\bfunction\b|=>", re.M)
+# Code markers: ```, `def `, `class `, `return`, `function` as words, #include, =>, a line ending in
+# { } or ;. One search per marker, each starting with a literal (the word boundary checked by a
+# look-behind once the word is found), so the engine jumps between occurrences with a fast string
+# search; one alternation of all of them tried every position and cost ~0.6 ms on a 2k-token prompt.
+_CODE = tuple(re.compile(p, re.M) for p in (
+    r"```", r"#include", r"=>", r"def (?<=\bdef )", r"class (?<=\bclass )", r"return(?<=\breturn)\b",
+    r"function(?<=\bfunction)\b", r"[{};]\s*$"))
 
 _CUES: dict[str, frozenset[str]] = {
     "reasoning": frozenset(("why", "explain", "prove", "derive", "justify", "reason", "reasoning", "therefore",
@@ -94,7 +105,7 @@ def text_features(text: str) -> list[float]:
         min(len(words) / sentences, 100.0) / 10.0,
         digits / n, upper / n, punct / n, mathc / n, math.log1p(len(_NUMBER.findall(text))),
         1.0 if ("\\frac" in text or "$" in text or "\\(" in text) else 0.0,
-        1.0 if _CODE.search(text) else 0.0,
+        1.0 if any(p.search(text) for p in _CODE) else 0.0,
         min(text.count("?"), 5) / 5.0, min(len(options), 10) / 10.0, math.log1p(option_chars),
         sum(lengths) / nw / 10.0, sum(map((8).__lt__, lengths)) / nw,
         len(counts) / nw,
