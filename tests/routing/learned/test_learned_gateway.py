@@ -183,6 +183,7 @@ async def test_embedding_is_computed_before_routing_off_the_event_loop(tmp_path:
     gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
     prepare = gw.router.prepares["routed"]  # the learned group registers its pre-routing step
     strategy = prepare.__self__
+    assert strategy is gw.router.plans["routed"].strategy and strategy.name == "learned"
     assert "auto" not in gw.router.prepares  # rule/score groups pay nothing
     async with gw:
         r = await gw.chat(gw_request(HARD))
@@ -208,6 +209,7 @@ def test_a_router_without_embeddings_loads_no_model_and_needs_no_worker_thread(
     opts = {"router_file": str(path), "threshold": 0.3, "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
     gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
     assert "routed" not in gw.router.prepares
+    assert not hasattr(gw.router.plans["routed"].strategy, "prepare")  # the plain strategy: no hook at all
     route = gw.resolve("routed")
     assert gw.plan(route, gw_request(HARD))[0][0].name == "sim/frontier"
     assert gw.plan(route, gw_request(EASY))[0][0].name == "sim/fast"

@@ -15,6 +15,12 @@ file is a config error naming `options.router_file`), deployments are mapped to 
 `strong_share` is turned into a threshold on the predictions stored in the file, and the embedding
 model is loaded. Per request: one embedding of the last user message (LRU-cached), a few µs of
 arithmetic, and the decision rule of base.py over the candidates' expected costs.
+
+Pre-routing hook: the routing engine collects a `prepare(req)` method from every strategy that has
+one (`Router.prepares`) and the gateway runs it in a worker thread before planning. Only routers
+that embed have slow per-request work, so the factory builds `EmbeddingLearnedStrategy` (which
+defines `prepare`: the embedding, into the cache) for them and plain `LearnedStrategy` (no hook, no
+thread hop) for the others.
 """
 
 from __future__ import annotations
@@ -123,21 +129,34 @@ def _validate(options: dict[str, Any], names: ConfigNames) -> None:
 _live: weakref.WeakSet[LearnedStrategy] = weakref.WeakSet()
 
 
+def learned_strategy(options: dict[str, Any], ctx: StrategyContext) -> LearnedStrategy:
+    """The `learned` factory: a router that embeds prompts gets the strategy with a pre-routing step
+    (`EmbeddingLearnedStrategy.prepare`), one that does not gets the plain strategy — so the routing
+    engine, which runs `prepare` in a worker thread for strategies that define it, adds no thread hop
+    for routers with nothing slow to do."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise StrategyConfigError("router_file", _NEEDS) from None
+    opts = parse_options(LearnedOptions, options)
+    router = _load(opts.router_file)
+    cls = EmbeddingLearnedStrategy if router.uses_embedding else LearnedStrategy
+    return cls(opts, router, ctx)
+
+
 class LearnedStrategy:
-    """Ranks the group's deployments by a trained router's predictions and the decision rule."""
+    """Ranks the group's deployments by a trained router's predictions and the decision rule.
+    Built by `learned_strategy` (the registered factory) from parsed options and a loaded router."""
 
     name = "learned"
 
-    def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
-        try:
-            import numpy as np
-        except ImportError:
-            raise StrategyConfigError("router_file", _NEEDS) from None
+    def __init__(self, opts: LearnedOptions, router: LearnedRouter, ctx: StrategyContext) -> None:
+        import numpy as np
+
         from ...cache.embed import EmbeddingError
         from .calibrate import costs_vector, threshold_for_strong_share
 
-        self.opts = opts = parse_options(LearnedOptions, options)
-        self.router = router = _load(opts.router_file)
+        self.opts, self.router = opts, router
         group = ctx.groups.get(ctx.group, [])
         self.deployments = ctx.deployments
         self.col = _mapping(opts, router, [(d, ctx.deployments[d].model) for d in group if d in ctx.deployments])
@@ -162,8 +181,6 @@ class LearnedStrategy:
                 router.embedder()  # load the model now, not on the first request
         except EmbeddingError as e:
             raise StrategyConfigError("router_file", str(e)) from None
-        if not router.uses_embedding:  # nothing to prepare: no worker-thread hop per request (router.py
-            self.prepare = None  # type: ignore[assignment,method-assign]  # registers non-None `prepare`s)
         self._np = np
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -188,12 +205,6 @@ class LearnedStrategy:
                 if len(self._cache) > self.opts.cache_size:
                     self._cache.popitem(last=False)
         return e
-
-    def prepare(self, req: ChatRequest) -> None:
-        """Embed the prompt into the cache; the gateway runs this in a worker thread (onnxruntime
-        releases the GIL) so `rank`, on the event loop, finds the embedding ready."""
-        if self.opts.cache_size and self.router.uses_embedding:
-            self.embedding(prompt_of(req))
 
     def predict_prompt(self, prompt: str) -> np.ndarray:
         """Predicted quality of every router model for a prompt (one row)."""
@@ -240,6 +251,17 @@ class LearnedStrategy:
         router = self.router
         router.add_examples(self.embedding(prompt), router.features([prompt]) if router.uses_features else None, y)
         return True
+
+
+class EmbeddingLearnedStrategy(LearnedStrategy):
+    """The learned strategy for routers that embed the prompt (knn, mf): adds the pre-routing hook."""
+
+    def prepare(self, req: ChatRequest) -> None:
+        """Pre-routing hook (routing engine: `Router.prepares`; the gateway awaits it in a worker
+        thread before `plan`): embed the prompt into the LRU cache — onnxruntime releases the GIL —
+        so `rank`, on the event loop, finds the embedding ready. No-op with the cache off."""
+        if self.opts.cache_size:
+            self.embedding(prompt_of(req))
 
 
 def prompt_of(req: ChatRequest) -> str:
@@ -330,5 +352,5 @@ class SemanticStrategy:
         return out
 
 
-register_strategy("learned", LearnedStrategy, validate=_validate)
+register_strategy("learned", learned_strategy, validate=_validate)
 register_strategy("semantic", SemanticStrategy, validate=_validate_semantic)
