@@ -85,8 +85,8 @@ class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("cheapest", "dearest", "deps", "fastest", "healths", "ins", "inv_tps", "names", "outs", "qnorm",
-                 "quality", "slowest", "ttft")
+    __slots__ = ("_rows", "cheapest", "dearest", "deps", "fastest", "healths", "ins", "inv_tps", "names", "outs",
+                 "qnorm", "quality", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -98,6 +98,7 @@ class _Table:
         self.quality = {t: [quality[d.name][t] for d in deps] for t in TASKS}
         self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
         self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
+        self._rows: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]]]] = {}
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -107,6 +108,20 @@ class _Table:
         priors = list(zip(self.ttft, self.inv_tps, strict=True))  # ttft + fo/speed: the same, while no
         self.slowest = _front(priors, 1.0)  # deployment has observed latencies
         self.fastest = _front(priors, -1.0)
+
+    def rows(self, task: str, bonus: list[float] | None) -> list[tuple[float, ...]]:
+        """(input price, output price, TTFT prior, ms per output token, normalised quality for `task`,
+        bonus) per candidate, zipped once per task and bonus list and kept: iterating ready-made
+        tuples costs ~40% less than zipping six lists per request."""
+        key = (task, id(bonus))
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] is bonus:  # the entry holds `bonus`, so its id is not reused
+            return hit[1]
+        rows = list(zip(self.ins, self.outs, self.ttft, self.inv_tps, self.qnorm[task],
+                        [0.0] * len(self.ins) if bonus is None else bonus, strict=True))
+        if len(self._rows) < _ROW_CACHE:  # bonus lists are per rule (few); a full cache stops growing
+            self._rows[key] = (bonus, rows)
+        return rows
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -126,6 +141,7 @@ class _Table:
 
 
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
+_ROW_CACHE = 512  # (task, bonus list) row tables kept per candidate table
 
 
 def _front(points: list[tuple[float, float]], sign: float) -> list[tuple[float, float]]:
@@ -214,26 +230,23 @@ class Score:
             return Ranking(t.deps, [], [], reason)
         wc, wl, wq = weights
         fi, fo = features.input_tokens, features.output_tokens
-        ins, outs, inv = t.ins, t.outs, t.inv_tps
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
         # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
         lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
-        qn = t.qnorm[features.task]
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
             lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
-            if bonus is None:
-                scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q
-                          for a, b, tt, v, q in zip(ins, outs, ttft, inv, qn, strict=True)]
-            else:
-                scores = [k - ac * (fi * a + fo * b) - al * (tt + fo * v) + wq * q + x
-                          for a, b, tt, v, q, x in zip(ins, outs, ttft, inv, qn, bonus, strict=True)]
+            # expanded to one product per term (the same sum up to rounding), over zipped rows
+            ca, cb, cv = ac * fi, ac * fo, al * fo
+            scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x
+                      for a, b, tt, v, q, x in t.rows(features.task, bonus)]
         else:
-            lats = [a + fo * v for a, v in zip(ttft, inv, strict=True)]
+            ins, outs, qn = t.ins, t.outs, t.qnorm[features.task]
+            lats = [a + fo * v for a, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
