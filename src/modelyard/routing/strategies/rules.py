@@ -154,10 +154,18 @@ class Rules:
         self._inner_order = getattr(self.inner, "order", None)
         self._boost = getattr(self.inner, "takes_bonus", False)  # one sort puts the targets first
         self.then = opts.then
+        self._whole: Sequence[Deployment] | None = None
 
     def _whole_group(self, candidates: Sequence[Deployment]) -> bool:
         g = self.group
-        return len(candidates) == len(g) and tuple(candidates) == g
+        if len(candidates) != len(g):
+            return False
+        if candidates is self._whole:  # the list last found to be the group (the router's: never mutated)
+            return True
+        if tuple(candidates) == g:
+            self._whole = candidates
+            return True
+        return False
 
     def pick(self, features: Features, candidates: list[Deployment], whole: bool | None = None
              ) -> tuple[_CompiledRule | None, list[str]]:

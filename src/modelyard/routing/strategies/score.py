@@ -110,15 +110,15 @@ class _Table:
         self.fastest = _front(priors, -1.0)
 
     def rows(self, task: str, bonus: list[float] | None) -> list[tuple[float, ...]]:
-        """(input price, output price, TTFT prior, ms per output token, normalised quality for `task`,
-        bonus) per candidate, zipped once per task and bonus list and kept: iterating ready-made
+        """(input price, output price, TTFT prior, ms per output token, normalised quality for `task`
+        [, bonus]) per candidate, zipped once per task and bonus list and kept: iterating ready-made
         tuples costs ~40% less than zipping six lists per request."""
         key = (task, id(bonus))
         hit = self._rows.get(key)
         if hit is not None and hit[0] is bonus:  # the entry holds `bonus`, so its id is not reused
             return hit[1]
-        rows = list(zip(self.ins, self.outs, self.ttft, self.inv_tps, self.qnorm[task],
-                        [0.0] * len(self.ins) if bonus is None else bonus, strict=True))
+        cols = [self.ins, self.outs, self.ttft, self.inv_tps, self.qnorm[task]]
+        rows = list(zip(*cols, strict=True) if bonus is None else zip(*cols, bonus, strict=True))
         if len(self._rows) < _ROW_CACHE:  # bonus lists are per rule (few); a full cache stops growing
             self._rows[key] = (bonus, rows)
         return rows
@@ -193,6 +193,7 @@ class Score:
             self.quality[name] = {t: over.get(t, dep.card.quality.get(t, general)) for t in TASKS}
         group = [ctx.deployments[n] for n in ctx.groups.get(ctx.group, ()) if n in ctx.deployments]
         self.table = _Table(group, self.quality)  # the common case: every deployment of the group is a candidate
+        self._whole: list[Deployment] | None = None
 
     def weights_for(self, req: ChatRequest, f: Features) -> tuple[float, float, float]:
         wc, wl, wq = PRESETS[f.optimize_for] if f.optimize_for else self.weights
@@ -202,7 +203,10 @@ class Score:
 
     def _table_for(self, candidates: list[Deployment]) -> _Table:
         t = self.table
+        if candidates is self._whole and len(candidates) == len(t.deps):
+            return t  # the list last found to be the whole group (the router's, which nothing mutates)
         if len(candidates) == len(t.deps) and tuple(candidates) == t.deps:
+            self._whole = candidates
             return t
         for d in candidates:  # deployments outside the config (a Router built without config)
             if d.name not in self.quality:
@@ -242,8 +246,11 @@ class Score:
             k += al * hi if hi > lo else wl
             # expanded to one product per term (the same sum up to rounding), over zipped rows
             ca, cb, cv = ac * fi, ac * fo, al * fo
-            scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x
-                      for a, b, tt, v, q, x in t.rows(features.task, bonus)]
+            rows = t.rows(features.task, bonus)
+            if bonus is None:
+                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+            else:
+                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
         else:
             ins, outs, qn = t.ins, t.outs, t.qnorm[features.task]
             lats = [a + fo * v for a, v in zip(ttft, t.inv_tps, strict=True)]
