@@ -51,6 +51,17 @@ class Embedder(Protocol):
         than the backend's own limit (routing does: docs/LEARNED_ROUTING.md)."""
         ...
 
+    def key(self, text: str, max_tokens: int | None = None) -> str:
+        """The part of text that `embed(..., max_tokens)` reads: texts with equal keys get equal
+        vectors, and embedding the key gives the text's vector (cache keys of bounded size)."""
+        ...
+
+
+def head_words(text: str, n: int) -> str:
+    """The first n whitespace-separated words, single-spaced. Every word is at least one word piece,
+    so these are all a tokenizer needs to yield n word pieces; the rest is never tokenised. Idempotent."""
+    return " ".join(text.split(None, n)[:n])
+
 
 def _package_file(package: str, *parts: str) -> Path | None:
     """A file inside an installed package, found without importing the package."""
@@ -124,8 +135,8 @@ class MiniLMEmbedder:
         if n == 0:
             return out
         cut = max_tokens is not None and max_tokens < MAX_TOKENS
-        if cut:  # every whitespace-separated word is ≥ 1 word piece: the rest cannot matter, skip tokenising it
-            texts = [" ".join(t.split(None, max_tokens)[:max_tokens]) for t in texts]
+        if cut:  # the rest cannot matter: skip tokenising it
+            texts = [self.key(t, max_tokens) for t in texts]
         seqs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         if cut:
             keep = max(2, max_tokens or 0)
@@ -150,6 +161,10 @@ class MiniLMEmbedder:
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out[idx] = pooled
         return out
+
+    def key(self, text: str, max_tokens: int | None = None) -> str:
+        """The head that a cut embedding reads (the whole text without a cut)."""
+        return head_words(text, max_tokens) if max_tokens is not None and max_tokens < MAX_TOKENS else text
 
 
 class HashEmbedder:
@@ -176,6 +191,10 @@ class HashEmbedder:
             if norm > 0:
                 out[row] /= norm
         return out
+
+    def key(self, text: str, max_tokens: int | None = None) -> str:
+        """The whole text: n-grams have no length limit."""
+        return text
 
 
 _cache: dict[str, Embedder] = {}

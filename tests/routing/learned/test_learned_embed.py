@@ -80,3 +80,25 @@ def test_max_tokens_keeps_the_head_and_batches_agree(minilm: MiniLMEmbedder) -> 
     texts = ["x " * 40, "short", "medium length prompt here"]
     assert np.allclose(minilm.embed(texts, max_tokens=16, batch_size=8),
                        np.vstack([minilm.embed([t], max_tokens=16) for t in texts]), atol=1e-4)
+
+
+def test_the_key_is_what_a_cut_embedding_reads(minilm: MiniLMEmbedder) -> None:
+    head = "Which  of the following\nstatements about the French revolution is correct? " * 3
+    a, b = head + "the tail is about volcanoes", head + "a completely different tail"
+    ka = minilm.key(a, 16)
+    assert ka == minilm.key(b, 16) == minilm.key(ka, 16) and len(ka.split()) == 16 and "\n" not in ka
+    assert np.array_equal(minilm.embed([ka], max_tokens=16), minilm.embed([a], max_tokens=16))
+    assert minilm.key(a) == a and minilm.key(a, 256) == a  # no cut: the whole text
+
+
+def test_a_router_keys_embeddings_by_the_embedded_head() -> None:
+    from modelyard.routing.learned.base import EMBED_TOKENS
+    from modelyard.routing.learned.knn import KnnRouter
+
+    rng = np.random.default_rng(0)
+    r = KnnRouter(["s", "w"], MINILM, X=rng.normal(size=(5, 384)).astype(np.float32),
+                  Y=rng.integers(0, 2, size=(5, 2)).astype(np.float32))
+    long = " ".join(f"word{i}" for i in range(3 * EMBED_TOKENS))
+    key = r.embed_key(long)
+    assert key.split() == long.split()[:EMBED_TOKENS] and r.embed_key(long + " more") == key
+    assert np.array_equal(r.embed([key]), r.embed([long]))

@@ -87,6 +87,11 @@ class LearnedRouter:
             return np.zeros((len(prompts), self.dim), dtype=np.float32)
         return self.embedder().embed(prompts, max_tokens=self.embed_tokens)
 
+    def embed_key(self, prompt: str) -> str:
+        """What `embed` reads of a prompt (its first `embed_tokens` words for MiniLM): a cache key
+        that does not keep a long prompt alive, shared by prompts that differ only past the cut."""
+        return self.embedder().key(prompt, self.embed_tokens) if self.uses_embedding else prompt
+
     def inputs(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Embeddings (and text features, for kinds that use them) of some prompts."""
         return self.embed(prompts), (self.features(prompts) if self.uses_features else None)

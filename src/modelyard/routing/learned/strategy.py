@@ -193,15 +193,18 @@ class LearnedStrategy:
 
     # --- per request -----------------------------------------------------------------------------
     def embedding(self, prompt: str) -> np.ndarray:
+        """The router's embedding of a prompt, through the LRU cache keyed by what the embedding reads
+        (`LearnedRouter.embed_key`: its first words, not the whole prompt)."""
+        key = self.router.embed_key(prompt)
         with self._lock:
-            e = self._cache.get(prompt)
+            e = self._cache.get(key)
             if e is not None:
-                self._cache.move_to_end(prompt)
+                self._cache.move_to_end(key)
                 return e
-        e = self.router.embed([prompt])
+        e = self.router.embed([key])
         if self.opts.cache_size and self.router.uses_embedding:
             with self._lock:
-                self._cache[prompt] = e
+                self._cache[key] = e
                 if len(self._cache) > self.opts.cache_size:
                     self._cache.popitem(last=False)
         return e
