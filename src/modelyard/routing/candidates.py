@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, countOf
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NoCandidate
@@ -185,7 +185,7 @@ class CandidateFilter:
         if self._breaker is not breaker:
             self._breaker = breaker
             self._records = [breaker.record(d.name) for d in self.deployments]
-        return set(map(_STATE, self._records)) == _ALL_CLOSED
+        return countOf(map(_STATE, self._records), CLOSED) == len(self._records)
 
     def _hard(self, d: Deployment, f: Features, max_tokens: int | None, min_q: float | None,
               max_cost: float | None, max_lat: float | None, tags: frozenset[str],
@@ -218,7 +218,6 @@ class CandidateFilter:
 
 
 _STATE = attrgetter("state")
-_ALL_CLOSED = {CLOSED}
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:

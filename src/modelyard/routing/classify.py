@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
-from itertools import pairwise, repeat
+from itertools import chain, pairwise, repeat
 from typing import Any
 
 import orjson
@@ -257,7 +257,9 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
     if not _PAIR_FIRST.isdisjoint(words):  # most prompts hold no first word of a two-word cue
         found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
     if found:
-        extra += {c for c in mark_categories(found) if c[0] == "k"}
+        cues = set(map(_K_CUE.get, found, repeat("k:math")))  # the distinct k: cues; x: marks give None
+        cues.discard(None)
+        extra += cues
     if "?" in text or "？" in text:
         extra.append("k:question")
         if n < 15:
@@ -271,6 +273,7 @@ _ASCII_SEP_BYTES = bytes(i if chr(i).isalnum() or chr(i) == "_" else 32 for i in
 _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
 _PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
 _PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
+_K_CUE: dict[str, str | None] = {m: c if c[0] == "k" else None for m, c in _ALL_MARKS.items()}  # see mark_category
 
 
 _FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int (see TaskModel)
@@ -307,6 +310,10 @@ class TaskModel:
             if f.startswith("b:"):
                 a, _, b = f[2:].partition(" ")
                 self._brows[(a, b)] = row
+        # One dict for the single pass: `scan`'s other features by name (they all hold a colon, which
+        # no word does), words, and word pairs (tuples).
+        self._rows: dict[str | tuple[str, str], int] = {
+            **{f: row for f, row in packed.items() if f[:2] not in ("w:", "b:")}, **self._wrows, **self._brows}
         self._unpack = struct.Struct(f"<{len(classes)}I").unpack
         self._nbytes = len(classes) * _FIELD_BITS // 8
 
@@ -338,17 +345,14 @@ class TaskModel:
         """(task, probability, words, marks) of a windowed prompt: `predict_features(featurize(text))`
         and `featurize_words`' words and marks, without building the feature list."""
         words, extra, found = scan(text)
-        get = self._packed.get
-        total = sum(filter(None, map(get, extra)), self._packed_bias)
-        total += sum(filter(None, map(self._wrows.get, words)))
-        total += sum(filter(None, map(self._brows.get, pairwise(words))))
+        total = sum(filter(None, map(self._rows.get, chain(extra, words, pairwise(words)))), self._packed_bias)
         task, p = self._best(self._unpack(total.to_bytes(self._nbytes, "little")))
         return task, p, words, found
 
     def _best(self, s: tuple[int, ...]) -> tuple[str, float]:
         top = max(s)
-        exp = math.exp
-        return self.classes[s.index(top)], 1.0 / sum([exp((v - top) / _SCALE) for v in s])
+        exp, scale = math.exp, _SCALE
+        return self.classes[s.index(top)], 1.0 / sum([exp((v - top) / scale) for v in s])
 
     def to_json(self, digits: int = 3) -> dict[str, Any]:
         return {"classes": list(self.classes), "bias": [round(b, digits) for b in self.bias],

@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import add, attrgetter
+from operator import add, attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -134,9 +134,9 @@ class _Table:
                 return [p if h is None or h.ewma_ttft_ms is None else h.ewma_ttft_ms
                         for p, h in zip(self.ttft, found, strict=True)]
             hs = self.healths = found  # type: ignore[assignment]
-        observed = list(map(_EWMA_TTFT, hs))
-        if observed.count(None) == len(observed):
+        if countOf(map(_EWMA_TTFT, hs), None) == len(hs):  # nothing observed yet: no list built
             return self.ttft
+        observed = list(map(_EWMA_TTFT, hs))
         return [p if o is None else o for p, o in zip(self.ttft, observed, strict=True)]
 
 
