@@ -87,7 +87,9 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
     `light`: skip the classifier, complexity and language (unless a hint needs them) — for groups
     whose strategy and filters only read tokens, capabilities and hints."""
     meta = req.metadata
-    input_tokens = (counter or count_message_tokens)(req.messages) + count_tools_tokens(req.tools)
+    input_tokens = (counter or count_message_tokens)(req.messages)
+    if req.tools:
+        input_tokens += count_tools_tokens(req.tools)
     if light and not (meta and not TASK_HINTS.isdisjoint(meta)):
         return _light(req, input_tokens, now)
     text = last_user_text(req)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import compress
-from operator import itemgetter, not_
+from operator import not_
 from typing import TYPE_CHECKING
 
 from ..types import Scored
@@ -43,9 +43,8 @@ class Ranking:
         """The candidates best first: the chain (built on first read)."""
         deps = self._deployments
         if deps is None:
-            order = self.order
-            deps = self._deployments = list(itemgetter(*order)(self.candidates)) if len(order) > 1 else \
-                [self.candidates[i] for i in order]
+            cands = self.candidates
+            deps = self._deployments = [cands[i] for i in self.order]  # (faster than itemgetter in 3.11)
         return deps
 
     @classmethod

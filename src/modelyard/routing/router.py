@@ -185,7 +185,7 @@ class Router:
                ) -> tuple[list[Deployment], RouteDecision, dict[str, str]]:
         """Like `plan`, but never raises NoCandidate: an empty chain and the rejections instead
         (what `explain` shows). `explain` adds the strategy's `describe` detail to each reason."""
-        plan = self.plan_for(route)
+        plan = self.plans.get(route.name) or self.plan_for(route)
         if plan.quick and not explain and not req.metadata and not req.tools and not route.fallbacks \
                 and not self.hooks:
             bound = token_bound(req.messages) + (req.max_tokens or LIGHT_OUTPUT)
@@ -195,7 +195,7 @@ class Router:
                 filt = plan.filter.soft(plan.deployments, None, {}, now)
                 return self._finish(route, plan, req, _UNREAD, filt, False, _LightFeatures(req, time.time()))
         light = plan.light and not explain and "budget" not in self.hooks  # cost filters want the task
-        f = analyze(req, model=self.task_model, counter=plan.counter, light=light)
+        f = analyze(req, model=self._task_model or self.task_model, counter=plan.counter, light=light)
         return self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens, now), explain, f.to_dict)
 
     def _finish(self, route: Route, plan: GroupPlan, req: ChatRequest, f: Features, filt: Filtered, explain: bool,
