@@ -21,6 +21,7 @@ from routekit import FLEET, gateway, group, req, sim
 from modelyard.errors import NoCandidate
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import classify
+from modelyard.routing.candidates import est_cost, est_latency_ms
 from modelyard.routing.classify import _MARK_CUES, _MARKS, default_model, featurize, featurize_words, window
 from modelyard.routing.decision import LazyDecision
 from modelyard.routing.features import TASKS, Features
@@ -134,14 +135,16 @@ def test_score_order_is_the_normalised_weighted_sum(f: Features, data: st.DataOb
     fleet = _fleet(9)
     gw = gateway(group("score", deps=list(fleet)), fleet)
     deps = gw.router.plans["g"].deployments
-    if data.draw(st.booleans()):  # some deployments with observed time to first token (else: priors only)
-        for d in deps[:3]:
-            gw.health.ok(d.name, latency_ms=900.0, ttft_ms=data.draw(st.floats(10, 5000)))
+    # none, some or every deployment with an observed time to first token (none: priors only)
+    for d in deps[:data.draw(st.sampled_from([0, 3, len(deps)]))]:
+        gw.health.ok(d.name, latency_ms=900.0, ttft_ms=data.draw(st.floats(10, 5000)))
     cands = data.draw(st.sampled_from([deps, deps[2:], deps[::2]]))
     s = lookup("score")({}, _ctx({d.name: d for d in deps}, gw.health))
     ranked = s.rank(ChatRequest(model="g", messages=[]), f, cands)
     wc, wl, wq = s.weights_for(ChatRequest(model="g", messages=[]), f)
-    _, costs, lats, quals = s.components(f, cands)
+    _, _, _, quals = s.components(f, cands)
+    costs = [est_cost(d, f) for d in cands]  # the filters' definitions, not the strategy's tables
+    lats = [est_latency_ms(d, f, gw.health) for d in cands]
     ref = dict(zip([d.name for d in cands],
                    [wc * a + wl * b + wq * c for a, b, c in zip(normalise_low(costs), normalise_low(lats),
                                                                normalise_high(quals), strict=True)], strict=True))
@@ -158,6 +161,8 @@ def test_rules_one_sort_with_a_bonus_equals_moving_the_targets_to_the_front(f: F
     options = {"rules": [{"name": "r", "when": {}, "to": targets}], "then": "score"}
     gw = gateway({"g": {"deployments": list(deps), "strategy": "rules", "options": options}}, deps)
     plan = gw.router.plans["g"]
+    for d in plan.deployments[:data.draw(st.sampled_from([0, 3, len(deps)]))]:  # observed TTFTs, or priors
+        gw.health.ok(d.name, latency_ms=900.0, ttft_ms=data.draw(st.floats(10, 5000)))
     cands = data.draw(st.sampled_from([plan.deployments, plan.deployments[1:]]))
     if not set(targets) & {d.name for d in cands}:
         return

@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import add, attrgetter, countOf
+from operator import attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -134,9 +134,12 @@ class _Table:
                 return [p if h is None or h.ewma_ttft_ms is None else h.ewma_ttft_ms
                         for p, h in zip(self.ttft, found, strict=True)]
             hs = self.healths = found  # type: ignore[assignment]
-        if countOf(map(_EWMA_TTFT, hs), None) == len(hs):  # nothing observed yet: no list built
+        missing = countOf(map(_EWMA_TTFT, hs), None)
+        if missing == len(hs):  # nothing observed yet: no list built
             return self.ttft
         observed = list(map(_EWMA_TTFT, hs))
+        if not missing:  # every deployment observed (the steady state)
+            return observed
         return [p if o is None else o for p, o in zip(self.ttft, observed, strict=True)]
 
 
@@ -240,27 +243,28 @@ class Score:
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
+        rows = t.rows(features.task, bonus)
+        ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
             lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
-            # expanded to one product per term (the same sum up to rounding), over zipped rows
-            ca, cb, cv = ac * fi, ac * fo, al * fo
-            rows = t.rows(features.task, bonus)
+            cv = al * fo
             if bonus is None:
                 scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
             else:
                 scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
-        else:
-            ins, outs, qn = t.ins, t.outs, t.qnorm[features.task]
-            lats = [a + fo * v for a, v in zip(ttft, t.inv_tps, strict=True)]
+        else:  # observed TTFTs (the steady state): latencies first, for their extremes
+            lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
-            scores = [k - ac * (fi * a + fo * b) - al * lt + wq * q
-                      for a, b, lt, q in zip(ins, outs, lats, qn, strict=True)]
-            if bonus is not None:
-                scores = list(map(add, scores, bonus))
+            if bonus is None:
+                scores = [k - ca * a - cb * b - al * lt + wq * q
+                          for (a, b, _, _, q), lt in zip(rows, lats, strict=True)]
+            else:
+                scores = [k - ca * a - cb * b - al * lt + wq * q + x
+                          for (a, b, _, _, q, x), lt in zip(rows, lats, strict=True)]
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
