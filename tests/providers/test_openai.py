@@ -30,7 +30,7 @@ from modelyard.errors import (
     Unavailable,
 )
 from modelyard.providers.base import Deployment
-from modelyard.providers.openai import OpenAIProvider, merge_events, to_wire
+from modelyard.providers.openai import OpenAIProvider, merge_read, to_wire
 from modelyard.types import (
     ChatRequest,
     ImagePart,
@@ -409,32 +409,64 @@ async def test_stream_mapping(upstream: FakeOpenAI, provider: OpenAIProvider) ->
     assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(pieces[:-1])  # the exact bytes, minus [DONE]
 
 
-def test_merge_events_joins_what_arrived_together(provider: OpenAIProvider) -> None:
+def sse_read(*datas: bytes) -> bytes:
+    """One network read of one-line SSE events, as `sse_reads` hands it on (no last blank line)."""
+    return b"\n\n".join(b"data: " + d for d in datas)
+
+
+def test_merge_read_joins_what_arrived_together(provider: OpenAIProvider) -> None:
     dep = make_dep("http://127.0.0.1:9/v1", provider)
     two = chunk({"content": "B"})
     two["choices"][0]["index"] = 1
     events = [chunk({"role": "assistant", "content": "He"}), chunk({"content": "llo"}),
               chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]}),
               chunk({"content": "after the call"}), two, chunk({}, "stop"), STREAM[-1]]
-    batch = [(b"", orjson.dumps(e)) for e in events]
-    chunks, error = merge_events(batch, dep)
-    assert error is None
+    datas = [orjson.dumps(e) for e in events]
+    chunks, error, done = merge_read(sse_read(*datas, b"[DONE]"), dep)
+    assert error is None and done
     # text+text+tool | text after a tool call | another choice | back to choice 0 | usage on its own
     assert [(c.index, c.text, bool(c.tool_calls), c.finish_reason) for c in chunks] == [
         (0, "Hello", True, None), (0, "after the call", False, None), (1, "B", False, None),
         (0, None, False, "stop"), (0, None, False, None)]
     assert chunks[0].role == "assistant" and chunks[-1].usage is not None
     assert [c.flush for c in chunks] == [False, False, False, False, True]
-    assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(b"data: " + d + b"\n\n" for _, d in batch)
+    assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(b"data: " + d + b"\n\n" for d in datas)
 
 
-def test_merge_events_stops_at_an_error_event(provider: OpenAIProvider) -> None:
+def test_merge_read_general_form_gives_the_same_chunks(provider: OpenAIProvider) -> None:
+    # comments, `event:` lines, `data:` without its space and a payload over two `data:` lines take
+    # the event-by-event path; the chunks are the same, and what is forwarded is valid SSE
     dep = make_dep("http://127.0.0.1:9/v1", provider)
-    batch = [(b"", orjson.dumps(chunk({"content": "so far"}))),
-             (b"", orjson.dumps({"error": {"message": "The server had an error", "type": "server_error"}})),
-             (b"", orjson.dumps(chunk({"content": "never"})))]
-    chunks, error = merge_events(batch, dep)
+    events = [chunk({"role": "assistant", "content": "He"}), chunk({"content": "llo"}), chunk({}, "stop")]
+    fast, _, _ = merge_read(sse_read(*(orjson.dumps(e) for e in events)), dep)
+    pretty = orjson.dumps(events[1], option=orjson.OPT_INDENT_2)
+    general = (b": keep-alive\n\nevent: chunk\ndata:" + orjson.dumps(events[0]) + b"\n\n"
+               + b"\n".join(b"data: " + line for line in pretty.split(b"\n")) + b"\n\n"
+               + b"data: " + orjson.dumps(events[2]) + b"\n\ndata: [DONE]")
+    slow, error, done = merge_read(general, dep)
+    assert error is None and done
+    assert [(c.text, c.finish_reason, c.role) for c in slow] == [(c.text, c.finish_reason, c.role) for c in fast]
+    forwarded = [e for c in slow for e in (c.openai_sse or b"").split(b"\n\n") if e]
+    assert [orjson.loads(b"\n".join(line.removeprefix(b"data: ") for line in e.split(b"\n")))
+            for e in forwarded] == events
+
+
+def test_merge_read_stops_at_an_error_event(provider: OpenAIProvider) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    read = sse_read(orjson.dumps(chunk({"content": "so far"})),
+                    orjson.dumps({"error": {"message": "The server had an error", "type": "server_error"}}),
+                    orjson.dumps(chunk({"content": "never"})))
+    chunks, error, done = merge_read(read, dep)
     assert [c.text for c in chunks] == ["so far"] and error is not None and "server had an error" in error.message
+    assert not done
+
+
+@pytest.mark.parametrize("bad", [b"not json", b"[1, 2]", b"5", b""])
+def test_merge_read_names_an_event_that_is_not_a_chunk(provider: OpenAIProvider, bad: bytes) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    chunks, error, _ = merge_read(sse_read(orjson.dumps(chunk({"content": "ok"})), bad), dep)
+    assert [c.text for c in chunks] == ["ok"]
+    assert isinstance(error, ConnectionFailed) and "'" + dep.name + "'" in error.message
 
 
 async def test_stream_burst_is_read_together(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:

@@ -293,14 +293,13 @@ def generic_status_error(status: int, body: bytes, headers: Any, deployment: str
                             retry_after=retry_after_of(headers), deployment=deployment, code=code)
 
 
-async def sse_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[list[tuple[bytes, bytes]]]:
-    """Yield, per network read, the complete SSE events it finished, as (event, data) pairs.
+async def sse_reads(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[bytes]:
+    """Yield, per network read, the SSE event blocks it completed, as they arrived: one bytes
+    object, blocks separated by a blank line, without the last blank line, `\r\n` made `\n`.
 
-    `read` returns the next piece of the body, b"" at its end. Batching by read lets the server
-    forward everything that arrived together in one write (syscalls are the dominant per-chunk
-    cost). `event` is b"" when the stream names none; multi-line `data:` fields are joined with
-    newlines as the SSE spec says; comments are skipped. An event that is one `data: ` line (what
-    OpenAI-compatible servers send) takes a fast path; anything else goes through `_event`.
+    `read` returns the next piece of the body, b"" at its end; a body that ends without the closing
+    blank line yields its rest too. Reading per network read lets an adapter parse, and the server
+    forward, everything that arrived together at once (syscalls are the dominant per-chunk cost).
     """
     buf = b""
     while True:
@@ -314,16 +313,30 @@ async def sse_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[lis
         if end < 0:
             continue
         complete, buf = buf[:end], buf[end + 2:]
-        out: list[tuple[bytes, bytes]] = []
-        for block in complete.split(b"\n\n"):
-            if block[:6] == b"data: " and b"\n" not in block:
-                out.append((b"", block[6:]))
-            elif (ev := _event(block)) is not None:
-                out.append(ev)
-        if out:
+        yield complete
+    if buf:
+        yield buf
+
+
+def sse_events(complete: bytes) -> list[tuple[bytes, bytes]]:
+    """The (event, data) pairs of a run of SSE event blocks (see `sse_reads`). `event` is b"" when
+    the stream names none; multi-line `data:` fields are joined with newlines as the SSE spec says;
+    comments and blocks without data are skipped. An event that is one `data: ` line (what
+    OpenAI-compatible servers send) takes a fast path; anything else goes through `_event`."""
+    out: list[tuple[bytes, bytes]] = []
+    for block in complete.split(b"\n\n"):
+        if block[:6] == b"data: " and b"\n" not in block:
+            out.append((b"", block[6:]))
+        elif (ev := _event(block)) is not None:
+            out.append(ev)
+    return out
+
+
+async def sse_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """Yield, per network read, the complete SSE events it finished, as (event, data) pairs."""
+    async for complete in sse_reads(read):
+        if out := sse_events(complete):
             yield out
-    if buf and (ev := _event(buf)) is not None:  # the body ended without the closing blank line
-        yield [ev]
 
 
 def _event(block: bytes) -> tuple[bytes, bytes] | None:

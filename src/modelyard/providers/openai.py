@@ -44,7 +44,8 @@ from .http import (
     post,
     prepare_http,
     retry_after_of,
-    sse_batches,
+    sse_events,
+    sse_reads,
     transport_errors,
 )
 
@@ -104,9 +105,8 @@ class OpenAIProvider(Provider):
                 raise _json_instead_of_stream(await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
                 finished = False
-                async for batch in sse_batches(resp.read):
-                    done = batch[-1][1] == b"[DONE]"
-                    chunks, error = merge_events(batch[:-1] if done else batch, dep)
+                async for complete in sse_reads(resp.read):
+                    chunks, error, done = merge_read(complete, dep)
                     if done and chunks:  # the stream ends here: the server writes it with its own ending
                         chunks[-1].flush = False
                     for chunk in chunks:
@@ -260,24 +260,65 @@ def usage_from_wire(u: dict[str, Any] | None) -> Usage:
     )
 
 
-def merge_events(batch: list[tuple[bytes, bytes]], dep: Deployment
+_DONE = b"data: [DONE]"
+
+
+def merge_read(complete: bytes, dep: Deployment) -> tuple[list[StreamChunk], ModelyardError | None, bool]:
+    """The chunks for the SSE events of one network read (see `sse_reads`), any error event among
+    them, and whether the read ended with `[DONE]`.
+
+    Events that are each one `data: {...}` line — what OpenAI and compatible servers send — are
+    parsed with one JSON call for the whole read and forwarded as the bytes that arrived; anything
+    else (comments, `event:` lines, multi-line data, a payload that is not JSON) goes event by event.
+    """
+    blocks = complete.split(b"\n\n")
+    done = blocks[-1] == _DONE
+    if done:
+        blocks.pop()
+    n = len(blocks)
+    if n and complete[:6] == b"data: " and complete.count(b"\n") == 2 * (n - 1 + done) \
+            and complete.count(b"\n\ndata: ") == n - 1 + done:
+        # Every newline is an event boundary (JSON strings hold no raw newline), so the payloads
+        # joined with commas are one JSON array.
+        body = complete[:len(complete) - 14] if done else complete  # 14: len(b"\n\ndata: [DONE]")
+        try:
+            docs = orjson.loads(b"[" + body[6:].replace(b"\n\ndata: ", b",") + b"]")
+        except orjson.JSONDecodeError:
+            docs = None
+        if type(docs) is list and len(docs) == n:
+            chunks, error = merge_events(docs, blocks, dep)
+            return chunks, error, done
+    datas: list[bytes] = []
+    events = sse_events(complete)
+    for k, (_event, data) in enumerate(events):
+        if data == b"[DONE]":  # the end; a stray one mid-read is skipped
+            done = done or k == len(events) - 1
+            continue
+        datas.append(data)
+    chunks, error = merge_events(datas, [b"data: " + d.replace(b"\n", b"\ndata: ") for d in datas], dep)
+    return chunks, error, done
+
+
+def merge_events(events: list[Any], raws: list[bytes], dep: Deployment
                  ) -> tuple[list[StreamChunk], ModelyardError | None]:
     """The chunks for SSE events that arrived together: consecutive events of the same choice become
-    one chunk (texts joined, tool-call deltas in order, raw events kept for forwarding), so the
+    one chunk (texts joined, tool-call deltas in order, the events' SSE kept for forwarding), so the
     pipeline runs once per network read rather than once per token. A usage-only event stays a
     chunk of its own (the API may drop or annotate it), and text after tool calls starts a new one
     (renderers emit a chunk's text before its tool calls). Only the last chunk says `flush`.
-    An error event ends the batch: the chunks before it are returned with the error to raise."""
+
+    `events` are parsed payloads (dicts) or raw `data:` payloads (bytes, parsed here); `raws[i]` is
+    event i as SSE without its blank line. An error event ends the batch: the chunks before it are
+    returned with the error to raise."""
     out: list[StreamChunk] = []
     cur: StreamChunk | None = None
-    raw: list[bytes] = []
-    for _event, data in batch:
-        if data == b"[DONE]":  # (only ever last; a stray one mid-batch is skipped)
-            continue
-        try:
-            d = event_doc(data, dep)
-        except ModelyardError as e:
-            return _close(out, cur, raw), e
+    start = 0
+    for i, d in enumerate(events):
+        if type(d) is not dict or d.get("error") or d.get("object") == "error":
+            try:  # bytes to parse, or a parsed payload that is not a chunk: event_doc says which
+                d = event_doc(d if type(d) is bytes else raws[i][6:], dep)
+            except ModelyardError as e:
+                return _close(out, cur, raws, start, i), e
         u = d.get("usage")
         choices = d.get("choices")
         if choices:
@@ -291,10 +332,9 @@ def merge_events(batch: list[tuple[bytes, bytes]], dep: Deployment
         if cur is not None and (usage_only or cur.usage is not None or index != cur.index
                                 or (text and cur.tool_calls)):
             cur.flush = False
-            _close(out, cur, raw)
-            cur, raw = None, []
-        raw.append(b"data: " + data + b"\n\n")
-        deltas = [tool_call_delta_from_wire(tc, i) for i, tc in enumerate(calls)] if calls else None
+            _close(out, cur, raws, start, i)
+            cur, start = None, i
+        deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls else None
         if cur is None:
             cur = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model, text=text, role=role,
                               tool_calls=deltas, finish_reason=finish, usage=usage_from_wire(u) if u else None,
@@ -311,12 +351,13 @@ def merge_events(batch: list[tuple[bytes, bytes]], dep: Deployment
         cur.finish_reason = finish or cur.finish_reason
         if u:
             cur.usage = usage_from_wire(u)
-    return _close(out, cur, raw), None
+    return _close(out, cur, raws, start, len(events)), None
 
 
-def _close(out: list[StreamChunk], cur: StreamChunk | None, raw: list[bytes]) -> list[StreamChunk]:
+def _close(out: list[StreamChunk], cur: StreamChunk | None, raws: list[bytes], start: int, end: int
+           ) -> list[StreamChunk]:
     if cur is not None:
-        cur.openai_sse = raw[0] if len(raw) == 1 else b"".join(raw)
+        cur.openai_sse = (raws[start] if end - start == 1 else b"\n\n".join(raws[start:end])) + b"\n\n"
         out.append(cur)
     return out
 
