@@ -77,6 +77,28 @@ def test_classifier_fast_sums_equal_the_feature_list_on_random_text(words: list[
     _check_window(" ".join(words) + tail + cjk)
 
 
+def _reference_language(text: str) -> str:
+    """`language` without the one-scan shortcut: every script searched in order."""
+    for rx, code in classify._SCRIPTS:
+        if rx.search(text):
+            return code
+    return classify.language(text.encode("ascii", "replace").decode(), featurize_words(text)[1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("abc éüñ¿ßça la de el 日本語かな한국어中文русскийعربيहिन्दी")),
+                    max_size=40))
+def test_language_script_shortcut_agrees_with_searching_every_script(text: str) -> None:
+    words = featurize_words(text)[1]
+    assert classify.language(text, words) == _reference_language(text)
+
+
+def test_language_on_the_labelled_prompts() -> None:
+    for p in PROMPTS:
+        w = window(p)
+        assert classify.language(w, featurize_words(w)[1]) == _reference_language(w)
+
+
 def test_featurize_is_a_bag_of_word_bigram_cue_and_structure_features() -> None:
     f = featurize("Translate this: hello world?")
     assert {"w:translate", "b:translate this", "c:translate", "p:translate", "k:question"} <= set(f)

@@ -116,6 +116,9 @@ _LANG_NAMES = frozenset((
 _SCRIPTS = ((re.compile(r"[\u3040-\u30ff]"), "ja"), (re.compile(r"[\uac00-\ud7af]"), "ko"),
             (re.compile(r"[\u4e00-\u9fff]"), "zh"), (re.compile(r"[\u0400-\u04ff]"), "ru"),
             (re.compile(r"[\u0600-\u06ff]"), "ar"), (re.compile(r"[\u0900-\u097f]"), "hi"))
+_ANY_SCRIPT = re.compile("[" + "".join(rx.pattern[1:-1] for rx, _ in _SCRIPTS) + "]")  # any of them
+
+
 def _set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -198,7 +201,7 @@ _STOP_LANG: dict[str, str] = {w: code for code, stop in _STOPWORDS.items() for w
 def language(text: str, words: list[str] | None = None) -> str:
     """A cheap guess: a script for non-Latin text, else the language whose stopwords hit most
     (English unless another language has more hits among the first 40 words)."""
-    if not text.isascii():
+    if not text.isascii() and _ANY_SCRIPT.search(text):  # one scan clears accented Latin text
         for rx, code in _SCRIPTS:
             if rx.search(text):
                 return code
