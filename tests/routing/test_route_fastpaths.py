@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import pickle
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from routekit import FLEET, gateway, group, req, sim
 from modelyard.errors import NoCandidate
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import classify
+from modelyard.routing.analyze import round3
 from modelyard.routing.candidates import est_cost, est_latency_ms
 from modelyard.routing.classify import _MARK_CUES, _MARKS, default_model, featurize, featurize_words, window
 from modelyard.routing.decision import LazyDecision
@@ -343,3 +345,17 @@ def test_compiled_conditions(when: dict, true: Features, false: Features) -> Non
 
     cond = compile_condition(when, ("when",))
     assert cond(true) is True and cond(false) is False
+
+
+@settings(max_examples=500, deadline=None)
+@given(x=st.floats(0, 1) | st.integers(0, 2000).map(lambda i: i / 2000))
+def test_round3_is_round_to_three_digits(x: float) -> None:
+    assert round3(x) == round(x, 3)
+
+
+def test_round3_on_halves_and_their_neighbours() -> None:
+    for i in range(1001):
+        for x in ((i + 0.5) / 1000, math.nextafter((i + 0.5) / 1000, 0), math.nextafter((i + 0.5) / 1000, 2),
+                  i / 1000, math.nextafter(i / 1000, 2)):
+            if 0 <= x <= 1:
+                assert round3(x) == round(x, 3), x

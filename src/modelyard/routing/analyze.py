@@ -72,7 +72,15 @@ def complexity(text: str, task: str, input_tokens: int, marks: set[str] | None =
         score += 0.1 * steps
         score += 0.05 * code
         score += 0.1 * constraints
-    return round(min(1.0, max(0.0, score / 0.75)), 3)  # /0.75: the realistic maximum maps to ~1
+    return round3(min(1.0, max(0.0, score / 0.75)))  # /0.75: the realistic maximum maps to ~1
+
+
+def round3(x: float) -> float:
+    """`round(x, 3)` for x in [0, 1], without its decimal conversion when x·1000 is not close to a
+    half: then the nearest integer k is unambiguous and k / 1000 is the double `round` returns."""
+    y = x * 1000.0
+    k = round(y)
+    return k / 1000.0 if abs(y - k) < 0.4999 else round(x, 3)
 
 
 # Hints that only make sense with a task and an output estimate: they force the full analysis.
