@@ -191,6 +191,14 @@ async def test_embedding_is_computed_before_routing_off_the_event_loop(tmp_path:
     assert HARD in strategy._cache  # the embedding rank used is the one the pre-routing step cached
 
 
+def test_no_pre_routing_step_without_a_cache_to_keep_its_result(tmp_path: Path, router_file: Path) -> None:
+    opts = {"router_file": str(router_file), "threshold": 0.3, "cache_size": 0,
+            "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
+    gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
+    assert "routed" not in gw.router.prepares and gw.router.plans["routed"].strategy.router.uses_embedding
+    assert gw.plan(gw.resolve("routed"), gw_request(HARD))[0][0].name == "sim/frontier"  # embeds in rank
+
+
 def gw_request(prompt: str) -> Any:
     from modelyard.server.openai_api import parse_request
 

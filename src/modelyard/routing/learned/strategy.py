@@ -20,7 +20,7 @@ Pre-routing hook: the routing engine collects a `prepare(req)` method from every
 one (`Router.prepares`) and the gateway runs it in a worker thread before planning. Only routers
 that embed have slow per-request work, so the factory builds `EmbeddingLearnedStrategy` (which
 defines `prepare`: the embedding, into the cache) for them and plain `LearnedStrategy` (no hook, no
-thread hop) for the others.
+thread hop) for the others and when `cache_size: 0` leaves nowhere to keep the result.
 """
 
 from __future__ import annotations
@@ -130,17 +130,17 @@ _live: weakref.WeakSet[LearnedStrategy] = weakref.WeakSet()
 
 
 def learned_strategy(options: dict[str, Any], ctx: StrategyContext) -> LearnedStrategy:
-    """The `learned` factory: a router that embeds prompts gets the strategy with a pre-routing step
-    (`EmbeddingLearnedStrategy.prepare`), one that does not gets the plain strategy — so the routing
-    engine, which runs `prepare` in a worker thread for strategies that define it, adds no thread hop
-    for routers with nothing slow to do."""
+    """The `learned` factory: a router that embeds prompts (with the embedding cache on) gets the
+    strategy with a pre-routing step (`EmbeddingLearnedStrategy.prepare`), any other the plain
+    strategy — so the routing engine, which runs `prepare` in a worker thread for strategies that
+    define it, adds no thread hop where there is nothing to compute ahead or nowhere to keep it."""
     try:
         import numpy  # noqa: F401
     except ImportError:
         raise StrategyConfigError("router_file", _NEEDS) from None
     opts = parse_options(LearnedOptions, options)
     router = _load(opts.router_file)
-    cls = EmbeddingLearnedStrategy if router.uses_embedding else LearnedStrategy
+    cls = EmbeddingLearnedStrategy if router.uses_embedding and opts.cache_size else LearnedStrategy
     return cls(opts, router, ctx)
 
 
@@ -262,9 +262,8 @@ class EmbeddingLearnedStrategy(LearnedStrategy):
     def prepare(self, req: ChatRequest) -> None:
         """Pre-routing hook (routing engine: `Router.prepares`; the gateway awaits it in a worker
         thread before `plan`): embed the prompt into the LRU cache — onnxruntime releases the GIL —
-        so `rank`, on the event loop, finds the embedding ready. No-op with the cache off."""
-        if self.opts.cache_size:
-            self.embedding(prompt_of(req))
+        so `rank`, on the event loop, finds the embedding ready."""
+        self.embedding(prompt_of(req))
 
 
 def prompt_of(req: ChatRequest) -> str:
