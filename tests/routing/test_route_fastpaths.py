@@ -101,6 +101,13 @@ def test_language_on_the_labelled_prompts() -> None:
         assert classify.language(w, featurize_words(w)[1]) == _reference_language(w)
 
 
+def test_language_tie_goes_to_the_first_language_seen() -> None:
+    # one Spanish-only and one French-only stopword: a tie, decided by order (it used to follow the
+    # iteration order of a set of strings, which changes with the interpreter's hash seed)
+    assert classify.language("cómo avec") == "es"
+    assert classify.language("avec cómo") == "fr"
+
+
 def test_featurize_is_a_bag_of_word_bigram_cue_and_structure_features() -> None:
     f = featurize("Translate this: hello world?")
     assert {"w:translate", "b:translate this", "c:translate", "p:translate", "k:question"} <= set(f)

@@ -209,7 +209,7 @@ def language(text: str, words: list[str] | None = None) -> str:
     if _STOP_LANG.keys().isdisjoint(ws):
         return "en"  # no other language's stopword at all (most English prompts): one C-level pass
     hits = [c for c in map(_STOP_LANG.get, ws) if c is not None]
-    best = max(set(hits), key=hits.count)
+    best = max(dict.fromkeys(hits), key=hits.count)  # a tie goes to the first seen (a set's order varied by run)
     return best if hits.count(best) > sum(1 for w in ws if w in _EN) else "en"
 
 
