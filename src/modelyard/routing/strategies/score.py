@@ -144,7 +144,9 @@ class _Table:
 
 
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
-_ROW_CACHE = 512  # (task, bonus list) row tables kept per candidate table
+# (task, bonus list) row tables kept per candidate table: 8 rules × 11 tasks is 99 (~0.5 MB at 50
+# deployments); past the cap, rows are zipped per request
+_ROW_CACHE = 256
 
 
 def _front(points: list[tuple[float, float]], sign: float) -> list[tuple[float, float]]:
