@@ -29,6 +29,7 @@ from modelyard.routing.decision import LazyDecision
 from modelyard.routing.features import TASKS, Features
 from modelyard.routing.ranking import Preferred, Ranking
 from modelyard.routing.strategies import StrategyContext, lookup
+from modelyard.routing.strategies import score as score_module
 from modelyard.routing.strategies.util import normalise_high, normalise_low
 from modelyard.tokens import _count_system, count_message_tokens, count_tokens, token_bound
 from modelyard.types import ChatRequest, ImagePart, Message, RouteDecision, Scored, TextPart, Tool, ToolCall
@@ -366,3 +367,17 @@ def test_round3_on_halves_and_their_neighbours() -> None:
                   i / 1000, math.nextafter(i / 1000, 2)):
             if 0 <= x <= 1:
                 assert round3(x) == round(x, 3), x
+
+
+def test_score_row_tables_are_bounded_and_match_the_columns() -> None:
+    fleet = _fleet(6)
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    table = gw.router.plans["g"].strategy.table
+    for i in range(score_module._ROW_CACHE + 20):  # more bonus lists than the cache keeps
+        bonus = [float(i)] * 6
+        rows = table.rows(TASKS[i % len(TASKS)], bonus)
+        assert rows == list(zip(table.ins, table.outs, table.ttft, table.inv_tps, table.qnorm[TASKS[i % len(TASKS)]],
+                                bonus, strict=True))
+    assert len(table._rows) == score_module._ROW_CACHE
+    assert table.rows("math", None) == list(zip(table.ins, table.outs, table.ttft, table.inv_tps,
+                                                table.qnorm["math"], strict=True))
