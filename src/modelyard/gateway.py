@@ -254,6 +254,7 @@ class GatewayStream:
         self.finish_reason: str | None = None
         self._text_parts: list[str] = []
         self._done = False
+        self._complete = False  # the last chunk was seen
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._iterate()
@@ -267,7 +268,12 @@ class GatewayStream:
             async for chunk in self._agen:
                 self._see(chunk)
                 yield chunk
+                if chunk.last:  # the client has the whole answer: account for it now, not after the upstream's close
+                    self._finish(200, None)
         except ModelyardError as e:
+            if self._complete:  # a failure after the last chunk (closing the upstream): the answer stands
+                self._finish(200, None)
+                return
             self._finish(e.status, e)
             raise
         self._finish(200, None)
@@ -283,6 +289,8 @@ class GatewayStream:
         if chunk.usage is not None:
             self.usage = chunk.usage
             self.cost_usd = self.deployment.card.cost(chunk.usage)
+        if chunk.last:
+            self._complete = True
 
     def _finish(self, status: int, error: ModelyardError | None, note: str | None = None) -> None:
         if self._done:

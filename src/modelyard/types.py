@@ -245,3 +245,7 @@ class StreamChunk:
     # False when more chunks already arrived with this one: the server may hold it and send the
     # whole batch in one write.
     flush: bool = True
+    # True on a stream's last chunk when the adapter knows it is the last while the upstream's body
+    # is still open (what remains is `[DONE]` and the body's end): the server ends its response at
+    # once instead of waiting for that housekeeping.
+    last: bool = False

@@ -762,3 +762,16 @@ async def test_cancellation_drops_upstream(upstream: FakeOpenAI, provider: OpenA
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(upstream.disconnected.wait(), 2)
+
+
+async def test_only_the_usage_event_after_the_finish_is_the_last_chunk(upstream: FakeOpenAI,
+                                                                       provider: OpenAIProvider) -> None:
+    usage = {"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+             "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+    # a server that reports usage early as well: that event does not end the stream
+    upstream.handler = sse_answer([b"".join(sse(usage, chunk({"content": "a"}), done=False)),
+                                   b"".join(sse(chunk({"content": "b"}), chunk({}, "stop"), usage))], pause=0.02)
+    chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
+    assert "".join(c.text or "" for c in chunks) == "ab"
+    assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 2

@@ -107,11 +107,15 @@ class OpenAIProvider(Provider):
                 finished = False
                 async for complete in sse_reads(resp.read):
                     chunks, error, done = merge_read(complete, dep)
-                    if done and chunks:  # the stream ends here: the server writes it with its own ending
-                        chunks[-1].flush = False
                     for chunk in chunks:
                         if chunk.finish_reason:
                             finished = True
+                    # The usage event (no choices) that follows the finish is the stream's last
+                    # chunk by the protocol: end here and read `[DONE]` after the client has it all.
+                    if chunks and error is None and (done or (finished and _closing_usage(chunks[-1]))):
+                        chunks[-1].flush, chunks[-1].last = False, True
+                        done = True
+                    for chunk in chunks:
                         yield chunk
                     if error is not None:
                         raise error
@@ -124,6 +128,11 @@ class OpenAIProvider(Provider):
             # Closing an unfinished response drops the socket, which tells the upstream to stop
             # generating: this runs on aclose(), cancellation and errors alike.
             await resp.close()
+
+
+def _closing_usage(chunk: StreamChunk) -> bool:
+    """The event OpenAI sends last when asked for usage: usage, no choices, nothing else."""
+    return chunk.usage is not None and chunk.text is None and chunk.tool_calls is None and chunk.finish_reason is None
 
 
 # --- request ------------------------------------------------------------------------------------

@@ -191,16 +191,25 @@ class App:
         pending: list[bytes] = []  # chunks that arrived together go out in one write
         try:
             async for chunk in stream:
+                if finished:  # the response is complete; the upstream's housekeeping is still read
+                    continue
                 data = render(chunk)
                 if data:
                     pending.append(data)
-                if chunk.flush and pending:
+                if chunk.last:
+                    finished = True
+                    pending.append(tail())
+                    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+                elif chunk.flush and pending:
                     await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
                     pending.clear()
-            finished = True
-            pending.append(tail())
-            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+            if not finished:
+                finished = True
+                pending.append(tail())
+                await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
         except ModelyardError as e:
+            if finished:  # after the last chunk: the client has its answer (the stream logged it)
+                return
             finished = True
             pending.append(error_event(e))
             await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
