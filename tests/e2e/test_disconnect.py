@@ -10,6 +10,7 @@ import time
 import httpx
 import orjson
 from aiohttp import web
+from upstreamkit import ThreadedUpstream
 
 from conftest import make_server
 
@@ -20,23 +21,8 @@ class SlowUpstream:
     def __init__(self) -> None:
         self.disconnected = threading.Event()
         self.chunks_sent = 0
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(5)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.handle)
-        runner = web.AppRunner(app)
-        self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
+        self.server = ThreadedUpstream(self.handle)
+        self.port = self.server.port
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
