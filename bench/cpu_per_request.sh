@@ -5,6 +5,8 @@
 #   bash bench/cpu_per_request.sh [nonstream|stream] [concurrency] [seconds] [reps]
 # Compares modelyard (bench/gateway.yaml) with the floor (floor_proxy.py), both pinned to CPU 1,
 # interleaved rep by rep; the last lines give each one's median.
+#   FLOOR_SCRIPT=bench/wreq_floor.py FLOOR_PY=.venv/bin/python ...   the floor on modelyard's own stack
+#   THREADS=1 ...   also each thread's CPU and context switches per request (event loop, client I/O, log)
 set -euo pipefail
 command -v wrk >/dev/null || { echo "wrk not found: run the harness once (it installs wrk) or apt-get install wrk" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +22,7 @@ taskset -c 0 "$ROOT/.venv/bin/python" "$HARNESS/fake_upstream.py" "$UP_PORT" >/d
 PYTHONPATH="${MODELYARD_SRC:-}" taskset -c 1 "$ROOT/.venv/bin/modelyard" serve --config "${GATEWAY_CONFIG:-$ROOT/bench/gateway.yaml}" --host 127.0.0.1 \
   --port "$GW_PORT" >/tmp/cpu_per_request.gw.log 2>&1 & pids+=($!); GW_PID=$!
 if [ -x "$FLOOR_PY" ]; then
-  taskset -c 1 "$FLOOR_PY" "$HARNESS/floor_proxy.py" --port "$FLOOR_PORT" \
+  taskset -c 1 "$FLOOR_PY" "${FLOOR_SCRIPT:-$HARNESS/floor_proxy.py}" --port "$FLOOR_PORT" \
     >/tmp/cpu_per_request.floor.log 2>&1 & pids+=($!); FLOOR_PID=$!
 else
   FLOOR_PID=""; echo "no floor venv at $FLOOR_PY (run the harness with --floor once): floor skipped" >&2
@@ -37,17 +39,28 @@ wrk.headers["Authorization"] = "Bearer $BENCH_KEY"
 wrk.body = '{"model":"bench-model","stream":$STREAM,"messages":[{"role":"user","content":"Say hello."}]}'
 LUA
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+threads() {  # pid: "tid name cpu-ticks voluntary involuntary" per thread
+  for t in /proc/"$1"/task/*; do
+    echo "$(basename "$t") $(tr ' ' _ < "$t/comm") $(awk '{print $14+$15}' "$t/stat") $(awk '/voluntary_ctxt/ {printf "%s ", $2}' "$t/status")"
+  done | sort
+}
 measure() {  # name pid url
   local hz; hz=$(getconf CLK_TCK)
   taskset -c 0 wrk -t1 -c"$C" -d2s -s /tmp/cpu_per_request.lua "$3" >/dev/null  # warm-up
   local t0; t0=$(ticks "$2")
+  [ "${THREADS:-0}" = 1 ] && threads "$2" > /tmp/cpu_per_request.threads0
   local out; out=$(taskset -c 0 wrk -t1 -c"$C" -d"${D}s" -s /tmp/cpu_per_request.lua "$3")
   local t1; t1=$(ticks "$2")
+  [ "${THREADS:-0}" = 1 ] && threads "$2" > /tmp/cpu_per_request.threads1
   local n; n=$(echo "$out" | awk '/requests in/ {print $1}')
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   awk -v name="$1" -v t="$((t1 - t0))" -v hz="$hz" -v n="$n" -v rps="$rps" -v bad="${non2xx:-0}" \
     'BEGIN {printf "%-10s %s c=%s  %8.1f us CPU/request  %9.1f req/s  (%d requests, %s non-2xx)\n", name, "'"$MODE"'", "'"$C"'", t / hz / n * 1e6, rps, n, bad}'
+  if [ "${THREADS:-0}" = 1 ]; then
+    join /tmp/cpu_per_request.threads0 /tmp/cpu_per_request.threads1 | awk -v n="$n" -v hz="$hz" \
+      '$7 > $3 {printf "    thread %-22s %7.1f us/request, switches/request: %.2f voluntary, %.2f preempted\n", $2, ($7-$3)/hz/n*1e6, ($8-$4)/n, ($9-$5)/n}' >&2
+  fi
 }
 RESULTS=$(mktemp)
 for _ in $(seq "$REPS"); do

@@ -1,0 +1,76 @@
+"""The floor of modelyard's own stack: the harness's floor proxy (uvicorn + httptools + uvloop,
+bytes forwarded untouched, no parsing, routing or logging) with modelyard's upstream client —
+wreq through `providers/http.py` — instead of aiohttp. The harness's floor measures what a Python
+gateway on the reference stack can reach; this one measures what the pipeline on top of our stack
+costs (modelyard minus this), which is the part our code controls.
+
+  FLOOR_SCRIPT=bench/wreq_floor.py FLOOR_PY=.venv/bin/python bash bench/cpu_per_request.sh stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import uvicorn
+
+from modelyard.providers.http import HttpClients, UpstreamStream, post, prepare_http
+
+UPSTREAM = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:18001/v1").rstrip("/")
+SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+JSON = [(b"content-type", b"application/json")]
+
+
+class Upstream:
+    """What `prepare_http` needs of a deployment."""
+
+    name, timeout_s, connect_timeout_s = "upstream", 600.0, 10.0
+
+    def __init__(self) -> None:
+        self.prepared: dict[str, Any] = {}
+
+
+UP = Upstream()
+CLIENTS = HttpClients()
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                prepare_http(UP, UPSTREAM + "/chat/completions", {"content-type": "application/json"})
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await CLIENTS.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body, more = b"", True
+    while more:
+        msg = await receive()
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+    url = UP.prepared["url"]
+    if b'"stream":true' in body.replace(b" ", b""):
+        s = await UpstreamStream.open(CLIENTS, UP, url, body)
+        try:
+            await send({"type": "http.response.start", "status": s.status, "headers": SSE})
+            while chunk := await s.read():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await s.close()
+    else:
+        status, _, data = await post(CLIENTS, UP, url, body)
+        await send({"type": "http.response.start", "status": status, "headers": JSON})
+        await send({"type": "http.response.body", "body": data})
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=14003)
+    a = p.parse_args()
+    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools", lifespan="on",
+                access_log=False, log_level="warning")
