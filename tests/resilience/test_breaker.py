@@ -107,3 +107,20 @@ def test_replicas_sharing_a_store_open_and_close_together() -> None:
     assert two.acquire("a", 1.0) == PROBE
     two.success("a", 1.1)
     assert one.state("a") == CLOSED
+
+
+def test_the_not_closed_set_follows_every_transition_and_is_shared_through_the_store() -> None:
+    store = MemoryState()
+    one = CircuitBreaker(BreakerSettings(consecutive_failures=1, cooldown_s=1, half_open_probes=1), store, ["a", "b"])
+    two = CircuitBreaker(BreakerSettings(consecutive_failures=1, cooldown_s=1, half_open_probes=1), store, ["a"])
+    assert one.not_closed == set() and two.not_closed == set()
+    one.failure("a", 0.0, 1)
+    assert one.not_closed == {"a"} and two.not_closed == {"a"}  # the other replica sees it too
+    assert two.acquire("a", 1.0) == PROBE and one.not_closed == {"a"}  # half-open is not closed
+    two.failure("a", 1.1, 1)
+    assert one.state("a") == OPEN and one.not_closed == {"a"}
+    one.failure("b", 1.2, 1)
+    assert one.not_closed == {"a", "b"}
+    assert one.acquire("a", 5.0) == PROBE
+    one.success("a", 5.1)
+    assert one.state("a") == CLOSED and two.not_closed == {"b"}

@@ -43,6 +43,9 @@ def counts_against(e: ModelyardError | None) -> bool:
     return e.deployment is not None and isinstance(e, Auth | PermissionDenied | NotFound)
 
 
+_NOT_CLOSED = "breakers:not-closed"  # (outside the "breaker:" + name keys of the records)
+
+
 class CircuitBreaker:
     def __init__(self, settings: BreakerSettings | None = None, store: StateStore | None = None,
                  names: list[str] | None = None,
@@ -53,6 +56,14 @@ class CircuitBreaker:
         self.on_change = on_change
         self._keys: dict[str, str] = {}
         self._records: dict[str, BreakerRecord] = {}  # the store's live objects, by deployment name
+        # Deployments whose breaker is not closed, kept in the store beside the records (so breakers
+        # sharing a store share it) and updated by every state change (`_changed`): while it is
+        # empty, routing knows every deployment is available without reading their records.
+        not_closed = self.store.get(_NOT_CLOSED)
+        if not_closed is None:
+            not_closed = set()
+            self.store.put(_NOT_CLOSED, not_closed)
+        self.not_closed: set[str] = not_closed
         for n in names or ():
             self._record(n)
 
@@ -65,6 +76,8 @@ class CircuitBreaker:
         if rec is None:
             rec = BreakerRecord()
             self.store.put(key, rec)
+        elif rec.state != CLOSED:  # a record the store already held (another breaker's, a restart)
+            self.not_closed.add(name)
         self._records[name] = rec
         return rec
 
@@ -150,6 +163,11 @@ class CircuitBreaker:
         self._changed(name, r)
 
     def _changed(self, name: str, r: BreakerRecord) -> None:
+        if r.state == CLOSED:
+            self.not_closed.discard(name)
+        else:
+            self.not_closed.add(name)
+        self.store.put(_NOT_CLOSED, self.not_closed)
         self.store.put(self._keys[name], r)
         if self.on_change is not None:
             self.on_change(name, r)

@@ -180,7 +180,7 @@ class CandidateFilter:
         if type(health).healthy is not HealthTracker.healthy:
             return False  # a tracker with its own notion of healthy
         breaker = health.breaker
-        if not breaker.enabled:
+        if not breaker.enabled or not breaker.not_closed:  # (no breaker anywhere is open or probing)
             return True
         if self._breaker is not breaker:
             self._breaker = breaker
