@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from modelyard import tokens
 from modelyard.cache.embed import MAX_TOKENS, MINILM, get_embedder
 from modelyard.config import parse_config
 from modelyard.defaults import default_config_data
@@ -67,6 +68,14 @@ def long_prompts(texts: list[str], n: int, words: int = 1500) -> list[str]:
         out.append("Here are my notes from this week's study group:\n\n" + "\n\n".join(doc)
                    + f"\n\nWhich of these questions is hardest, and why? ({i})")
     return out
+
+
+def forget_token_counts() -> None:
+    """Empty the token counter's LRU cache (texts of 256–32k characters): without this, the routers
+    timed after the first on the same long prompt would find its count cached and skip ~1 ms."""
+    cached = getattr(tokens, "_count_cached", None)
+    if cached is not None:
+        cached.cache_clear()
 
 
 def gateway_for(router_file: str, cache_size: int) -> tuple[Gateway, Any]:
@@ -132,6 +141,7 @@ def main() -> None:
             gw.plan(route, reqs[0])
         for p, q in zip(prompts, reqs, strict=True):  # interleaved across routers, with the embedding alone
             for i, (gw, route) in enumerate(gws):
+                forget_token_counts()  # each router pays the prompt's token count, as a new prompt would
                 times[i] += timed(lambda x: gw.plan(route, x), [q])  # noqa: B023
             alone += timed(lambda x: emb.embed([x], max_tokens=cut), [p])
         print(f"  {name} prompts, embedding alone (first {cut} word pieces), same loop: {pct(alone)}")
