@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,11 +18,14 @@ from modelyard.tokens import (
     IMAGE_TOKENS,
     _count_ascii,
     _count_pieces,
+    _stand_in,
     count_message_tokens,
     count_tokens,
     count_tools_tokens,
 )
 from modelyard.types import ImagePart, Message, TextPart, Tool, ToolCall
+
+DATA = Path(__file__).parent / "data"
 
 # Realistic texts with their o200k_base counts, measured with tiktoken when these tests were written.
 SAMPLES = {
@@ -196,3 +202,30 @@ def test_against_tiktoken_when_available() -> None:
         real = len(enc.encode(text))
         assert real == recorded
         assert abs(count_tokens(text) - real) <= 0.15 * real
+
+
+# --- non-ASCII text on the fast path ---------------------------------------------------------------
+
+NON_ASCII = "é’“É\u00a0٣½ßж\u2028—·ñ"  # letters (cased or not), quotes, a no-break space, digits, numerals
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=ASCII + "A#", max_size=12), st.sampled_from(NON_ASCII),
+       st.text(alphabet=ASCII + "A#", max_size=12))
+def test_each_stand_in_is_what_the_definition_sees(before: str, c: str, after: str) -> None:
+    # the pieces `_PIECE` cuts do not change when a non-ASCII character becomes its ASCII stand-in
+    assert _count_pieces(before + c + after) == _count_pieces(before + _stand_in(c) + after)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZ9 .(\n\t_'é’中文\u00a0", max_size=40))
+def test_cjk_characters_end_the_pieces_beside_them(text: str) -> None:
+    runs = re.split("[中文]", text)
+    assert count_tokens(text) == len(runs) - 1 + sum(count_tokens(r) for r in runs)
+
+
+def test_non_ascii_prompts_count_as_the_definition_does() -> None:
+    rows = [orjson.loads(line) for line in (DATA / "tasks.jsonl").read_bytes().splitlines() if line.strip()]
+    texts = [r["text"] for r in rows if not r["text"].isascii()]
+    assert len(texts) > 50  # 10 languages besides English, some with CJK
+    assert [count_tokens(t) for t in texts] == [_count_pieces(t) for t in texts]

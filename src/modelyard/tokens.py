@@ -10,11 +10,15 @@ context-fit checks). On English prose, code and JSON it lands within a few perce
 aggregate and within ~15% on single texts; it is an estimate, not a tokenizer.
 
 `_PIECE` is the definition; pure-ASCII text (most prompts) takes `_count_ascii`, which computes
-the same count with byte translations and substring counts, ~4x faster than a regex scan.
+the same count with byte translations and substring counts, ~4x faster than a regex scan. Other
+text takes the same path (`_count_unicode`): each non-ASCII character is replaced by an ASCII one
+that `_PIECE` treats alike, and CJK characters, which no ASCII character stands in for, are cut
+out first (each is a piece of its own and ends any piece beside it).
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -57,7 +61,7 @@ def count_tokens(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    return _count_ascii(text.encode("ascii")) if text.isascii() else _count_pieces(text)
+    return _count_ascii(text.encode("ascii")) if text.isascii() else _count_unicode(text)
 
 
 def _count_pieces(text: str) -> int:
@@ -70,6 +74,50 @@ def _count_pieces(text: str) -> int:
 
 
 _count_cached = lru_cache(maxsize=512)(_count)
+
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_ERRORS = "modelyard-token-class"  # the codec error handler below
+# str.translate table: ASCII to itself, each non-ASCII character seen so far to its stand-in.
+_TABLE: dict[int, str] = {i: chr(i) for i in range(128)}
+_WINDOW = 256  # characters mapped per call of the error handler
+
+
+def _count_unicode(text: str) -> int:
+    """`_count_ascii`'s count for any text. A curly quote or an accented letter in an English
+    prompt no longer sends the whole prompt through the regex (~5x slower on long prompts)."""
+    if not _CJK_CHAR.search(text):
+        return _count_ascii(text.encode("ascii", _ERRORS))
+    # The runs between CJK characters, joined by "_": it is neither letter, digit, symbol nor
+    # blank, so it ends every piece and starts none, as the CJK character it replaces did.
+    runs = _CJK_CHAR.split(text)
+    rest = "_".join(r for r in runs if r)
+    return len(runs) - 1 + (_count_ascii(rest.encode("ascii", _ERRORS)) if rest else 0)
+
+
+def _stand_in(c: str) -> str:
+    """The ASCII character `_PIECE` treats like `c` (not CJK): non-ASCII letters and numerals are
+    all lowercase-class (`[A-Z]` is ASCII only), decimal digits are digits, spaces are blanks that
+    are neither tab, space nor newline (as a vertical tab), anything else a symbol."""
+    return "\v" if c.isspace() else "0" if c.isdecimal() else "a" if c.isalnum() else "#"
+
+
+def _ascii_stand_ins(err: UnicodeError) -> tuple[str, int]:
+    """Encoding error handler: the stand-ins for the next `_WINDOW` characters from the first one
+    ASCII cannot encode (ASCII ones kept), so dense non-ASCII text costs one call per window and
+    sparse text one call per stray character."""
+    assert isinstance(err, UnicodeEncodeError)
+    end = min(len(err.object), err.start + _WINDOW)
+    window = err.object[err.start:end]
+    for c in set(window):
+        if ord(c) not in _TABLE:
+            if len(_TABLE) > 65_536:  # bounded: start over from ASCII
+                for k in [k for k in _TABLE if k >= 128]:
+                    del _TABLE[k]
+            _TABLE[ord(c)] = _stand_in(c)
+    return window.translate(_TABLE), end
+
+
+codecs.register_error(_ERRORS, _ascii_stand_ins)
 class SystemPromptCache:
     """Token counts of system prompts, remembered whatever their length (short ones included): a
     deployment's traffic repeats the same few system prompts request after request. Bounded: when
@@ -158,7 +206,7 @@ def count_message_tokens(messages: Iterable[Any]) -> int:
             elif role == "system":
                 total += _count_system(content)
             elif len(content) < _CACHE_MIN:  # count_tokens, one call shorter (most user turns)
-                total += _count_ascii(content.encode()) if content.isascii() else _count_pieces(content)
+                total += _count_ascii(content.encode()) if content.isascii() else _count_unicode(content)
             else:
                 total += count_tokens(content)
         if name:
