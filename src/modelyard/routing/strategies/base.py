@@ -22,7 +22,10 @@ strategy may also implement `describe(req, features, candidates) -> {deployment:
 calls it only for explanations (`route --explain`, POST /v1/route/explain) and appends the detail
 (cost, latency, quality figures...) to each reason. A strategy that never reads the task, complexity
 or output estimate may set `needs_task = False`: the router then skips the classifier for its group
-(`Features.analyzed` is False). A factory may raise `StrategyConfigError` naming
+(`Features.analyzed` is False). A strategy may also define `prepare(req) -> None` for slow
+per-request work (an embedding, say): the router collects it in `Router.prepares` and the gateway
+runs it in a worker thread before `plan`. A strategy with nothing to prepare must not define it:
+every defined `prepare` costs a thread hop per request. A factory may raise `StrategyConfigError` naming
 the option that is wrong; config loading reports it as `file: model_groups.<group>.options.<field>`.
 """
 
