@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 ROLES: frozenset[str] = frozenset(("system", "developer", "user", "assistant", "tool"))
 
@@ -170,6 +172,10 @@ class RouteDecision:
         (a lazily explained decision that was not asked to explain itself) are left out rather than
         computed for the log: the columns beside it hold the real token usage."""
         return self._as_dict(self.features)
+
+    def log_json(self) -> str:
+        """`log_dict` as the JSON text the request log stores."""
+        return orjson.dumps(self.log_dict()).decode()
 
     def _as_dict(self, features: dict[str, Any] | None) -> dict[str, Any]:
         return {

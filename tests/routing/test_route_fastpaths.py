@@ -381,3 +381,23 @@ def test_score_row_tables_are_bounded_and_match_the_columns() -> None:
     assert len(table._rows) == score_module._ROW_CACHE
     assert table.rows("math", None) == list(zip(table.ins, table.outs, table.ttft, table.inv_tps,
                                                 table.qnorm["math"], strict=True))
+
+
+def test_logged_json_of_a_fixed_quick_path_decision_is_encoded_once_per_outcome() -> None:
+    gw = gateway({"g": {"deployments": ["fast", "local", "balanced"]}})
+    route, plan = gw.resolve("g"), gw.router.plans["g"]
+    assert plan.quick and plan.log_cache == {}
+    texts = []
+    for attempts, fallbacks in [(1, []), (1, []), (2, ["fast"])]:
+        _, d = gw.plan(route, req("hello"))
+        d.attempts, d.fallbacks = attempts, fallbacks
+        texts.append(d.log_json())
+        assert json.loads(texts[-1]) == d.log_dict()  # the cached text is the decision's own encoding
+    assert texts[0] == texts[1] != texts[2] and len(plan.log_cache) == 2  # one entry per outcome
+    # a deployment set aside by its breaker makes the verdicts request-specific: not cached
+    for _ in range(10):
+        gw.health.failed("fast")
+    _, d = gw.plan(route, req("hello"))
+    logged = json.loads(d.log_json())
+    assert logged == d.log_dict() and logged["chosen"] == "local" and len(plan.log_cache) == 2
+    assert [c["eligible"] for c in logged["candidates"]] == [False, True, True]

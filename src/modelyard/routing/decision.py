@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from ..types import RouteDecision, Scored
 
 _CANDIDATES = RouteDecision.__dict__["candidates"]  # the dataclass's slot descriptors
@@ -21,6 +23,7 @@ _FEATURES = RouteDecision.__dict__["features"]
 # What the log says of a quick-path decision's features: routing did not analyse the request
 # (its strategy reads no features and the prompt's length alone fits every context window).
 _SKIPPED: dict[str, Any] = {"analysis": "skipped"}
+_LOG_CACHE_SIZE = 64  # distinct outcomes (chosen, fallbacks, attempts) kept per group
 
 
 class DeferredAnalysis:
@@ -71,6 +74,23 @@ class LazyDecision(RouteDecision):
         """As `to_dict`, without running an analysis that routing skipped (see RouteDecision.log_dict)."""
         skipped = isinstance(self._make_features, DeferredAnalysis)
         return self._as_dict(_SKIPPED if skipped else self.features)
+
+    def log_json(self) -> str:
+        """`log_dict` as JSON text. A decision routed without analysis whose candidates the router
+        marks as a function of the group alone (`log_cache` on the candidates maker: first-healthy
+        with nothing filtered out, say) is encoded once per distinct outcome, not per request: the
+        log would otherwise build every candidate's verdict for each row."""
+        make = self._make_candidates
+        cache = getattr(make, "log_cache", None) if make is not None else None
+        if cache is None or not isinstance(self._make_features, DeferredAnalysis):
+            return orjson.dumps(self.log_dict()).decode()
+        key = (self.deployment, self.reason, self.rule, tuple(self.fallbacks), self.attempts)
+        text = cache.get(key)
+        if text is None:
+            text = orjson.dumps(self.log_dict()).decode()
+            if len(cache) < _LOG_CACHE_SIZE:
+                cache[key] = text
+        return text
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RouteDecision, (self.model, self.deployment, self.strategy, self.reason, self.candidates,

@@ -35,6 +35,7 @@ from .decision import DeferredAnalysis, LazyDecision
 from .features import Features
 from .ranking import Ranking
 from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
+from .strategies.order import InGroupOrder
 from .usage import UsageMeter
 from .validate import split_options
 
@@ -74,6 +75,8 @@ class GroupPlan:
     light: bool = False  # neither strategy nor constraints read task/complexity: skip the classifier
     order: Callable[[ChatRequest, Features, list[Deployment]], Ranking] | None = None  # the strategy's fast path
     quick: bool = False  # light, and the strategy reads no features: skip the analysis when nothing needs it
+    # The request log's JSON of decisions whose candidates follow from the group alone (see _Verdicts)
+    log_cache: dict[Any, str] = field(default_factory=dict)
 
 
 class Router:
@@ -298,6 +301,15 @@ class _Verdicts:
 
     def __init__(self, plan: GroupPlan, ranking: Ranking | None, rejected: dict[str, str], eligible: bool) -> None:
         self.plan, self.ranking, self.rejected, self.eligible = plan, ranking, rejected, eligible
+
+    @property
+    def log_cache(self) -> dict[Any, str] | None:
+        """The group's cache of logged decisions when these verdicts are the group's fixed ones: every
+        deployment eligible and in group order (first-healthy: scores and reasons by position)."""
+        ranking = self.ranking
+        if self.rejected or type(ranking) is not InGroupOrder or len(ranking.order) != len(self.plan.names):
+            return None
+        return self.plan.log_cache
 
     def __call__(self) -> list[Scored]:
         plan, rejected = self.plan, self.rejected

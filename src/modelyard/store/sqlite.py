@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..types import RouteDecision
 
 COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
@@ -76,7 +74,7 @@ class LogRow:
     ts: float = 0.0
 
     def as_tuple(self) -> tuple[Any, ...]:
-        route = orjson.dumps(self.decision.log_dict()).decode() if self.decision else None
+        route = self.decision.log_json() if self.decision else None
         return (self.id, self.ts, self.model, self.deployment, self.provider, self.status,
                 self.error_type, self.error, self.input_tokens, self.output_tokens,
                 self.cached_input_tokens, self.reasoning_tokens, self.cost_usd, self.latency_ms,
