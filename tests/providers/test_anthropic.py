@@ -417,6 +417,7 @@ async def test_stream_full_sequence(upstream: FakeAnthropic, provider: Anthropic
     last = chunks[-1]
     assert last.finish_reason == "tool_calls" and last.text is None
     assert last.usage is not None
+    assert last.last and not any(c.last for c in chunks[:-1])  # message_stop: the server may end the answer
     u = last.usage
     assert (u.input_tokens, u.cached_input_tokens, u.output_tokens) == (135, 100, 42)
 

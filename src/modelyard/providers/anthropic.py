@@ -414,7 +414,8 @@ async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[Stream
             counts.update((k, v) for k, v in (data.get("usage") or {}).items() if v is not None)
         elif kind == "message_stop":
             finish = finish_reason(stop_reason) or ("tool_calls" if tools else "stop")
-            yield StreamChunk(id=msg_id, model=model, finish_reason=finish, usage=usage_of(counts))
+            # the last chunk by the protocol: the client gets the end now, the body's end is read after
+            yield StreamChunk(id=msg_id, model=model, finish_reason=finish, usage=usage_of(counts), last=True)
             done = True
         elif kind == "error":
             err = data.get("error") or {}
