@@ -255,3 +255,8 @@ class StreamChunk:
     # is still open (what remains is `[DONE]` and the body's end): the server ends its response at
     # once instead of waiting for that housekeeping.
     last: bool = False
+
+    @property
+    def usage_only(self) -> bool:
+        """Usage and nothing else: the chunk OpenAI sends last when asked for usage."""
+        return self.usage is not None and self.text is None and self.tool_calls is None and self.finish_reason is None

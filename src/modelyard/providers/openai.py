@@ -112,7 +112,7 @@ class OpenAIProvider(Provider):
                             finished = True
                     # The usage event (no choices) that follows the finish is the stream's last
                     # chunk by the protocol: end here and read `[DONE]` after the client has it all.
-                    if chunks and error is None and (done or (finished and _closing_usage(chunks[-1]))):
+                    if chunks and error is None and (done or (finished and chunks[-1].usage_only)):
                         chunks[-1].flush, chunks[-1].last = False, True
                         done = True
                     for chunk in chunks:
@@ -128,11 +128,6 @@ class OpenAIProvider(Provider):
             # Closing an unfinished response drops the socket, which tells the upstream to stop
             # generating: this runs on aclose(), cancellation and errors alike.
             await resp.close()
-
-
-def _closing_usage(chunk: StreamChunk) -> bool:
-    """The event OpenAI sends last when asked for usage: usage, no choices, nothing else."""
-    return chunk.usage is not None and chunk.text is None and chunk.tool_calls is None and chunk.finish_reason is None
 
 
 # --- request ------------------------------------------------------------------------------------

@@ -273,8 +273,7 @@ def render_chunk(chunk: StreamChunk, include_usage: bool, extra: dict[str, Any] 
 
     `extra` (the gateway's cost/deployment summary) is attached to the usage chunk.
     """
-    usage_only = chunk.usage is not None and chunk.text is None and chunk.tool_calls is None \
-        and chunk.finish_reason is None
+    usage_only = chunk.usage_only
     if usage_only and not include_usage:
         return b""
     if chunk.openai_sse is not None and not (usage_only and extra):
