@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.tokens import (
+    _MASK_BYTES,
     IMAGE_TOKENS,
     _count_ascii,
     _count_pieces,
@@ -118,6 +119,59 @@ def test_ascii_fast_path_agrees_with_the_definition() -> None:
 
 
 ASCII = "aZk9 _.(\n\t-:\"'"
+
+
+def _view(cls) -> bytes:
+    return bytes(ord(cls(chr(i))) for i in range(128)) + b"x" * 128
+
+
+def _symbol(c: str) -> bool:
+    return not c.isalnum() and not c.isspace() and c != "_"
+
+
+_LETTERS = _view(lambda c: "a" if c.islower() else "A" if c.isupper() else " ")
+_SYMBOLS = _view(lambda c: "." if _symbol(c) else " ")
+_GLUE = _view(lambda c: "a" if c.isalpha() else "." if _symbol(c) else " " if c in " \t" else "x")
+_DIGITS = _view(lambda c: "0" if c.isdigit() else " ")
+_BREAKS = _view(lambda c: "n" if c == "\n" else "x")
+_BLANKS = _view(lambda c: "s" if c in " \t" else "0" if c.isdigit() else "x")
+
+
+def _count_by_views(b: bytes) -> int:
+    """The ASCII count as first written: each class of piece counted as run starts (two-byte
+    substrings) in a one-letter-per-class view of the text. The bitwise `_count_ascii` must agree."""
+    if not b:
+        return 0
+    v = b.translate(_LETTERS)
+    n = v.count(b" a") + v.count(b" A") + v.count(b"aA") + (v[0] != 32)
+    n += sum(v.count(b"a" * k) for k in (12, 17, 22))
+    v = b.translate(_SYMBOLS)
+    n += v.count(b" .") + (v[0] == 46) + v.count(b"....")
+    v = b.translate(_GLUE)
+    n -= v.count(b".a") - v.count(b"..a") - v.count(b" .a")
+    v = b.translate(_DIGITS)
+    n += v.count(b" 0") + (v[0] == 48) + v.count(b"0000")
+    v = b.translate(_BREAKS)
+    n += v.count(b"xn") + (v[0] == 110)
+    v = b.translate(_BLANKS)
+    n += v.count(b"xss") + v.count(b"0ss") + v.startswith(b"ss") + v.count(b"s0") - v.count(b"ss0")
+    return n
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
+       | st.text(alphabet="aaaaaZZ99 ...\n\t_#", max_size=120))
+def test_bitwise_count_is_the_view_count(text: str) -> None:
+    assert _count_ascii(text.encode()) == _count_by_views(text.encode())
+
+
+def test_bitwise_count_beyond_the_kept_masks() -> None:
+    for text in (SAMPLES["code"][0], SAMPLES["json"][0], "x" * 30 + "Yz  9"):
+        big = (text * (_MASK_BYTES // len(text) + 2)).encode()
+        assert len(big) > _MASK_BYTES
+        assert _count_ascii(big) == _count_by_views(big)
+        at = big[:_MASK_BYTES]
+        assert _count_ascii(at) == _count_by_views(at)
 
 
 @settings(max_examples=300, deadline=None)
