@@ -115,6 +115,16 @@ class CandidateFilter:
         return ok
 
     def run(self, f: Features, max_tokens: int | None = None, now: float | None = None) -> Filtered:
+        cons = self.constraints
+        health = self.health
+        if (f.capabilities <= self.common_caps and f.context_tokens <= self.min_context
+                and (max_tokens or 0) <= self.min_max_output and f.min_quality is None and f.max_cost_usd is None
+                and f.latency_budget_ms is None and not f.tags and not self.hooks and self.headroom is None
+                and not self.limited and cons.min_quality is None and cons.max_cost_usd is None
+                and cons.max_latency_ms is None and not cons.tags and (health is None or self._all_closed(health))):
+            # the common case, in one test: nothing for a hard filter to check (as `hard` finds), every
+            # circuit closed, no concurrency limit or headroom check (as `soft` finds)
+            return Filtered(self.deployments, [], {})
         rejected: dict[str, str] = {}
         return self.soft(self.hard(self.deployments, f, max_tokens, rejected), f, rejected, now)
 

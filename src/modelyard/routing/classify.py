@@ -253,12 +253,13 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
         if runs:
             extra += [c for sub, c in _CUE_CJK if sub in text]
     n = len(words)
-    extra.append("k:len0" if n < 5 else "k:len1" if n < 15 else "k:len2" if n < 40 else "k:len3" if n < 100
-                 else "k:len4")
+    extra.append(_LEN_BUCKETS[n] if n < 100 else "k:len4")
     found = set(_MARKS.findall(low))
-    found.update(_WORD_MARK_SET.intersection(words))
-    if not _PAIR_FIRST.isdisjoint(words):  # most prompts hold no first word of a two-word cue
-        found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
+    flagged = _FLAGGED.intersection(words)  # one pass over the words for three lookups
+    if flagged:
+        found.update(_WORD_MARK_SET.intersection(flagged))
+        if not _PAIR_FIRST.isdisjoint(flagged):  # most prompts hold no first word of a two-word cue
+            found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
     if found:
         cues = set(map(_K_CUE.get, found, repeat("k:math")))  # the distinct k: cues; x: marks give None
         cues.discard(None)
@@ -267,7 +268,7 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
         extra.append("k:question")
         if n < 15:
             extra.append("k:shortq")
-    if not _LANG_NAMES.isdisjoint(words):
+    if flagged and not _LANG_NAMES.isdisjoint(flagged):
         extra.append("k:langname")
     return words, extra, found
 
@@ -277,6 +278,9 @@ _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
 _PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
 _PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
 _K_CUE: dict[str, str | None] = {m: c if c[0] == "k" else None for m, c in _ALL_MARKS.items()}  # see mark_category
+_FLAGGED = _WORD_MARK_SET | _PAIR_FIRST | _LANG_NAMES  # words some lookup of `scan` is after
+_LEN_BUCKETS = tuple("k:len0" if n < 5 else "k:len1" if n < 15 else "k:len2" if n < 40 else "k:len3"
+                     for n in range(100))  # by word count; 100 or more: k:len4
 
 
 _FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int (see TaskModel)

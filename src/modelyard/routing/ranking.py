@@ -130,7 +130,10 @@ class Boosted(Ranking):
     __slots__ = ("bonus", "hit", "miss")
 
     def __init__(self, inner: Ranking, bonus: Sequence[float], hit: str, miss: str, rule: str) -> None:
-        super().__init__(inner.candidates, inner.order, inner.scores, hit, rule)
+        # Ranking's fields set here, not through super().__init__: one call less per rules decision
+        self.candidates, self.order, self.scores, self.reason, self.rule = \
+            inner.candidates, inner.order, inner.scores, hit, rule
+        self._deployments, self._scored = inner._deployments, None
         self.bonus, self.hit, self.miss = bonus, hit, miss
 
     def score(self, pos: int) -> float:

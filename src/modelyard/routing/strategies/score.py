@@ -85,8 +85,8 @@ class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("_rows", "cheapest", "dearest", "deps", "fastest", "healths", "ins", "inv_tps", "names", "outs",
-                 "qnorm", "quality", "slowest", "ttft")
+    __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "fastest", "healths", "ins", "inv_tps",
+                 "latency_ends", "names", "outs", "qnorm", "quality", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -108,6 +108,8 @@ class _Table:
         priors = list(zip(self.ttft, self.inv_tps, strict=True))  # ttft + fo/speed: the same, while no
         self.slowest = _front(priors, 1.0)  # deployment has observed latencies
         self.fastest = _front(priors, -1.0)
+        self.cost_ends = _ends(self.cheapest, self.dearest)
+        self.latency_ends = _ends(self.fastest, self.slowest)
 
     def rows(self, task: str, bonus: list[float] | None) -> list[tuple[float, ...]]:
         """(input price, output price, TTFT prior, ms per output token, normalised quality for `task`
@@ -158,6 +160,11 @@ def _front(points: list[tuple[float, float]], sign: float) -> list[tuple[float, 
                                          for c, d in points):
             out.append((a, b))
     return out
+
+
+def _ends(low: list[tuple[float, float]], high: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+    """(a, b) of the lowest front's point then of the highest's when each front is one point."""
+    return (*low[0], *high[0]) if len(low) == 1 and len(high) == 1 else None
 
 
 def _lowest(front: list[tuple[float, float]], base: float, x: float) -> float:
@@ -241,14 +248,22 @@ class Score:
         fi, fo = features.input_tokens, features.output_tokens
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
         # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
-        lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
+        ends = t.cost_ends
+        if ends is not None:  # one cheapest and one dearest price pair (usual): _lowest/_highest inline
+            lo, hi = fi * ends[0] + fo * ends[1], fi * ends[2] + fo * ends[3]
+        else:
+            lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
         rows = t.rows(features.task, bonus)
         ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
-            lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
+            ends = t.latency_ends
+            if ends is not None:  # (1.0 · ttft is ttft: the same doubles as _lowest(front, 1.0, fo))
+                lo, hi = ends[0] + fo * ends[1], ends[2] + fo * ends[3]
+            else:
+                lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
             cv = al * fo
