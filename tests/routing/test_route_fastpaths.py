@@ -355,6 +355,43 @@ def test_compiled_conditions(when: dict, true: Features, false: Features) -> Non
     assert cond(true) is True and cond(false) is False
 
 
+WHENS = [
+    {}, {"task": "math"}, {"task": ["code_generation", "code_review"]}, {"task": {"not_in": ["chat"]}},
+    {"complexity": {"gte": 0.6}}, {"complexity": {"gt": 0.2, "lte": 0.7}}, {"input_tokens": {"lt": 100}},
+    {"hour": {"between": [22, 6]}}, {"hour": {"between": [1, 5]}, "tier": "free"}, {"weekday": ["sat", "sun"]},
+    {"language": {"ne": "en"}}, {"tier": {"exists": True}}, {"tier": {"exists": False}}, {"user": {"matches": "^a"}},
+    {"capabilities": "vision"}, {"capabilities": {"contains_any": ["tools", "json"]}},
+    {"tags": {"contains_all": ["eu", "batch"], "exists": True}}, {"tags": {"exists": False}},
+    {"latency_budget_ms": {"lt": 500}}, {"max_cost_usd": {"between": [0, 0.01]}}, {"metadata.project": "apollo"},
+    {"not": {"task": "chat"}}, {"any": [{"task": "translation"}, {"language": {"ne": "en"}}]},
+    {"all": [{"complexity": {"lt": 0.3}}, {"any": [{"tier": "pro"}, {"not": {"capabilities": "tools"}}]}]},
+    {"task_confidence": {"gte": 0.9}, "output_tokens": {"gt": 200}},
+]
+feature_values = st.builds(
+    Features, task=st.sampled_from(TASKS), task_confidence=st.floats(0, 1),
+    complexity=st.sampled_from([0.0, 0.2, 0.3, 0.6, 0.7, 1.0]),
+    input_tokens=st.sampled_from([0, 99, 100, 5000]), output_tokens=st.integers(0, 400),
+    capabilities=st.frozensets(st.sampled_from(["vision", "tools", "json"])), language=st.sampled_from(["en", "fr"]),
+    user=st.none() | st.sampled_from(["alice", "bob"]), tier=st.none() | st.sampled_from(["free", "pro"]),
+    tags=st.frozensets(st.sampled_from(["eu", "batch"])), latency_budget_ms=st.none() | st.sampled_from([100.0, 500.0]),
+    max_cost_usd=st.none() | st.sampled_from([0.0, 0.005, 0.01]), hour=st.integers(0, 23), weekday=st.integers(0, 6),
+    extra=st.sampled_from([{}, {"project": "apollo"}, {"project": "x"}]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(f=feature_values, order=st.permutations(range(len(WHENS))))
+def test_rules_in_one_generated_function_match_calling_each_condition(f: Features, order: list[int]) -> None:
+    from modelyard.routing.conditions import compile_condition, first_true, source
+
+    conds = [compile_condition(WHENS[i], ("when",)) for i in order]
+    for k in (1, 6, len(conds)):
+        expected = next((i for i, c in enumerate(conds[:k]) if c(f)), -1)
+        assert first_true(conds[:k])(f) == expected
+    for c in conds:  # each expression alone, too
+        text, names = source(c)
+        assert bool(eval(text, {**names, "f": f})) == bool(c(f))
+
+
 @settings(max_examples=500, deadline=None)
 @given(x=st.floats(0, 1) | st.integers(0, 2000).map(lambda i: i / 2000))
 def test_round3_is_round_to_three_digits(x: float) -> None:

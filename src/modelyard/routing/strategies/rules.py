@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ...types import ChatRequest, Scored
-from ..conditions import Condition, compile_condition
+from ..conditions import Condition, compile_condition, first_true
 from ..features import Features
 from ..ranking import BONUS, Boosted, Preferred, Ranking
 from .base import (
@@ -145,6 +145,7 @@ class Rules:
                           _targets(r.to, ("rules", i, "to"), names), group)
             for i, r in enumerate(opts.rules)
         ]
+        self._first = first_true([r.match for r in self.rules])  # the rules in one function
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
         self.default = _CompiledRule("default", lambda f: True, default, group) if default is not None else None
         _inner(opts.then, opts.then_options, None)
@@ -172,14 +173,13 @@ class Rules:
         """The first matching rule with a target among the candidates (or the default), and the rules
         that matched but whose targets were all filtered out. `whole`: whether the candidates are
         the whole group (worked out when not given)."""
+        if whole if whole is not None else self._whole_group(candidates):
+            i = self._first(features)  # every target (validated at load) is a candidate: the first match
+            return self.rules[i] if i >= 0 else self.default, []
         skipped: list[str] = []
-        names = None
+        names = {d.name for d in candidates}
         for rule in self.rules:
             if rule.match(features):
-                if names is None:
-                    if whole if whole is not None else self._whole_group(candidates):
-                        return rule, skipped  # every target (validated at load) is a candidate
-                    names = {d.name for d in candidates}
                 if not rule.targets.isdisjoint(names):
                     return rule, skipped
                 skipped.append(rule.label)
