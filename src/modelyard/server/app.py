@@ -21,8 +21,9 @@ import orjson
 from .. import __version__
 from ..errors import Auth, BadRequest, ModelyardError, NotFound, PayloadTooLarge
 from ..gateway import Gateway, GatewayStream, new_request_id
-from ..types import ChatRequest, ChatResponse
+from ..types import ChatRequest, ChatResponse, RouteDecision
 from . import anthropic_api, explain_api, feedback_api, openai_api
+from .disconnect import DisconnectWatch
 
 log = logging.getLogger("modelyard.server")
 
@@ -31,9 +32,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = (b"content-type", b"application/json")
-# A streamed answer watches for its client hanging up once it has run this long (see App._pump):
-# a client gone before then is noticed this much later at most.
-WATCH_AFTER_S = 0.05
 # The cyclic GC's first generation runs when tracked allocations outnumber frees by this much.
 # Python's 700 is crossed many times a second by the transient dicts of in-flight requests (a
 # stream's parsed events), and each pass rescans every live young object for nothing: requests
@@ -60,6 +58,10 @@ class App:
         self.routes[("GET", "/ready")] = self.ready
         self._paths = {p for _, p in self.routes}
         self._models_body = self._render_models()
+        # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
+        self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
+        self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
+        self._watch = DisconnectWatch()
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,6 +100,7 @@ class App:
                 gc.set_threshold(*GC_THRESHOLDS)
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                self._watch.close()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -149,14 +152,23 @@ class App:
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _route_headers(self, rid: str, dep_name: str, model: str, strategy: str) -> list[tuple[bytes, bytes]]:
-        return [(b"x-request-id", rid.encode()), (b"x-modelyard-model", model.encode()),
-                (b"x-modelyard-deployment", dep_name.encode()), (b"x-modelyard-route", strategy.encode())]
+    def _route_headers(self, rid: str, dep_name: str, model: str, d: RouteDecision | None
+                       ) -> list[tuple[bytes, bytes]]:
+        deployment = self._dep_headers.get(dep_name) or _dep_headers(dep_name, model)
+        if d is None:
+            route = (b"x-modelyard-route", b"direct")
+        else:
+            key = (d.strategy, d.rule)
+            route = self._route_values.get(key)  # type: ignore[assignment]
+            if route is None:
+                route = (b"x-modelyard-route", d.route_header().encode())
+                if len(self._route_values) < 4096:  # strategies × rules: a handful, from the config
+                    self._route_values[key] = route
+        return [(b"x-request-id", rid.encode()), *deployment, route]
 
     def _response_headers(self, rid: str, resp: ChatResponse) -> list[tuple[bytes, bytes]]:
         d = resp.decision
-        headers = [JSON, *self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model,
-                                              d.route_header() if d else "direct"),
+        headers = [JSON, *self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model, d),
                    (b"x-modelyard-cost-usd", f"{resp.cost_usd:.8f}".encode()),
                    (b"x-modelyard-latency-ms", f"{resp.latency_ms:.1f}".encode())]
         if d is not None and d.fallbacks:
@@ -167,8 +179,7 @@ class App:
 
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
         d = stream.decision
-        headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model,
-                                                      d.route_header())]
+        headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model, d)]
         if d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d.attempts:
@@ -182,11 +193,7 @@ class App:
         task = asyncio.current_task()
         assert task is not None
         gone = asyncio.Event()
-        # Most streams that a burst answers are over within a millisecond: the disconnect watcher
-        # (a task per stream) starts only once a stream outlives WATCH_AFTER_S.
-        watcher: list[asyncio.Future[None]] = []
-        timer = asyncio.get_running_loop().call_later(
-            WATCH_AFTER_S, lambda: watcher.append(asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))))
+        self._watch.add(task, receive, gone)  # a watcher task only if the stream runs a while
         finished = False
         pending: list[bytes] = []  # chunks that arrived together go out in one write
         try:
@@ -218,9 +225,7 @@ class App:
                 raise
             task.uncancel()
         finally:
-            timer.cancel()
-            for w in watcher:
-                w.cancel()
+            self._watch.discard(task)
             if not finished:
                 await stream.aclose()
 
@@ -312,11 +317,8 @@ async def _send_json(send: Send, status: int, body: bytes, rid: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    gone.set()
-    task.cancel()
+def _dep_headers(name: str, model: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    return (b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", name.encode())
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:

@@ -32,6 +32,7 @@ _HANDLED = frozenset((
     "max_completion_tokens", "stop", "seed", "n", "stream", "stream_options", "user", "metadata",
     "modelyard", "functions", "function_call",
 ))
+_SAMPLING = frozenset(("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "n"))
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -166,6 +167,7 @@ def parse_request(body: Any) -> ChatRequest:
     req = ChatRequest(model=model, messages=[_message(m, i) for i, m in enumerate(raw_msgs)])
     if len(body) == 2:
         return req
+    present = _HANDLED.intersection(body)  # each field below is validated only when it was sent
     if (tools := body.get("tools")) is not None:
         req.tools = _tools(tools) or None
     if (tc := body.get("tool_choice")) is not None:
@@ -185,11 +187,12 @@ def parse_request(body: Any) -> ChatRequest:
             raise _bad("response_format.json_schema",
                        "required with type 'json_schema': {'name': ..., 'schema': {...}}")
         req.response_format = None if rf["type"] == "text" else rf
-    req.temperature = _number(body, "temperature", 0, 2)
-    req.top_p = _number(body, "top_p", 0, 1)
-    req.max_tokens = _int(body, "max_completion_tokens", 1) or _int(body, "max_tokens", 1)
-    req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
-    req.n = _int(body, "n", 1, 16) or 1
+    if not present.isdisjoint(_SAMPLING):
+        req.temperature = _number(body, "temperature", 0, 2)
+        req.top_p = _number(body, "top_p", 0, 1)
+        req.max_tokens = _int(body, "max_completion_tokens", 1) or _int(body, "max_tokens", 1)
+        req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
+        req.n = _int(body, "n", 1, 16) or 1
     stop = body.get("stop")
     if stop is not None:
         if isinstance(stop, str):
@@ -218,9 +221,8 @@ def parse_request(body: Any) -> ChatRequest:
             if not isinstance(v, dict):
                 raise _bad(key, "must be an object")
             req.metadata.update(v)
-    extra = {k: v for k, v in body.items() if k not in _HANDLED}
-    if extra:
-        req.extra = extra
+    if len(present) < len(body):
+        req.extra = {k: v for k, v in body.items() if k not in _HANDLED}
     return req
 
 
