@@ -29,6 +29,10 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
         fail(str(e))
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
+    # Nothing in the app reads the client address, so uvicorn's X-Forwarded-For rewriting (a
+    # middleware call on every request) is off.
+    opts: dict[str, Any] = {"loop": loop, "http": http, "lifespan": "on", "access_log": False,
+                            "log_level": "warning", "server_header": False, "proxy_headers": False}
     if banner:
         _print_banner(gw, host, port)
     if workers > 1:
@@ -38,11 +42,9 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
         if sim_only:
             os.environ["MODELYARD_SIM_ONLY"] = "1"
         uvicorn.run("modelyard.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    loop=loop, http=http, lifespan="on", access_log=False, log_level="warning",
-                    server_header=False)
+                    **opts)
     else:
-        uvicorn.run(app_obj, host=host, port=port, loop=loop, http=http, lifespan="on", access_log=False,
-                    log_level="warning", server_header=False)
+        uvicorn.run(app_obj, host=host, port=port, **opts)
 
 
 def _has(module: str) -> bool:
