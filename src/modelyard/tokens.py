@@ -78,27 +78,46 @@ _count_cached = lru_cache(maxsize=512)(_count)
 
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _ERRORS = "modelyard-token-class"  # the codec error handler below
-# str.translate table: ASCII to itself, each non-ASCII character seen so far to its stand-in (CJK
-# characters to NUL, _CJK_MARK once encoded); _SEEN: the characters it holds.
-_TABLE: dict[int, str] = {i: chr(i) for i in range(128)}
-_SEEN: set[str] = set(map(chr, range(128)))
-_CJK_MARK = b"\x00"
+_CJK_MARK = b"\x00"  # what a CJK character becomes: the text is counted another way (`_count_unicode`)
 _SEARCH_CJK = 1024  # texts up to this length are searched for CJK characters first (one C-level scan)
-_WINDOW = 256  # characters mapped per call of the error handler
+_WINDOW = 256  # characters mapped per call of the error handler; shorter texts are mapped at once
+
+
+class _StandIns(dict[int, str]):
+    """str.translate table: ASCII to itself, any other character to its stand-in (CJK characters to
+    NUL), worked out the first time the character is looked up. Bounded: when full it starts over."""
+
+    def __missing__(self, code: int) -> str:
+        if len(self) > 65_536:
+            for k in [k for k in self if k >= 128]:
+                del self[k]
+        c = chr(code)
+        out = self[code] = "\x00" if _CJK_CHAR.match(c) else _stand_in(c)
+        return out
+
+
+_TABLE = _StandIns({i: chr(i) for i in range(128)})
 
 
 def _count_unicode(text: str) -> int:
     """`_count_ascii`'s count for any text. A curly quote or an accented letter in an English
     prompt no longer sends the whole prompt through the regex (~5x slower on long prompts)."""
     if len(text) > _SEARCH_CJK or not _CJK_CHAR.search(text):  # long texts: the handler finds CJK
-        b = text.encode("ascii", _ERRORS)
+        b = _stand_ins(text)
         if _CJK_MARK not in b:  # (a NUL of the text's own takes the CJK path too: the same count)
             return _count_ascii(b)
     # The runs between CJK characters, joined by "_": it is neither letter, digit, symbol nor
     # blank, so it ends every piece and starts none, as the CJK character it replaces did.
     runs = _CJK_CHAR.split(text)
     rest = "_".join(r for r in runs if r)
-    return len(runs) - 1 + (_count_ascii(rest.encode("ascii", _ERRORS)) if rest else 0)
+    return len(runs) - 1 + (_count_ascii(_stand_ins(rest)) if rest else 0)
+
+
+def _stand_ins(text: str) -> bytes:
+    """`text` with each non-ASCII character replaced by its stand-in, as ASCII bytes: a short text in
+    one translation; a long one through the encoder, so its ASCII runs are copied in C and only
+    windows from each other character are mapped (see the error handler)."""
+    return text.translate(_TABLE).encode() if len(text) <= _WINDOW else text.encode("ascii", _ERRORS)
 
 
 def _stand_in(c: str) -> str:
@@ -115,18 +134,7 @@ def _ascii_stand_ins(err: UnicodeError) -> tuple[str, int]:
     then cuts the CJK characters out (`_count_unicode`)."""
     assert isinstance(err, UnicodeEncodeError)
     end = min(len(err.object), err.start + _WINDOW)
-    window = err.object[err.start:end]
-    new = set(window).difference(_SEEN)
-    if new:
-        if len(_TABLE) > 65_536:  # bounded: start over from ASCII
-            for k in [k for k in _TABLE if k >= 128]:
-                del _TABLE[k]
-                _SEEN.discard(chr(k))
-            new = set(window).difference(_SEEN)
-        for c in new:
-            _TABLE[ord(c)] = "\x00" if _CJK_CHAR.match(c) else _stand_in(c)
-        _SEEN.update(new)
-    out = window.translate(_TABLE)
+    out = err.object[err.start:end].translate(_TABLE)
     if "\x00" in out:  # CJK: the caller counts another way, no need to map the rest of the text
         return out, len(err.object)
     return out, end
