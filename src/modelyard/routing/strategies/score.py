@@ -206,6 +206,7 @@ class Score:
         group = [ctx.deployments[n] for n in ctx.groups.get(ctx.group, ()) if n in ctx.deployments]
         self.table = _Table(group, self.quality)  # the common case: every deployment of the group is a candidate
         self._whole: list[Deployment] | None = None
+        self._plain = type(self).weights_and_reason is Score.weights_and_reason
 
     def weights_for(self, req: ChatRequest, f: Features) -> tuple[float, float, float]:
         wc, wl, wq = PRESETS[f.optimize_for] if f.optimize_for else self.weights
@@ -239,8 +240,13 @@ class Score:
               bonus: list[float] | None = None) -> Ranking:
         """`rank` without building the per-candidate entries (see ranking.py). `bonus` (by position)
         is added to the scores before sorting, and stays in them."""
-        weights, reason = self.weights_and_reason(req, features)
-        t = self._table_for(candidates)
+        if self._plain:  # (score's own weights: one call less)
+            weights, reason = self.weights_for(req, features), self.REASON
+        else:
+            weights, reason = self.weights_and_reason(req, features)
+        t = self.table
+        if candidates is not self._whole or len(candidates) != len(t.deps):
+            t = self._table_for(candidates)
         n = len(t.names)
         if n == 0:
             return Ranking(t.deps, [], [], reason)
@@ -256,7 +262,8 @@ class Score:
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
-        rows = t.rows(features.task, bonus)
+        hit = t._rows.get((features.task, id(bonus)))  # (`t.rows`' cache, read here: one call less)
+        rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
         ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
             ends = t.latency_ends
