@@ -11,7 +11,9 @@ analysis alone, `score` with observed latencies (a TTFT EWMA on every deployment
 case), the decision plus its explanation (`to_dict()`: the per-candidate verdicts and the features
 dict are built lazily, when the request log or explain reads them), the embedded default `auto` group
 (4 deployments), a one-deployment `first-healthy` group (the quick path: nothing to analyse), and
-the strategy alone on precomputed features (`order`, as the router calls it).
+the strategy alone on precomputed features (`order`, as the router calls it), and the token
+estimate alone on ~8k-character prompts (the labelled prompts run together, 600 distinct ones so the
+counter's LRU cache never holds the next one: what a long new prompt costs).
 Reported: p50 / p99 / mean in µs.
 """
 
@@ -35,6 +37,7 @@ from modelyard.catalog import builtin_cards  # noqa: E402
 from modelyard.config import parse_config  # noqa: E402
 from modelyard.gateway import Gateway  # noqa: E402
 from modelyard.routing.analyze import analyze  # noqa: E402
+from modelyard.tokens import count_message_tokens  # noqa: E402
 from modelyard.types import ChatRequest, Message  # noqa: E402
 
 N_DEPLOYMENTS = 50
@@ -79,6 +82,20 @@ def prompts() -> list[ChatRequest]:
     rows = [json.loads(x) for x in (ROOT / "tests/data/tasks.jsonl").read_text(encoding="utf-8").splitlines() if x]
     return [ChatRequest(model="", messages=[Message("system", "You are a helpful assistant."),
                                             Message("user", r["text"])]) for r in rows]
+
+
+def long_prompts(reqs: list[ChatRequest], n: int = 600, chars: int = 8000) -> list[ChatRequest]:
+    """~`chars`-character user turns made of consecutive labelled prompts (all languages), distinct."""
+    texts = [r.messages[-1].text() for r in reqs]
+    out = []
+    for i in range(n):
+        parts, j, size = [], i, 0
+        while size < chars:
+            parts.append(texts[j % len(texts)])
+            size += len(parts[-1]) + 2
+            j += 7
+        out.append(ChatRequest(model="", messages=[Message("user", "\n\n".join(parts) + f" ({i})")]))
+    return out
 
 
 def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
@@ -161,6 +178,9 @@ def main() -> None:
             order(r, feats[id(r)], deps)
 
         rows.append(summary(f"`{strategy}` order only (features precomputed)", measure(order_only, reqs, args.n)))
+    longs = long_prompts(reqs)
+    rows.append(summary("token estimate alone, ~8k-character prompts (~2k tokens)",
+                        measure(lambda r: count_message_tokens(r.messages), longs, min(args.n, 5000))))
     print("\n".join(rows))
 
 
