@@ -101,7 +101,8 @@ def main() -> None:
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     t = time.perf_counter()
     emb = get_embedder(MINILM)
-    print(f"MiniLM load (sha256 check + ONNX session): {(time.perf_counter() - t) * 1000:.0f} ms")
+    print(f"MiniLM load (sha256 check + ONNX session): {(time.perf_counter() - t) * 1000:.0f} ms; "
+          f"graph: {getattr(emb, 'graph', 'source')} {getattr(emb, 'graph_note', '')}")
     emb.embed(["warm up"])
     files = a.router or []
     if not files:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache.embed import get_embedder
 from ..routing.learned.base import EMBED_TOKENS
 from ..routing.learned.data import Example, load_jsonl
 from ..routing.learned.train import TRAINABLE, embed_prompts, features_of, fit_router
@@ -40,10 +41,12 @@ class CVResult:
 
 def cached_embeddings(prompts: Sequence[str], backend: str, cache: str | None,
                       max_tokens: int = EMBED_TOKENS) -> np.ndarray:
-    """Embeddings of prompts, kept in `cache` (a directory) under a hash of the prompts, backend and cut."""
+    """Embeddings of prompts, kept in `cache` (a directory) under a hash of the prompts, backend, the
+    graph that runs it (MiniLM's int8 or source graph: vectors differ slightly) and cut."""
     if not cache:
         return embed_prompts(prompts, backend, max_tokens=max_tokens)
-    key = hashlib.sha256("\x00".join([backend, str(max_tokens), *prompts]).encode()).hexdigest()[:20]
+    graph = str(getattr(get_embedder(backend), "graph", ""))
+    key = hashlib.sha256("\x00".join([backend, graph, str(max_tokens), *prompts]).encode()).hexdigest()[:20]
     path = Path(cache) / f"{key}.npy"
     if path.is_file():
         return np.load(path)

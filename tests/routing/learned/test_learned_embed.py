@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelyard.cache.embed import MINILM, EmbeddingError, MiniLMEmbedder, get_embedder
+from modelyard.cache import embed_int8
+from modelyard.cache.embed import MINILM, MINILM_SHA256, EmbeddingError, MiniLMEmbedder, get_embedder
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +103,85 @@ def test_a_router_keys_embeddings_by_the_embedded_head() -> None:
     key = r.embed_key(long)
     assert key.split() == long.split()[:EMBED_TOKENS] and r.embed_key(long + " more") == key
     assert np.array_equal(r.embed([key]), r.embed([long]))
+
+
+# -- the derived int8-arithmetic graph (cache/embed_int8.py) -----------------------------------------
+
+TEXTS = ["hi, how are you?", "Which of the following is NOT a mammal? A. whale B. bat C. shark D. dog",
+         "Schreibe ein Gedicht über den Herbst.", "def add(a, b):\n    return a + b  # tests?",
+         "If 3 pens cost $4.50, how much do 7 pens cost? Show your steps. " * 5]
+
+
+@pytest.fixture(scope="module")
+def source_graph(minilm: MiniLMEmbedder) -> MiniLMEmbedder:
+    return MiniLMEmbedder(graph="source")
+
+
+def test_the_int8_graph_runs_by_default_and_matches_the_source_graph(minilm: MiniLMEmbedder,
+                                                                     source_graph: MiniLMEmbedder) -> None:
+    assert minilm.graph == embed_int8.RECIPE, minilm.graph_note
+    assert source_graph.graph == "source" and source_graph.graph_note == "as requested"
+    for cut in (24, None):
+        a, b = minilm.embed(TEXTS, max_tokens=cut), source_graph.embed(TEXTS, max_tokens=cut)
+        cos = (a * b).sum(axis=1)
+        assert cos.min() > 0.998 and not np.array_equal(a, b)  # close, and really another graph
+    q = minilm.embed(TEXTS)
+    assert (q @ q.T)[0, 0] > 0.999 and np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_vectors_do_not_depend_on_batch_mates(minilm: MiniLMEmbedder) -> None:
+    together = minilm.embed(TEXTS, batch_size=8)  # activations are quantised per call: one text per call
+    assert np.array_equal(together, np.vstack([minilm.embed([t]) for t in TEXTS]))
+
+
+def test_unknown_graph_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELYARD_EMBED_GRAPH", "fp16")
+    with pytest.raises(EmbeddingError, match="unknown MiniLM graph 'fp16'"):
+        MiniLMEmbedder()
+
+
+def test_a_graph_that_cannot_be_built_falls_back_to_the_source_graph(minilm: MiniLMEmbedder, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_onnx(*_: object) -> tuple[bytes, dict[str, object]]:
+        raise embed_int8.Int8GraphError("building the int8 graph needs the 'onnx' package")
+
+    monkeypatch.setenv("MODELYARD_CACHE_DIR", str(tmp_path))  # empty: nothing cached
+    monkeypatch.setattr(embed_int8, "build", no_onnx)
+    emb = MiniLMEmbedder()
+    assert emb.graph == "source" and "'onnx' package" in emb.graph_note and emb.batch_size == 1
+    assert np.allclose(emb.embed(TEXTS[:2]), minilm.embed(TEXTS[:2]), atol=0.05)
+
+
+def test_a_built_graph_is_checked_cached_and_reused(minilm: MiniLMEmbedder, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Path(minilm.model_path).read_bytes()
+    data, info = embed_int8.build(source, minilm._pieces)
+    assert info["products"] == 36 and info["min_check_cosine"] >= embed_int8.MIN_COSINE
+    path = embed_int8.store_graph(data, MINILM_SHA256, info, tmp_path)
+    assert path is not None and embed_int8.cached_graph(MINILM_SHA256, tmp_path) == data
+    assert embed_int8.cached_graph("0" * 64, tmp_path) is None  # another source: not this graph
+    monkeypatch.setenv("MODELYARD_CACHE_DIR", str(tmp_path))
+    emb = MiniLMEmbedder()
+    assert emb.graph_note == "cached" and np.array_equal(emb.embed(TEXTS), minilm.embed(TEXTS))
+    corrupt = bytearray(data)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    path.write_bytes(bytes(corrupt))  # a damaged cache file is never loaded: its sha256 no longer matches
+    assert embed_int8.cached_graph(MINILM_SHA256, tmp_path) is None
+    monkeypatch.setattr(embed_int8, "MIN_COSINE", 1.001)  # a graph that fails its check is not kept
+    with pytest.raises(embed_int8.Int8GraphError, match="check text at cosine"):
+        embed_int8.build(source, minilm._pieces)
+
+
+def test_an_unwritable_cache_directory_is_not_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert embed_int8.store_graph(b"graph", MINILM_SHA256, {}, blocker / "sub") is None
+    assert embed_int8.cached_graph(MINILM_SHA256, blocker / "sub") is None
+
+
+def test_the_cache_directory_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELYARD_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert embed_int8.cache_dir() == tmp_path / "modelyard"
+    monkeypatch.setenv("MODELYARD_CACHE_DIR", str(tmp_path / "mine"))
+    assert embed_int8.cache_dir() == tmp_path / "mine"
