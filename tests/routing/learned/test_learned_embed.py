@@ -119,6 +119,7 @@ def source_graph(minilm: MiniLMEmbedder) -> MiniLMEmbedder:
 
 def test_the_int8_graph_runs_by_default_and_matches_the_source_graph(minilm: MiniLMEmbedder,
                                                                      source_graph: MiniLMEmbedder) -> None:
+    pytest.importorskip("onnx")  # builds the graph (a `learned` extra; without it the source graph runs)
     assert minilm.graph == embed_int8.RECIPE, minilm.graph_note
     assert source_graph.graph == "source" and source_graph.graph_note == "as requested"
     for cut in (24, None):
@@ -154,6 +155,7 @@ def test_a_graph_that_cannot_be_built_falls_back_to_the_source_graph(minilm: Min
 
 def test_a_built_graph_is_checked_cached_and_reused(minilm: MiniLMEmbedder, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnx")
     source = Path(minilm.model_path).read_bytes()
     data, info = embed_int8.build(source, minilm._pieces)
     assert info["products"] == 36 and info["min_check_cosine"] >= embed_int8.MIN_COSINE
