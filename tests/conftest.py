@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,9 @@ import pytest
 
 os.environ.setdefault("MODELYARD_SIM_ZERO_LATENCY", "1")
 os.environ.setdefault("MODELYARD_NO_OLLAMA", "1")
+if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per test session, not into ~/.cache
+    os.environ["MODELYARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="modelyard-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MODELYARD_CACHE_DIR"], True)
 
 
 class ServerThread:

@@ -280,15 +280,18 @@ def merge_read(complete: bytes, dep: Deployment) -> tuple[list[StreamChunk], Mod
     if done:
         blocks.pop()
     n = len(blocks)
-    if n and complete[:6] == b"data: " and complete.count(b"\n") == 2 * (n - 1 + done) \
-            and complete.count(b"\n\ndata: ") == n - 1 + done:
+    if n and complete[:6] == b"data: " and complete.count(b"\n") == 2 * (n - 1 + done):
         # Every newline is an event boundary (JSON strings hold no raw newline), so the payloads
-        # joined with commas are one JSON array.
+        # joined with commas are one JSON array — when every boundary is followed by `data: `,
+        # which the length of the joined text tells (each replacement is 7 bytes shorter).
         body = complete[:len(complete) - 14] if done else complete  # 14: len(b"\n\ndata: [DONE]")
-        try:
-            docs = orjson.loads(b"[" + body[6:].replace(b"\n\ndata: ", b",") + b"]")
-        except orjson.JSONDecodeError:
-            docs = None
+        joined = body[6:].replace(b"\n\ndata: ", b",")
+        docs = None
+        if len(body) - 6 - len(joined) == 7 * (n - 1):
+            try:
+                docs = orjson.loads(b"".join((b"[", joined, b"]")))
+            except orjson.JSONDecodeError:
+                pass
         if type(docs) is list and len(docs) == n:
             chunks, error = merge_events(docs, blocks, dep)
             return chunks, error, done
