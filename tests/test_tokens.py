@@ -20,6 +20,7 @@ from modelyard.tokens import (
     _count_ascii,
     _count_pieces,
     _stand_in,
+    _stand_ins,
     count_message_tokens,
     count_tokens,
     count_tools_tokens,
@@ -283,3 +284,11 @@ def test_non_ascii_prompts_count_as_the_definition_does() -> None:
     texts = [r["text"] for r in rows if not r["text"].isascii()]
     assert len(texts) > 50  # 10 languages besides English, some with CJK
     assert [count_tokens(t) for t in texts] == [_count_pieces(t) for t in texts]
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="".join(map(chr, range(1, 256))), min_size=1, max_size=40))
+def test_latin1_text_counts_as_its_stand_ins(text: str) -> None:
+    # Latin-1 text is classed byte by byte (`_CLASS`'s upper half): the count of its stand-ins
+    assert count_tokens(text) == _count_ascii(_stand_ins(text))

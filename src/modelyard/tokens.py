@@ -102,6 +102,9 @@ _TABLE = _StandIns({i: chr(i) for i in range(128)})
 def _count_unicode(text: str) -> int:
     """`_count_ascii`'s count for any text. A curly quote or an accented letter in an English
     prompt no longer sends the whole prompt through the regex (~5x slower on long prompts)."""
+    b = text.encode("latin-1", "ignore")
+    if len(b) == len(text):  # Latin-1 text (accented Western European): `_CLASS` classes its upper
+        return _count_ascii(b)  # half as their stand-ins, so no character needs mapping
     if len(text) > _SEARCH_CJK or not _CJK_CHAR.search(text):  # long texts: the handler finds CJK
         b = _stand_ins(text)
         if _CJK_MARK not in b:  # (a NUL of the text's own takes the CJK path too: the same count)
@@ -164,6 +167,7 @@ class SystemPromptCache:
 
 
 _count_system = SystemPromptCache(count_tokens)
+_system_counts = _count_system.counts
 
 
 def _is_symbol(c: str) -> bool:
@@ -189,7 +193,8 @@ def _classes(c: str) -> int:
     return _SYMBOL if _is_symbol(c) else 0  # "_", \r, \v, \f and the like: no piece
 
 
-_CLASS = bytes(_classes(chr(i)) for i in range(128)) + bytes(128)
+# Bytes 128-255 (Latin-1 text encoded as such) get the classes of their stand-ins (`_stand_in`).
+_CLASS = bytes(_classes(chr(i)) for i in range(128)) + bytes(_classes(_stand_in(chr(i))) for i in range(128, 256))
 _RUNS = _LETTER | _SYMBOL | _DIGIT | _BREAK  # a piece starts where a run of these starts
 _MASK_BYTES = 1 << 15  # lane masks kept for texts up to this many bytes (4 x 32 KB); longer: built per text
 
@@ -246,8 +251,9 @@ def count_message_tokens(messages: Iterable[Any]) -> int:
         if content:
             if not isinstance(content, str):
                 total += _parts_tokens(content)
-            elif role == "system":
-                total += _count_system(content)
+            elif role == "system":  # (`_count_system`, its dict read here: one call less)
+                n = _system_counts.get(content)
+                total += n if n is not None else _count_system(content)
             elif len(content) < _CACHE_MIN:  # count_tokens, one call shorter (most user turns)
                 total += _count_ascii(content.encode()) if content.isascii() else _count_unicode(content)
             else:

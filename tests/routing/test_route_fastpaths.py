@@ -64,9 +64,71 @@ def test_marks_regex_on_the_labelled_prompts() -> None:
 def _check_window(text: str) -> None:
     model = default_model()
     feats, words, marks = featurize_words(text)
-    task, p, words2, marks2 = model.analyze_window(text)
+    task, p, words2, marks2, lang = model.analyze_window(text)
     assert (task, p) == model.predict_features(feats)
     assert words2 == words and marks2 == marks
+    assert lang == classify.language(text, words)  # the stopword shortcut of `analyze_window`
+
+
+def _reference_prediction(text: str) -> tuple[str, float]:
+    """The classifier as first written: the feature list's packed rows summed, then a softmax over
+    the per-class fields in a plain loop."""
+    model = default_model()
+    fields = model._fields(featurize(text))
+    top = max(fields)
+    return model.classes[fields.index(top)], 1.0 / sum([math.exp((v - top) / 1000.0) for v in fields])
+
+
+def test_classifier_outputs_are_pinned_on_the_labelled_prompts() -> None:
+    # the same class and the same probability, to the bit, as the plain definition on every prompt
+    model = default_model()
+    for p in PROMPTS:
+        w = window(p)
+        assert model.analyze_window(w)[:2] == _reference_prediction(w) == model.predict(p)
+
+
+def _reference_complexity(text: str, task: str, input_tokens: int) -> float:
+    """`complexity` as first written: one expression, every term computed, then clamped and rounded."""
+    from modelyard.routing.analyze import TASK_PRIOR
+    length = min(1.0, math.log10(1 + input_tokens) / 4.0)
+    score = 0.35 * TASK_PRIOR.get(task, 0.3) + 0.2 * length
+    found = classify.find_marks(text)
+    questions = text.count("?")
+    if found or questions > 1:
+        cats = classify.mark_categories(found)
+        score += 0.2 * min(1.0, cats.count("x:reason") / 3.0)
+        score += 0.1 * min(1.0, (cats.count("x:step") + ("k:list" in cats) + max(0, questions - 1)) / 4.0)
+        score += 0.05 * (1.0 if "k:codeblock" in cats else 0.5 if "k:code" in cats else 0.0)
+        score += 0.1 * min(1.0, cats.count("x:constraint") / 4.0)
+    return round(min(1.0, max(0.0, score / 0.75)), 3)
+
+
+def test_complexity_is_the_plain_expression_on_the_labelled_prompts() -> None:
+    # precomputed length and prior terms, the no-cue shortcut: the same doubles
+    from modelyard.routing.analyze import complexity
+    for i, p in enumerate(PROMPTS):
+        w = window(p)
+        for n in (0, 1, 7 + i, 40 * i, 4095, 4096, 10_000 + i, 200_000):
+            task = TASKS[(i + n) % len(TASKS)]
+            assert complexity(w, task, n) == _reference_complexity(w, task, n), (p, task, n)
+    assert complexity("x", "unknown-task", 3) == _reference_complexity("x", "unknown-task", 3)
+
+
+LATIN1 = "".join(map(chr, range(32, 256))) + "\n\t"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=LATIN1, max_size=40), other=st.sampled_from(["", "ж", "中", "’"]))
+def test_word_split_by_table_is_the_regex_split(text: str, other: str) -> None:
+    # ASCII and Latin-1 text are split by a byte table; the words are `\w+`'s, in every case
+    for t in (text, text + other):
+        assert classify.scan(t)[0] == classify._WORD.findall(t.lower())
+
+
+def test_word_split_by_table_on_the_labelled_prompts() -> None:
+    for p in PROMPTS:
+        w = window(p)
+        assert classify.scan(w)[0] == classify._WORD.findall(w.lower())
 
 
 def test_classifier_fast_sums_equal_the_feature_list_on_the_labelled_prompts() -> None:
@@ -404,6 +466,37 @@ def test_round3_on_halves_and_their_neighbours() -> None:
                   i / 1000, math.nextafter(i / 1000, 2)):
             if 0 <= x <= 1:
                 assert round3(x) == round(x, 3), x
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, n=st.sampled_from([3, 9, 20]), bonus=st.booleans())
+def test_score_scores_repeated_cards_once_with_the_same_doubles(f: Features, n: int, bonus: bool) -> None:
+    # deployments sharing a card are scored once and copied: the very scores of scoring each row
+    fleet = _fleet(n)
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    s = gw.router.plans["g"].strategy
+    deps = gw.router.plans["g"].deployments
+    extra = [2.0 if i % 3 == 0 else 0.0 for i in range(n)] if bonus else None
+    got = s.order(ChatRequest(model="g", messages=[]), f, deps, extra)
+    distinct, index = s.table.distinct_rows(f.task)
+    assert len(distinct) == min(n, 4) and (index is not None) == (n > 4)  # four cards, repeated from the fifth on
+    t = s.table
+    wc, wl, wq = s.weights_for(ChatRequest(model="g", messages=[]), f)
+    fi, fo = f.input_tokens, f.output_tokens
+    costs = [fi * a + fo * b for a, b in zip(t.ins, t.outs, strict=True)]
+    lo, hi = min(costs), max(costs)
+    ac = wc / (hi - lo) if hi > lo else 0.0
+    k = ac * hi if hi > lo else wc
+    lats = [tt + fo * v for tt, v in zip(t.ttft, t.inv_tps, strict=True)]
+    lo, hi = min(lats), max(lats)
+    al = wl / (hi - lo) if hi > lo else 0.0
+    k += al * hi if hi > lo else wl
+    ref = [k - ac * fi * a - ac * fo * b - al * tt - al * fo * v + wq * q
+           for a, b, tt, v, q in t.rows(f.task, None)]
+    if extra is not None:
+        ref = [x + y for x, y in zip(ref, extra, strict=True)]
+    assert got.scores == ref
+    assert got.order == sorted(range(n), key=ref.__getitem__, reverse=True)
 
 
 def test_score_row_tables_are_bounded_and_match_the_columns() -> None:

@@ -17,7 +17,17 @@ from typing import Any
 from ..errors import BadRequest
 from ..tokens import count_message_tokens, count_tools_tokens
 from ..types import ChatRequest, Message
-from .classify import TaskModel, default_model, find_marks, language, mark_categories, scan, window
+from .classify import (
+    HEAD_CHARS,
+    TAIL_CHARS,
+    TaskModel,
+    default_model,
+    find_marks,
+    language,
+    mark_categories,
+    scan,
+    window,
+)
 from .features import TASKS, Features
 
 # Typical reply length per task (tokens) when the request sets no max_tokens: for cost and latency
@@ -41,6 +51,7 @@ _META_KEYS = {"user", "user_id", "tier", "user_tier", "tags", "task_value", "val
 OPTIMIZE_FOR = ("cost", "latency", "quality", "balanced")
 
 MessageCounter = Callable[[Iterable[Message]], int]
+_WHOLE_WINDOW = HEAD_CHARS + TAIL_CHARS  # texts up to this long are their own window
 
 
 def last_user_text(req: ChatRequest) -> str:
@@ -58,11 +69,16 @@ def complexity(text: str, task: str, input_tokens: int, marks: set[str] | None =
     Each term saturates, so no single signal (a long pasted document, say) makes a prompt "hard".
     `marks` are what `featurize_words` found (searched here when not given).
     """
-    length = min(1.0, math.log10(1 + input_tokens) / 4.0)  # 10 tok → .26, 1k → .75, 10k → 1
-    score = 0.35 * TASK_PRIOR.get(task, 0.3) + 0.2 * length
+    prior = _PRIOR_TERM.get(task)
+    score = (0.35 * TASK_PRIOR.get(task, 0.3) if prior is None else prior) + \
+        (_length_term(input_tokens) if input_tokens >= _LENGTH_TABLE else _LENGTH_TERM[input_tokens])
     found = find_marks(text) if marks is None else marks
     questions = text.count("?")
-    if found or questions > 1:
+    if not found and questions < 2:  # most prompts: no cue, at most one question (the same sum)
+        x = score / 0.75
+        if 0.0 <= x <= 1.0:
+            return round3(x)
+    else:
         cats = mark_categories(found)
         reasoning = min(1.0, cats.count("x:reason") / 3.0)
         steps = min(1.0, (cats.count("x:step") + ("k:list" in cats) + max(0, questions - 1)) / 4.0)
@@ -73,6 +89,16 @@ def complexity(text: str, task: str, input_tokens: int, marks: set[str] | None =
         score += 0.05 * code
         score += 0.1 * constraints
     return round3(min(1.0, max(0.0, score / 0.75)))  # /0.75: the realistic maximum maps to ~1
+
+
+def _length_term(input_tokens: int) -> float:
+    """The length term of the complexity score: 0.2 × log10(1 + tokens) / 4, at most 0.2."""
+    return 0.2 * min(1.0, math.log10(1 + input_tokens) / 4.0)  # 10 tok → .26, 1k → .75, 10k → 1
+
+
+_LENGTH_TABLE = 4096  # `_length_term` of up to this many tokens precomputed (the same doubles)
+_LENGTH_TERM = tuple(map(_length_term, range(_LENGTH_TABLE)))
+_PRIOR_TERM = {task: 0.35 * p for task, p in TASK_PRIOR.items()}
 
 
 def round3(x: float) -> float:
@@ -100,8 +126,13 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
         input_tokens += count_tools_tokens(req.tools)
     if light and not (meta and not TASK_HINTS.isdisjoint(meta)):
         return _light(req, input_tokens, now)
-    text = last_user_text(req)
-    win = window(text)
+    for m in reversed(req.messages):  # (`last_user_text` and `window`, inline: two calls less)
+        if m.role == "user":
+            text = m.text()
+            break
+    else:
+        text = req.prompt_text()
+    win = text if len(text) <= _WHOLE_WINDOW else window(text)
     forced = meta.get("task") if meta else None
     if forced is not None:
         if forced not in TASKS:
@@ -109,15 +140,16 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
                              param="modelyard.task")
         task, confidence = forced, 1.0
         words, _, marks = scan(win)
+        lang = language(win, words)
     else:
-        task, confidence, words, marks = (model or default_model()).analyze_window(win)
+        task, confidence, words, marks, lang = (model or default_model()).analyze_window(win)
     cx = complexity(win, task, input_tokens, marks)
     prior = OUTPUT_PRIOR.get(task, 100) or max(16, count_text_share(text, input_tokens))
     expected = int(prior * (1.0 + cx))
     output_tokens = min(req.max_tokens, expected) if req.max_tokens else expected
     hour, weekday = hour_weekday(now)
     f = Features(task, confidence, cx, input_tokens, output_tokens, input_tokens + (req.max_tokens or output_tokens),
-                 request_capabilities(req), language(win, words), req.user, hour=hour, weekday=weekday)
+                 request_capabilities(req), lang, req.user, hour=hour, weekday=weekday)
     if meta:
         _apply_metadata(f, meta)
     return f

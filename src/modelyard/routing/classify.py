@@ -208,9 +208,9 @@ def language(text: str, words: list[str] | None = None) -> str:
     ws = (words if words is not None else _WORD.findall(text.lower()))[:40]
     if _STOP_LANG.keys().isdisjoint(ws):
         return "en"  # no other language's stopword at all (most English prompts): one C-level pass
-    hits = [c for c in map(_STOP_LANG.get, ws) if c is not None]
+    hits = list(filter(None, map(_STOP_LANG.get, ws)))
     best = max(dict.fromkeys(hits), key=hits.count)  # a tie goes to the first seen (a set's order varied by run)
-    return best if hits.count(best) > sum(1 for w in ws if w in _EN) else "en"
+    return best if hits.count(best) > sum(map(_EN.__contains__, ws)) else "en"
 
 
 def featurize(text: str) -> list[str]:
@@ -234,10 +234,23 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
     """(words, other features, marks): everything the features are made of. The other features are
     the prefix (`p:`, `p2:`), CJK (`h:`, CJK cues) and `k:` cue features; word (`w:`), bigram
     (`b:`) and word-cue (`c:`) features follow from the words alone."""
+    return _scan(text)[:3]  # type: ignore[return-value]
+
+
+def _scan(text: str) -> tuple[list[str], list[str], set[str], bool]:
+    """`scan`, and whether the language guess must look (False: an ASCII text none of whose words
+    is another language's stopword, which `language` calls English — found in the same pass over
+    the words as the cue lookups, so most English prompts skip `language`)."""
     low = text.lower()
-    ascii_only = low.isascii()
-    # ASCII: a bytes translation (C table lookup) and split; the same words as `\w+`
-    words = low.encode().translate(_ASCII_SEP_BYTES).decode().split() if ascii_only else _WORD.findall(low)
+    ascii_only = latin1 = low.isascii()
+    # ASCII and Latin-1 text (accented Western European): a bytes translation (C table lookup) and
+    # split, the same words as `\w+` (its word characters are the alphanumeric ones and `_`)
+    if ascii_only:
+        words = low.encode().translate(_SEP_BYTES).decode().split()
+    else:
+        b = low.encode("latin-1", "ignore")
+        latin1 = len(b) == len(low)
+        words = b.translate(_SEP_BYTES).decode("latin-1").split() if latin1 else _WORD.findall(low)
     extra: list[str] = []
     if words:
         extra.append("p:" + words[0])
@@ -270,15 +283,15 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
             extra.append("k:shortq")
     if flagged and not _LANG_NAMES.isdisjoint(flagged):
         extra.append("k:langname")
-    return words, extra, found
+    return words, extra, found, not latin1 or not _STOP_LANG.keys().isdisjoint(flagged)  # (no script in Latin-1)
 
 
-_ASCII_SEP_BYTES = bytes(i if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(128)) + bytes(range(128, 256))
+_SEP_BYTES = bytes(i if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(256))  # word characters kept
 _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
 _PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
 _PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
 _K_CUE: dict[str, str | None] = {m: c if c[0] == "k" else None for m, c in _ALL_MARKS.items()}  # see mark_category
-_FLAGGED = _WORD_MARK_SET | _PAIR_FIRST | _LANG_NAMES  # words some lookup of `scan` is after
+_FLAGGED = _WORD_MARK_SET | _PAIR_FIRST | _LANG_NAMES | frozenset(_STOP_LANG)  # words some lookup of `scan` is after
 _LEN_BUCKETS = tuple("k:len0" if n < 5 else "k:len1" if n < 15 else "k:len2" if n < 40 else "k:len3"
                      for n in range(100))  # by word count; 100 or more: k:len4
 
@@ -348,15 +361,20 @@ class TaskModel:
     def predict_features(self, feats: list[str]) -> tuple[str, float]:
         return self._best(self._fields(feats))
 
-    def analyze_window(self, text: str) -> tuple[str, float, list[str], set[str]]:
-        """(task, probability, words, marks) of a windowed prompt: `predict_features(featurize(text))`
-        and `featurize_words`' words and marks, without building the feature list."""
-        words, extra, found = scan(text)
+    def analyze_window(self, text: str) -> tuple[str, float, list[str], set[str], str]:
+        """(task, probability, words, marks, language) of a windowed prompt:
+        `predict_features(featurize(text))`, `featurize_words`' words and marks, and
+        `language(text, words)`, without building the feature list."""
+        words, extra, found, look = _scan(text)
         total = sum(filter(None, map(self._rows.get, chain(extra, words, pairwise(words)))), self._packed_bias)
-        task, p = self._best(self._unpack(total.to_bytes(self._nbytes, "little")))
-        return task, p, words, found
+        s = self._unpack(total.to_bytes(self._nbytes, "little"))
+        top = max(s)  # `_best`, inline
+        exp, scale = math.exp, _SCALE
+        p = 1.0 / sum([exp((v - top) / scale) for v in s])
+        return self.classes[s.index(top)], p, words, found, language(text, words) if look else "en"
 
     def _best(self, s: tuple[int, ...]) -> tuple[str, float]:
+        """The top class and its softmax probability: 1 / Σ exp((v − top) / 1000), summed in class order."""
         top = max(s)
         exp, scale = math.exp, _SCALE
         return self.classes[s.index(top)], 1.0 / sum([exp((v - top) / scale) for v in s])

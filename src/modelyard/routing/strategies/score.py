@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import attrgetter, countOf
+from operator import add, attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -85,8 +85,8 @@ class _Table:
     """Per-deployment numbers of one candidate list, resolved once: prices, latency priors, and
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
-    __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "fastest", "healths", "ins", "inv_tps",
-                 "latency_ends", "names", "outs", "qnorm", "quality", "slowest", "ttft")
+    __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "distinct", "fastest", "healths", "ins",
+                 "inv_tps", "latency_ends", "names", "outs", "qnorm", "quality", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -99,6 +99,8 @@ class _Table:
         self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
         self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
         self._rows: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]]]] = {}
+        # task -> (distinct rows, position -> index into them), see `distinct_rows`
+        self.distinct: dict[str, tuple[list[tuple[float, ...]], list[int] | None]] = {}
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -124,6 +126,21 @@ class _Table:
         if len(self._rows) < _ROW_CACHE:  # bonus lists are per rule (few); a full cache stops growing
             self._rows[key] = (bonus, rows)
         return rows
+
+    def distinct_rows(self, task: str) -> tuple[list[tuple[float, ...]], list[int] | None]:
+        """`rows(task, None)` without repeats, and each position's index into them — None when too few
+        repeat for scoring them once to pay (deployments sharing a card, e.g. one model in several
+        regions or under several keys, have the same numbers and so the same score: scored once,
+        then copied back to each position, the same doubles)."""
+        hit = self.distinct.get(task)
+        if hit is not None:
+            return hit
+        rows = self.rows(task, None)
+        seen: dict[tuple[float, ...], int] = {}
+        index = [seen.setdefault(r, len(seen)) for r in rows]
+        out = (list(seen), index) if len(seen) < 0.85 * len(rows) else (rows, None)
+        self.distinct[task] = out
+        return out
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -262,8 +279,6 @@ class Score:
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
         ttft = t.ttft_now(self.health)
-        hit = t._rows.get((features.task, id(bonus)))  # (`t.rows`' cache, read here: one call less)
-        rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
         ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
             ends = t.latency_ends
@@ -274,15 +289,27 @@ class Score:
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
             cv = al * fo
-            if bonus is None:
-                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+            distinct = t.distinct.get(features.task) or t.distinct_rows(features.task)
+            index = distinct[1]
+            if index is not None:  # repeated cards: each distinct row scored once (the bonus added after,
+                #                    as the last term: the same sum), then copied to its positions
+                base = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in distinct[0]]
+                scores = list(map(base.__getitem__, index)) if bonus is None else \
+                    list(map(add, map(base.__getitem__, index), bonus))
             else:
-                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
+                hit = t._rows.get((features.task, id(bonus)))  # (`t.rows`' cache, read here: one call less)
+                rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
+                if bonus is None:
+                    scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+                else:
+                    scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
             lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
+            hit = t._rows.get((features.task, id(bonus)))
+            rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
             if bonus is None:
                 scores = [k - ca * a - cb * b - al * lt + wq * q
                           for (a, b, _, _, q), lt in zip(rows, lats, strict=True)]
