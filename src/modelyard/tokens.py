@@ -102,9 +102,9 @@ _TABLE = _StandIns({i: chr(i) for i in range(128)})
 def _count_unicode(text: str) -> int:
     """`_count_ascii`'s count for any text. A curly quote or an accented letter in an English
     prompt no longer sends the whole prompt through the regex (~5x slower on long prompts)."""
-    b = text.encode("latin-1", "ignore")
-    if len(b) == len(text):  # Latin-1 text (accented Western European): `_CLASS` classes its upper
-        return _count_ascii(b)  # half as their stand-ins, so no character needs mapping
+    b = text.encode("cp1252", "ignore")
+    if len(b) == len(text):  # Western European text (Latin-1 letters, curly quotes, dashes): `_CLASS`
+        return _count_ascii(b)  # classes its upper half as their stand-ins, no character is mapped
     if len(text) > _SEARCH_CJK or not _CJK_CHAR.search(text):  # long texts: the handler finds CJK
         b = _stand_ins(text)
         if _CJK_MARK not in b:  # (a NUL of the text's own takes the CJK path too: the same count)
@@ -193,8 +193,11 @@ def _classes(c: str) -> int:
     return _SYMBOL if _is_symbol(c) else 0  # "_", \r, \v, \f and the like: no piece
 
 
-# Bytes 128-255 (Latin-1 text encoded as such) get the classes of their stand-ins (`_stand_in`).
-_CLASS = bytes(_classes(chr(i)) for i in range(128)) + bytes(_classes(_stand_in(chr(i))) for i in range(128, 256))
+# Bytes 128-255 (Windows-1252 text encoded as such: Latin-1's letters and signs, curly quotes, dashes,
+# the euro sign) get the classes of their characters' stand-ins (`_stand_in`).
+_CLASS = bytes(_classes(chr(i)) for i in range(128)) + bytes(
+    _classes(_stand_in(c)) if (c := bytes((i,)).decode("cp1252", "replace")) != "\ufffd" else 0
+    for i in range(128, 256))  # (the five bytes cp1252 leaves undefined never occur)
 _RUNS = _LETTER | _SYMBOL | _DIGIT | _BREAK  # a piece starts where a run of these starts
 _MASK_BYTES = 1 << 15  # lane masks kept for texts up to this many bytes (4 x 32 KB); longer: built per text
 

@@ -205,7 +205,11 @@ def language(text: str, words: list[str] | None = None) -> str:
         for rx, code in _SCRIPTS:
             if rx.search(text):
                 return code
-    ws = (words if words is not None else _WORD.findall(text.lower()))[:40]
+    return _stopword_language((words if words is not None else _WORD.findall(text.lower()))[:40])
+
+
+def _stopword_language(ws: list[str]) -> str:
+    """`language`'s guess from the stopwords of a Latin-script text's first words."""
     if _STOP_LANG.keys().isdisjoint(ws):
         return "en"  # no other language's stopword at all (most English prompts): one C-level pass
     hits = list(filter(None, map(_STOP_LANG.get, ws)))
@@ -237,20 +241,22 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
     return _scan(text)[:3]  # type: ignore[return-value]
 
 
-def _scan(text: str) -> tuple[list[str], list[str], set[str], bool]:
-    """`scan`, and whether the language guess must look (False: an ASCII text none of whose words
-    is another language's stopword, which `language` calls English — found in the same pass over
-    the words as the cue lookups, so most English prompts skip `language`)."""
+def _scan(text: str) -> tuple[list[str], list[str], set[str], int]:
+    """`scan`, and how much of the language guess is needed: 0 none (ASCII or Windows-1252 text none of
+    whose words is another language's stopword, which `language` calls English — found in the same
+    pass over the words as the cue lookups, so most English prompts skip `language`), 1 the
+    stopword count (Windows-1252 text holds no script `language` looks for), 2 all of `language`."""
     low = text.lower()
-    ascii_only = latin1 = low.isascii()
-    # ASCII and Latin-1 text (accented Western European): a bytes translation (C table lookup) and
-    # split, the same words as `\w+` (its word characters are the alphanumeric ones and `_`)
+    ascii_only = western = low.isascii()
+    # ASCII and Windows-1252 text (Western European letters, curly quotes, dashes): a bytes
+    # translation (C table lookup) and split, the same words as `\w+` (its word characters are the
+    # alphanumeric ones and `_`)
     if ascii_only:
         words = low.encode().translate(_SEP_BYTES).decode().split()
     else:
-        b = low.encode("latin-1", "ignore")
-        latin1 = len(b) == len(low)
-        words = b.translate(_SEP_BYTES).decode("latin-1").split() if latin1 else _WORD.findall(low)
+        b = low.encode("cp1252", "ignore")
+        western = len(b) == len(low)
+        words = b.translate(_SEP_BYTES).decode("cp1252").split() if western else _WORD.findall(low)
     extra: list[str] = []
     if words:
         extra.append("p:" + words[0])
@@ -258,7 +264,7 @@ def _scan(text: str) -> tuple[list[str], list[str], set[str], bool]:
             extra.append("p2:" + words[0] + " " + words[1])
     if not ascii_only:
         extra.append("k:nonascii")
-        runs = _EAST_ASIAN.findall(text)
+        runs = _EAST_ASIAN.findall(text) if not western else ()  # (no East Asian script in Windows-1252)
         for run in runs:
             extra += ["h:" + run[i:i + 2] for i in range(len(run) - 1)]
             if len(run) == 1:
@@ -283,10 +289,11 @@ def _scan(text: str) -> tuple[list[str], list[str], set[str], bool]:
             extra.append("k:shortq")
     if flagged and not _LANG_NAMES.isdisjoint(flagged):
         extra.append("k:langname")
-    return words, extra, found, not latin1 or not _STOP_LANG.keys().isdisjoint(flagged)  # (no script in Latin-1)
+    return words, extra, found, 2 if not western else 0 if _STOP_LANG.keys().isdisjoint(flagged) else 1
 
 
-_SEP_BYTES = bytes(i if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(256))  # word characters kept
+_SEP_BYTES = bytes(i if (c := bytes((i,)).decode("cp1252", "replace")).isalnum() or c == "_" else 32
+                   for i in range(256))  # Windows-1252 bytes: word characters kept, others a blank
 _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
 _PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
 _PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
@@ -371,7 +378,8 @@ class TaskModel:
         top = max(s)  # `_best`, inline
         exp, scale = math.exp, _SCALE
         p = 1.0 / sum([exp((v - top) / scale) for v in s])
-        return self.classes[s.index(top)], p, words, found, language(text, words) if look else "en"
+        lang = "en" if not look else _stopword_language(words[:40]) if look == 1 else language(text, words)
+        return self.classes[s.index(top)], p, words, found, lang
 
     def _best(self, s: tuple[int, ...]) -> tuple[str, float]:
         """The top class and its softmax probability: 1 / Σ exp((v − top) / 1000), summed in class order."""

@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import add, attrgetter, countOf
+from operator import attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -99,8 +99,8 @@ class _Table:
         self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
         self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
         self._rows: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]]]] = {}
-        # task -> (distinct rows, position -> index into them), see `distinct_rows`
-        self.distinct: dict[str, tuple[list[tuple[float, ...]], list[int] | None]] = {}
+        # (task, bonus id) -> (bonus, distinct rows, position -> index into them), see `distinct_rows`
+        self.distinct: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]], list[int] | None]] = {}
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -127,20 +127,23 @@ class _Table:
             self._rows[key] = (bonus, rows)
         return rows
 
-    def distinct_rows(self, task: str) -> tuple[list[tuple[float, ...]], list[int] | None]:
-        """`rows(task, None)` without repeats, and each position's index into them — None when too few
-        repeat for scoring them once to pay (deployments sharing a card, e.g. one model in several
-        regions or under several keys, have the same numbers and so the same score: scored once,
-        then copied back to each position, the same doubles)."""
-        hit = self.distinct.get(task)
-        if hit is not None:
-            return hit
-        rows = self.rows(task, None)
+    def distinct_rows(self, task: str, bonus: list[float] | None = None
+                      ) -> tuple[list[tuple[float, ...]], list[int] | None]:
+        """`rows(task, bonus)` without repeats, and each position's index into them — None (and all
+        the rows) when too few repeat for scoring them once to pay. Deployments sharing a card (one
+        model in several regions or under several keys) and a bonus have the same numbers, so the
+        same score: scored once, then copied back to each position, the same doubles."""
+        key = (task, id(bonus))
+        hit = self.distinct.get(key)
+        if hit is not None and hit[0] is bonus:  # (kept with its bonus list, as `rows`)
+            return hit[1], hit[2]
+        rows = self.rows(task, bonus)
         seen: dict[tuple[float, ...], int] = {}
         index = [seen.setdefault(r, len(seen)) for r in rows]
-        out = (list(seen), index) if len(seen) < 0.85 * len(rows) else (rows, None)
-        self.distinct[task] = out
-        return out
+        distinct, index_or_none = (list(seen), index) if len(seen) < 0.85 * len(rows) else (rows, None)
+        if len(self.distinct) < _ROW_CACHE:
+            self.distinct[key] = (bonus, distinct, index_or_none)
+        return distinct, index_or_none
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -289,20 +292,17 @@ class Score:
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
             cv = al * fo
-            distinct = t.distinct.get(features.task) or t.distinct_rows(features.task)
-            index = distinct[1]
-            if index is not None:  # repeated cards: each distinct row scored once (the bonus added after,
-                #                    as the last term: the same sum), then copied to its positions
-                base = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in distinct[0]]
-                scores = list(map(base.__getitem__, index)) if bonus is None else \
-                    list(map(add, map(base.__getitem__, index), bonus))
+            hit = t.distinct.get((features.task, id(bonus)))  # (`t.distinct_rows`' cache, read here)
+            rows, index = (hit[1], hit[2]) if hit is not None and hit[0] is bonus else \
+                t.distinct_rows(features.task, bonus)
+            # repeated cards: each distinct row (with its bonus, the last term) scored once, then
+            # copied to its positions; else `rows` is every candidate's
+            if bonus is None:
+                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
             else:
-                hit = t._rows.get((features.task, id(bonus)))  # (`t.rows`' cache, read here: one call less)
-                rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
-                if bonus is None:
-                    scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
-                else:
-                    scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
+                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
+            if index is not None:
+                scores = list(map(scores.__getitem__, index))
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
             lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
