@@ -102,9 +102,10 @@ _TABLE = _StandIns({i: chr(i) for i in range(128)})
 def _count_unicode(text: str) -> int:
     """`_count_ascii`'s count for any text. A curly quote or an accented letter in an English
     prompt no longer sends the whole prompt through the regex (~5x slower on long prompts)."""
-    b = text.encode("cp1252", "ignore")
-    if len(b) == len(text):  # Western European text (Latin-1 letters, curly quotes, dashes): `_CLASS`
-        return _count_ascii(b)  # classes its upper half as their stand-ins, no character is mapped
+    if len(text) <= _SEARCH_CJK:  # (a long text is more likely mixed: one encoding pass spared)
+        b = text.encode("cp1252", "ignore")
+        if len(b) == len(text):  # Western European text (Latin-1 letters, curly quotes, dashes): `_CLASS`
+            return _count_ascii(b)  # classes its upper half as their stand-ins, no character is mapped
     if len(text) > _SEARCH_CJK or not _CJK_CHAR.search(text):  # long texts: the handler finds CJK
         b = _stand_ins(text)
         if _CJK_MARK not in b:  # (a NUL of the text's own takes the CJK path too: the same count)
