@@ -15,10 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.tokens import (
+    _CLASS,
     _MASK_BYTES,
     IMAGE_TOKENS,
     _count_ascii,
     _count_pieces,
+    _long_runs,
     _stand_in,
     _stand_ins,
     count_message_tokens,
@@ -140,18 +142,19 @@ _BLANKS = _view(lambda c: "s" if c in " \t" else "0" if c.isdigit() else "x")
 
 def _count_by_views(b: bytes) -> int:
     """The ASCII count as first written: each class of piece counted as run starts (two-byte
-    substrings) in a one-letter-per-class view of the text. The bitwise `_count_ascii` must agree."""
+    substrings) in a one-letter-per-class view of the text; a run of digits or symbols counts one
+    here, and `_long_runs` adds the rest. The bitwise `_count_ascii` must agree."""
     if not b:
         return 0
     v = b.translate(_LETTERS)
     n = v.count(b" a") + v.count(b" A") + v.count(b"aA") + (v[0] != 32)
     n += sum(v.count(b"a" * k) for k in (12, 17, 22))
     v = b.translate(_SYMBOLS)
-    n += v.count(b" .") + (v[0] == 46) + v.count(b"....")
+    n += v.count(b" .") + (v[0] == 46)
     v = b.translate(_GLUE)
     n -= v.count(b".a") - v.count(b"..a") - v.count(b" .a")
     v = b.translate(_DIGITS)
-    n += v.count(b" 0") + (v[0] == 48) + v.count(b"0000")
+    n += v.count(b" 0") + (v[0] == 48)
     v = b.translate(_BREAKS)
     n += v.count(b"xn") + (v[0] == 110)
     v = b.translate(_BLANKS)
@@ -163,16 +166,32 @@ def _count_by_views(b: bytes) -> int:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
        | st.text(alphabet="aaaaaZZ99 ...\n\t_#", max_size=120))
 def test_bitwise_count_is_the_view_count(text: str) -> None:
-    assert _count_ascii(text.encode()) == _count_by_views(text.encode())
+    # (`_long_runs` itself is pinned to the definition below)
+    b = text.encode()
+    assert _count_ascii(b) == _count_by_views(b) + _long_runs(b.translate(_CLASS))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet="0123456789.,!?;:#(-_ aZz", max_size=80))
+def test_runs_of_digits_and_symbols_count_as_the_definition_does(text: str) -> None:
+    # blanks and line breaks aside (the one place the fast count stays an approximation of
+    # `_PIECE`: blanks running into a line break), the ASCII count is the definition's
+    assert _count_ascii(text.encode()) == _count_pieces(text)
+
+
+@pytest.mark.parametrize(("text", "pieces"), [("0000000", 3), ("0000000000", 4), ("1234567890123", 5),
+                                              ("!!!!a", 2), ("!!!!!!!a", 3), ("!!!!!!!", 3), ("!!!!!a", 3)])
+def test_long_runs_are_cut_in_threes(text: str, pieces: int) -> None:
+    assert count_tokens(text) == pieces == _count_pieces(text)
 
 
 def test_bitwise_count_beyond_the_kept_masks() -> None:
     for text in (SAMPLES["code"][0], SAMPLES["json"][0], "x" * 30 + "Yz  9"):
         big = (text * (_MASK_BYTES // len(text) + 2)).encode()
         assert len(big) > _MASK_BYTES
-        assert _count_ascii(big) == _count_by_views(big)
+        assert _count_ascii(big) == _count_by_views(big) + _long_runs(big.translate(_CLASS))
         at = big[:_MASK_BYTES]
-        assert _count_ascii(at) == _count_by_views(at)
+        assert _count_ascii(at) == _count_by_views(at) + _long_runs(at.translate(_CLASS))
 
 
 @settings(max_examples=300, deadline=None)
