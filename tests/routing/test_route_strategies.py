@@ -45,6 +45,17 @@ def test_score_presets_and_per_request_optimize_for() -> None:
     assert chain(quality_first, req("Prove that sqrt(2) is irrational."))[:2] == ["frontier", "balanced"]
 
 
+def test_score_latency_axis_follows_observed_ttft() -> None:
+    # the priors make `fast` the fastest; once streams have been timed, what was seen counts
+    gw = gateway(group("score", deps=["fast", "balanced"]))
+    latency = req(metadata={"optimize_for": "latency"})
+    assert gw.health.ttft_observed == 0 and chain(gw, latency)[0] == "fast"
+    for _ in range(20):
+        gw.health.ok("balanced", latency_ms=90, ttft_ms=5)
+        gw.health.ok("fast", latency_ms=4000, ttft_ms=3000)
+    assert gw.health.ttft_observed == 2 and chain(gw, latency)[0] == "balanced"
+
+
 def test_score_leans_on_quality_as_complexity_rises() -> None:
     gw = gateway(group("score", {"optimize_for": "cost", "complexity_gain": 1.0}, deps=["frontier", "balanced",
                                                                                         "fast"]))

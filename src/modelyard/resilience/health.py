@@ -67,6 +67,9 @@ class HealthTracker:
 
     def __init__(self, names: list[str], breaker: CircuitBreaker | None = None) -> None:
         self.by_name: dict[str, Health] = {n: Health() for n in names}
+        # How many deployments have an observed time to first token: while none has (no stream
+        # served yet), strategies that weigh latency skip reading every record for one.
+        self.ttft_observed = 0
         self.breaker = breaker if breaker is not None else CircuitBreaker(names=names)
         self.breaker.on_change = self._breaker_changed
 
@@ -92,6 +95,8 @@ class HealthTracker:
             h.ewma_latency_ms = _ewma(h.ewma_latency_ms, latency_ms)
             h.latency_samples.add(latency_ms)
         if ttft_ms is not None:
+            if h.ewma_ttft_ms is None:
+                self.ttft_observed += 1
             h.ewma_ttft_ms = _ewma(h.ewma_ttft_ms, ttft_ms)
             h.ttft_samples.add(ttft_ms)
         self.breaker.success(name, time.monotonic())

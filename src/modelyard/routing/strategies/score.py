@@ -147,7 +147,7 @@ class _Table:
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
-        if health is None:
+        if health is None or not health.ttft_observed:
             return self.ttft
         hs = self.healths
         if hs is None:
