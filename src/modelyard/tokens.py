@@ -13,10 +13,9 @@ aggregate and within ~15% on single texts; it is an estimate, not a tokenizer.
 the same count with one byte translation and bitwise operations on the text as one integer (see
 `_CLASS`), 5-10x faster than a regex scan — exactly, except where blanks run into a line break
 (one piece for the definition; the bitwise pass may count the blanks apart, a piece more at most).
-Other text takes the same path (`_count_unicode`): each
-non-ASCII character is replaced by an ASCII one that `_PIECE` treats alike, and CJK characters,
-which no ASCII character stands in for, are cut out first (each is a piece of its own and ends any
-piece beside it).
+Other text takes the same path (`_count_unicode`): each non-ASCII character is replaced by an ASCII
+one that `_PIECE` treats alike, and CJK characters, which no ASCII character stands in for, are cut
+out first (each is a piece of its own and ends any piece beside it).
 """
 
 from __future__ import annotations
@@ -223,8 +222,9 @@ def _count_ascii(b: bytes) -> int:
       (an upper-case letter after a lower-case one);
     - minus a symbol glued to the word after it (a letter follows; no symbol or blank precedes);
     - a piece per run of two or more blanks (indentation), and per single blank before a digit;
-    - one more per four symbols or four digits of a run, and long-word extras (runs of 12, 17, 22
-      lower-case letters: `bytes.count`, non-overlapping, as the view it was defined on).
+    - long-word extras (runs of 12, 17, 22 lower-case letters: `bytes.count`, non-overlapping, as
+      the view it was defined on), and the rest of runs of four or more digits or symbols
+      (`_long_runs`: the definition cuts them in threes).
     """
     v = b.translate(_CLASS)
     x = int.from_bytes(v, "little")

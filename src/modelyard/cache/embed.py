@@ -182,7 +182,7 @@ class MiniLMEmbedder:
         cut = max_tokens is not None and max_tokens < MAX_TOKENS
         if cut:  # the rest cannot matter: skip tokenising it
             texts = [self.key(t, max_tokens) for t in texts]
-        seqs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        seqs = self._pieces(texts)
         if cut:
             keep = max(2, max_tokens or 0)
             seqs = [s if len(s) <= keep else [*s[:keep - 1], s[-1]] for s in seqs]

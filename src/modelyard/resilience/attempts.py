@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 _SEQ = itertools.count()
-_NONE: list = []  # the shared empty list of a plan with nothing skipped or pooled yet (never appended to)
 
 
 class AttemptPlan:
@@ -57,21 +56,16 @@ class AttemptPlan:
         self.max_attempts = policy.retry.max_attempts
         self.attempts = 0
         self.last: ModelyardError | None = None
-        # Most requests are served by their first call: what only failures need starts empty and shared.
-        self.skipped: list[str] = _NONE  # refused by their breaker
-        self._pool: list[tuple[float, int, Deployment]] = _NONE  # same-deployment retries: (ready at, seq, dep)
-        self._retries: dict[str, int] | None = None
-        self._tried: tuple[str, ...] | set[str] = ()  # a set from the second call on
+        self.skipped: list[str] = []  # refused by their breaker
+        self._pool: list[tuple[float, int, Deployment]] = []  # same-deployment retries: (ready at, seq, dep)
+        self._retries: dict[str, int] = {}
+        self._tried: set[str] = set()
 
     # --- choosing ------------------------------------------------------------------------------
     def _count(self, dep: Deployment) -> None:
         self.attempts += 1
         self.decision.attempts = self.attempts
-        tried = self._tried
-        if type(tried) is tuple:
-            self._tried = {*tried, dep.name}
-        else:
-            tried.add(dep.name)  # type: ignore[union-attr]
+        self._tried.add(dep.name)
 
     def next_now(self) -> tuple[Deployment, int] | None:
         """The next untried deployment whose breaker lets a call through, without waiting; or None.
@@ -87,7 +81,7 @@ class AttemptPlan:
             if token != REFUSED:
                 self._count(dep)
                 return dep, token
-            self._skip(dep)
+            self.skipped.append(dep.name)
         return None
 
     async def next(self) -> tuple[Deployment, int]:
@@ -108,13 +102,8 @@ class AttemptPlan:
             if token != REFUSED:
                 self._count(dep)
                 return dep, token
-            self._skip(dep)
+            self.skipped.append(dep.name)
         raise self._tag(self.error())
-
-    def _skip(self, dep: Deployment) -> None:
-        if self.skipped is _NONE:
-            self.skipped = []
-        self.skipped.append(dep.name)
 
     def error(self) -> ModelyardError:
         """What to tell the caller when the plan gives up."""
@@ -146,8 +135,6 @@ class AttemptPlan:
         if isinstance(e, RateLimited) and p.rate_limit_fallbacks:
             first = [d for d in p.rate_limit_fallbacks if d.name not in self._tried]
             self.queue = deque(first + [d for d in self.queue if d not in first])
-        if self._retries is None:
-            self._retries, self._pool = {}, []
         n = self._retries.get(dep.name, 0)
         delay = retry_delay(p.retry, e, n)
         if delay is not None:

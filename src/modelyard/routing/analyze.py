@@ -18,8 +18,6 @@ from ..errors import BadRequest
 from ..tokens import count_message_tokens, count_tools_tokens
 from ..types import ChatRequest, Message
 from .classify import (
-    HEAD_CHARS,
-    TAIL_CHARS,
     TaskModel,
     default_model,
     find_marks,
@@ -51,7 +49,6 @@ _META_KEYS = {"user", "user_id", "tier", "user_tier", "tags", "task_value", "val
 OPTIMIZE_FOR = ("cost", "latency", "quality", "balanced")
 
 MessageCounter = Callable[[Iterable[Message]], int]
-_WHOLE_WINDOW = HEAD_CHARS + TAIL_CHARS  # texts up to this long are their own window
 
 
 def last_user_text(req: ChatRequest) -> str:
@@ -126,13 +123,8 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
         input_tokens += count_tools_tokens(req.tools)
     if light and not (meta and not TASK_HINTS.isdisjoint(meta)):
         return _light(req, input_tokens, now)
-    for m in reversed(req.messages):  # (`last_user_text` and `window`, inline: two calls less)
-        if m.role == "user":
-            text = m.text()
-            break
-    else:
-        text = req.prompt_text()
-    win = text if len(text) <= _WHOLE_WINDOW else window(text)
+    text = last_user_text(req)
+    win = window(text)
     forced = meta.get("task") if meta else None
     if forced is not None:
         if forced not in TASKS:

@@ -374,12 +374,9 @@ class TaskModel:
         `language(text, words)`, without building the feature list."""
         words, extra, found, look = _scan(text)
         total = sum(filter(None, map(self._rows.get, chain(extra, words, pairwise(words)))), self._packed_bias)
-        s = self._unpack(total.to_bytes(self._nbytes, "little"))
-        top = max(s)  # `_best`, inline
-        exp, scale = math.exp, _SCALE
-        p = 1.0 / sum([exp((v - top) / scale) for v in s])
+        task, p = self._best(self._unpack(total.to_bytes(self._nbytes, "little")))
         lang = "en" if not look else _stopword_language(words[:40]) if look == 1 else language(text, words)
-        return self.classes[s.index(top)], p, words, found, lang
+        return task, p, words, found, lang
 
     def _best(self, s: tuple[int, ...]) -> tuple[str, float]:
         """The top class and its softmax probability: 1 / Σ exp((v − top) / 1000), summed in class order."""

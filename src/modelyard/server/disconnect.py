@@ -32,11 +32,10 @@ class DisconnectWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, task: asyncio.Task[Any], receive: Receive, gone: asyncio.Event) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self._streams[task] = [loop.time(), receive, gone, None]
-        if self._handle is None:
+        if self._handle is None:  # (armed on the loop of the stream that found it idle)
+            self._loop = loop
             self._handle = loop.call_later(WATCH_AFTER_S, self._check)
 
     def discard(self, task: asyncio.Task[Any]) -> None:
