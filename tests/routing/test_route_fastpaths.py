@@ -478,9 +478,13 @@ def test_score_scores_repeated_cards_once_with_the_same_doubles(f: Features, n: 
     deps = gw.router.plans["g"].deployments
     extra = [2.0 if i % 3 == 0 else 0.0 for i in range(n)] if bonus else None
     got = s.order(ChatRequest(model="g", messages=[]), f, deps, extra)
-    distinct, index = s.table.distinct_rows(f.task, extra)
-    m = len({(i % 4, 0.0 if extra is None else extra[i]) for i in range(n)})  # four cards, with or without a bonus
-    assert (index is not None) == (m < 0.85 * n) and len(distinct) == (m if index is not None else n)
+    _, distinct, index, boosted, adds = s.table.distinct_entry(f.task, extra)
+    cards = len({i % 4 for i in range(n)})  # four cards
+    if extra is None:
+        assert (index is not None) == (cards < 0.85 * n) and len(distinct) == (cards if index is not None else n)
+    else:  # each card scored once, each (card, nonzero bonus) pair once more from its card's score
+        assert index is not None and len(distinct) == cards
+        assert len(boosted) == len(adds) == len({(i % 4, extra[i]) for i in range(n) if extra[i]})
     t = s.table
     wc, wl, wq = s.weights_for(ChatRequest(model="g", messages=[]), f)
     fi, fo = f.input_tokens, f.output_tokens

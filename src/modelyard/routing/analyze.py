@@ -18,6 +18,7 @@ from ..errors import BadRequest
 from ..tokens import count_message_tokens, count_tools_tokens
 from ..types import ChatRequest, Message
 from .classify import (
+    WINDOW_CHARS,
     TaskModel,
     default_model,
     find_marks,
@@ -123,8 +124,10 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
         input_tokens += count_tools_tokens(req.tools)
     if light and not (meta and not TASK_HINTS.isdisjoint(meta)):
         return _light(req, input_tokens, now)
-    text = last_user_text(req)
-    win = window(text)
+    last = req.messages[-1] if req.messages else None
+    text = last.content if last is not None and last.role == "user" and last.content.__class__ is str else \
+        last_user_text(req)  # (the last turn a user's text, the common case, read here)
+    win = text if len(text) <= WINDOW_CHARS else window(text)
     forced = meta.get("task") if meta else None
     if forced is not None:
         if forced not in TASKS:

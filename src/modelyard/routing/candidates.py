@@ -86,6 +86,7 @@ class CandidateFilter:
         self.headroom: HeadroomHook | None = None  # the built-in rpm/tpm check, when a deployment sets limits
         self._breaker: CircuitBreaker | None = None  # whose records `_records` are (the breaker's live objects)
         self._records: list[BreakerRecord] = []
+        self._plain_health = health is not None and type(health).healthy is HealthTracker.healthy
 
     def hard(self, deps: list[Deployment], f: Features, max_tokens: int | None,
              rejected: dict[str, str]) -> list[Deployment]:
@@ -121,7 +122,9 @@ class CandidateFilter:
                 and (max_tokens or 0) <= self.min_max_output and f.min_quality is None and f.max_cost_usd is None
                 and f.latency_budget_ms is None and not f.tags and not self.hooks and self.headroom is None
                 and not self.limited and cons.min_quality is None and cons.max_cost_usd is None
-                and cons.max_latency_ms is None and not cons.tags and (health is None or self._all_closed(health))):
+                and cons.max_latency_ms is None and not cons.tags
+                and (health is None or (self._plain_health and (not (b := health.breaker).enabled or not b.not_closed))
+                     or self._all_closed(health))):  # (`_all_closed`'s first answer inline)
             # the common case, in one test: nothing for a hard filter to check (as `hard` finds), every
             # circuit closed, no concurrency limit or headroom check (as `soft` finds)
             return Filtered(self.deployments, [], {})

@@ -35,6 +35,7 @@ from .features import TASKS
 
 HEAD_CHARS = 480  # the window the classifier reads: the head of the last user turn ...
 TAIL_CHARS = 160  # ... and its tail (instructions often come after a pasted text)
+WINDOW_CHARS = HEAD_CHARS + TAIL_CHARS  # a text up to this long is its own window
 
 _WORD = re.compile(r"\w+")
 _EAST_ASIAN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
@@ -190,7 +191,7 @@ _CUE_CJK: tuple[tuple[str, str], ...] = tuple(
 
 def window(text: str) -> str:
     """The bounded slice of the prompt the classifier reads."""
-    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+    if len(text) <= WINDOW_CHARS:
         return text
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 

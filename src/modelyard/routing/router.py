@@ -179,7 +179,13 @@ class Router:
         """Order the route's deployments: the one to call first, then the fallbacks."""
         if not route.is_group:
             return self._direct(route)
-        chain, decision, rejected = self.decide(route, req)
+        plan = self.plans.get(route.name)
+        if plan is not None and not plan.quick and not plan.light:  # (`decide`'s common case: one call less)
+            f = analyze(req, model=self._task_model or self.task_model, counter=plan.counter)
+            chain, decision, rejected = self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens),
+                                                     False, f.to_dict)
+        else:
+            chain, decision, rejected = self.decide(route, req)
         if not chain:
             raise no_candidate(route.name, rejected)
         return chain, decision
@@ -206,7 +212,12 @@ class Router:
         """Rank what the filters left, build the chain and the (lazily explained) decision."""
         rejected = filt.rejected
         pool = filt.eligible or filt.deferred  # nothing healthy: rank the rest anyway, better than failing
-        ranking = self._order(plan, req, f, pool) if pool else None
+        if not pool:
+            ranking = None
+        elif plan.order is not None:  # (`_order`, the common case)
+            ranking = plan.order(req, f, pool)
+        else:
+            ranking = self._order(plan, req, f, pool)
         if explain and ranking is not None:
             describe = getattr(plan.strategy, "describe", None)
             if describe is not None:
@@ -214,7 +225,7 @@ class Router:
                 for s in ranking.scored():
                     if s.deployment in detail:
                         s.reason = f"{s.reason}; {detail[s.deployment]}"
-        chain = ranking.deployments if ranking is not None else []
+        chain = [] if ranking is None else ranking._deployments or ranking.deployments
         if (filt.eligible and filt.deferred) or route.fallbacks:
             chain = list(chain)
             if filt.eligible and filt.deferred:

@@ -14,7 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from operator import attrgetter, countOf
+from operator import add, attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -99,8 +99,8 @@ class _Table:
         self.qnorm = {t: normalise_high(q) if q else [] for t, q in self.quality.items()}
         self.healths: list[Health] | None = None  # the tracker's live objects, once all are known
         self._rows: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]]]] = {}
-        # (task, bonus id) -> (bonus, distinct rows, position -> index into them), see `distinct_rows`
-        self.distinct: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]], list[int] | None]] = {}
+        # (task, bonus id) -> (bonus, distinct rows, position -> row, boosted rows), see `distinct_entry`
+        self.distinct: dict[tuple[str, int], _Distinct] = {}
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -129,21 +129,38 @@ class _Table:
 
     def distinct_rows(self, task: str, bonus: list[float] | None = None
                       ) -> tuple[list[tuple[float, ...]], list[int] | None]:
-        """`rows(task, bonus)` without repeats, and each position's index into them — None (and all
-        the rows) when too few repeat for scoring them once to pay. Deployments sharing a card (one
-        model in several regions or under several keys) and a bonus have the same numbers, so the
-        same score: scored once, then copied back to each position, the same doubles."""
+        """`rows(task, None)` without repeats, and each position's index into them — None (and all
+        the rows) when too few repeat for scoring them once to pay and there is no `bonus`.
+        Deployments sharing a card (one model in several regions or under several keys) have the
+        same numbers, so the same score: scored once, then copied back to each position, the same
+        doubles. With a `bonus`, the index also points past the rows, at `distinct_entry`'s boosted ones."""
+        hit = self.distinct_entry(task, bonus)
+        return hit[1], hit[2]
+
+    def distinct_entry(self, task: str, bonus: list[float] | None) -> _Distinct:
+        """(bonus, distinct rows, index, boosted, adds): a candidate's score is the score of row
+        index[pos] of the distinct rows followed by the boosted ones, row R + i (R rows) being row
+        boosted[i] + adds[i] — a distinct (row, bonus) pair: the bonus is the sum's last term, so
+        adding it to the row's score gives the same double as scoring the row with it."""
         key = (task, id(bonus))
         hit = self.distinct.get(key)
         if hit is not None and hit[0] is bonus:  # (kept with its bonus list, as `rows`)
-            return hit[1], hit[2]
-        rows = self.rows(task, bonus)
+            return hit
+        rows = self.rows(task, None)
         seen: dict[tuple[float, ...], int] = {}
         index = [seen.setdefault(r, len(seen)) for r in rows]
-        distinct, index_or_none = (list(seen), index) if len(seen) < 0.85 * len(rows) else (rows, None)
+        if bonus is None:
+            hit = (None, list(seen), index, None, None) if len(seen) < 0.85 * len(rows) else \
+                (None, rows, None, None, None)
+        else:
+            pairs: dict[tuple[int, float], int] = {}
+            for pos, x in enumerate(bonus):
+                if x != 0.0:  # (x + 0.0 is x: a score is never −0.0, its last term wq·q̂ is ≥ +0.0)
+                    index[pos] = pairs.setdefault((index[pos], x), len(seen) + len(pairs))
+            hit = (bonus, list(seen), index, [j for j, _ in pairs], [x for _, x in pairs])
         if len(self.distinct) < _ROW_CACHE:
-            self.distinct[key] = (bonus, distinct, index_or_none)
-        return distinct, index_or_none
+            self.distinct[key] = hit
+        return hit
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
@@ -165,7 +182,12 @@ class _Table:
         return [p if o is None else o for p, o in zip(self.ttft, observed, strict=True)]
 
 
+# (bonus, distinct rows, position -> row | None, boosted row -> its row | None, and -> its bonus | None)
+_Distinct = tuple[list[float] | None, list[tuple[float, ...]], list[int] | None, list[int] | None,
+                  list[float] | None]
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
+_WEIGHTS_MEMO = 8192  # (optimize_for, complexity) keys of Score._weights: 5 × 1001 in practice
+_NO_REQUEST = ChatRequest(model="", messages=[])  # weights_for reads only the features
 # (task, bonus list) row tables kept per candidate table: 8 rules × 11 tasks is 99 (~0.5 MB at 50
 # deployments); past the cap, rows are zipped per request
 _ROW_CACHE = 256
@@ -182,9 +204,13 @@ def _front(points: list[tuple[float, float]], sign: float) -> list[tuple[float, 
     return out
 
 
-def _ends(low: list[tuple[float, float]], high: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
-    """(a, b) of the lowest front's point then of the highest's when each front is one point."""
-    return (*low[0], *high[0]) if len(low) == 1 and len(high) == 1 else None
+def _ends(low: list[tuple[float, float]], high: list[tuple[float, float]]) -> tuple[float, ...] | None:
+    """Two (a, b) points of the lowest front, then two of the highest, when each front has one or
+    two points (one is given twice): min / max of base·a + x·b over them, inline, is `_lowest` /
+    `_highest`'s double."""
+    if not 0 < len(low) <= 2 or not 0 < len(high) <= 2:
+        return None
+    return (*low[0], *low[-1], *high[0], *high[-1])
 
 
 def _lowest(front: list[tuple[float, float]], base: float, x: float) -> float:
@@ -226,13 +252,26 @@ class Score:
         group = [ctx.deployments[n] for n in ctx.groups.get(ctx.group, ()) if n in ctx.deployments]
         self.table = _Table(group, self.quality)  # the common case: every deployment of the group is a candidate
         self._whole: list[Deployment] | None = None
-        self._plain = type(self).weights_and_reason is Score.weights_and_reason
+        # score's own weights: `order` reads them from `_weights` (see `_weights_for`)
+        self._plain = type(self).weights_and_reason is Score.weights_and_reason and \
+            type(self).weights_for is Score.weights_for
+        self._weights: dict[tuple[str | None, float], tuple[float, float, float]] = {}
 
     def weights_for(self, req: ChatRequest, f: Features) -> tuple[float, float, float]:
         wc, wl, wq = PRESETS[f.optimize_for] if f.optimize_for else self.weights
         wq *= max(0.0, 1.0 + self.gain * (2.0 * f.complexity - 1.0))
         t = wc + wl + wq
         return (wc / t, wl / t, wq / t) if t > 0 else (1 / 3, 1 / 3, 1 / 3)
+
+    def _weights_for(self, f: Features) -> tuple[float, float, float]:
+        """`weights_for`, kept by (optimize_for, complexity) — all it reads of the request — for
+        `order`: a few thousand keys at most (complexity has three decimals), bounded anyway."""
+        w = self.weights_for(_NO_REQUEST, f)
+        memo = self._weights
+        if len(memo) >= _WEIGHTS_MEMO:
+            memo.clear()
+        memo[(f.optimize_for, f.complexity)] = w
+        return w
 
     def _table_for(self, candidates: list[Deployment]) -> _Table:
         t = self.table
@@ -260,8 +299,11 @@ class Score:
               bonus: list[float] | None = None) -> Ranking:
         """`rank` without building the per-candidate entries (see ranking.py). `bonus` (by position)
         is added to the scores before sorting, and stays in them."""
-        if self._plain:  # (score's own weights: one call less)
-            weights, reason = self.weights_for(req, features), self.REASON
+        if self._plain:  # (score's own weights: looked up, worked out once per hint and complexity)
+            weights = self._weights.get((features.optimize_for, features.complexity))
+            if weights is None:
+                weights = self._weights_for(features)
+            reason = self.REASON
         else:
             weights, reason = self.weights_and_reason(req, features)
         t = self.table
@@ -274,33 +316,40 @@ class Score:
         fi, fo = features.input_tokens, features.output_tokens
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
         # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
-        ends = t.cost_ends
-        if ends is not None:  # one cheapest and one dearest price pair (usual): _lowest/_highest inline
-            lo, hi = fi * ends[0] + fo * ends[1], fi * ends[2] + fo * ends[3]
+        e = t.cost_ends
+        if e is not None:  # fronts of one or two price pairs (usual): _lowest/_highest inline
+            x, y = fi * e[0] + fo * e[1], fi * e[2] + fo * e[3]
+            lo = x if x <= y else y
+            x, y = fi * e[4] + fo * e[5], fi * e[6] + fo * e[7]
+            hi = x if x >= y else y
         else:
             lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
         ac = wc / (hi - lo) if hi > lo else 0.0
         k = ac * hi if hi > lo else wc
-        ttft = t.ttft_now(self.health)
+        health = self.health
+        ttft = t.ttft if health is None or not health.ttft_observed else t.ttft_now(health)
         ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
         if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
-            ends = t.latency_ends
-            if ends is not None:  # (1.0 · ttft is ttft: the same doubles as _lowest(front, 1.0, fo))
-                lo, hi = ends[0] + fo * ends[1], ends[2] + fo * ends[3]
+            e = t.latency_ends
+            if e is not None:  # (1.0 · ttft is ttft: the same doubles as _lowest(front, 1.0, fo))
+                x, y = e[0] + fo * e[1], e[2] + fo * e[3]
+                lo = x if x <= y else y
+                x, y = e[4] + fo * e[5], e[6] + fo * e[7]
+                hi = x if x >= y else y
             else:
                 lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
             cv = al * fo
-            hit = t.distinct.get((features.task, id(bonus)))  # (`t.distinct_rows`' cache, read here)
-            rows, index = (hit[1], hit[2]) if hit is not None and hit[0] is bonus else \
-                t.distinct_rows(features.task, bonus)
-            # repeated cards: each distinct row (with its bonus, the last term) scored once, then
-            # copied to its positions; else `rows` is every candidate's
-            if bonus is None:
-                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
-            else:
-                scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q + x for a, b, tt, v, q, x in rows]
+            hit = t.distinct.get((features.task, id(bonus)))  # (`t.distinct_entry`'s cache, read here)
+            if hit is None or hit[0] is not bonus:
+                hit = t.distinct_entry(features.task, bonus)
+            _, rows, index, boosted, adds = hit
+            # repeated cards: each distinct row scored once, a bonus added to the rows that have one,
+            # then copied to their positions; else `rows` is every candidate's
+            scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+            if boosted:
+                scores += map(add, map(scores.__getitem__, boosted), adds)
             if index is not None:
                 scores = list(map(scores.__getitem__, index))
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
