@@ -13,13 +13,17 @@ import math
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routekit import FLEET, gateway, group, req, sim
 
+from modelyard.catalog import builtin_cards
+from modelyard.config import parse_config
 from modelyard.errors import NoCandidate
+from modelyard.gateway import Gateway
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import classify
 from modelyard.routing.analyze import round3
@@ -475,9 +479,8 @@ def test_score_scores_repeated_cards_once_with_the_same_doubles(f: Features, n: 
     fleet = _fleet(n)
     gw = gateway(group("score", deps=list(fleet)), fleet)
     s = gw.router.plans["g"].strategy
-    deps = gw.router.plans["g"].deployments
     extra = [2.0 if i % 3 == 0 else 0.0 for i in range(n)] if bonus else None
-    got = s.order(ChatRequest(model="g", messages=[]), f, deps, extra)
+    _check_plain_scores(s, gw.router.plans["g"].deployments, f, extra)
     _, distinct, index, boosted, adds = s.table.distinct_entry(f.task, extra)
     cards = len({i % 4 for i in range(n)})  # four cards
     if extra is None:
@@ -485,6 +488,69 @@ def test_score_scores_repeated_cards_once_with_the_same_doubles(f: Features, n: 
     else:  # each card scored once, each (card, nonzero bonus) pair once more from its card's score
         assert index is not None and len(distinct) == cards
         assert len(boosted) == len(adds) == len({(i % 4, extra[i]) for i in range(n) if extra[i]})
+
+
+REAL_CARDS = [c for c in builtin_cards() if not c.startswith("sim/")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, n=st.sampled_from([7, 26, 50]), bonus=st.sampled_from([None, "rule", "mixed"]))
+def test_score_on_real_cards_is_the_plain_sum(f: Features, n: int, bonus: str | None) -> None:
+    # real cards: price and latency fronts of one or two points (their extremes inline), some cards
+    # repeated, bonuses of one value (a rule's) or several
+    fleet = {f"d{i}": sim(REAL_CARDS[i % len(REAL_CARDS)]) for i in range(n)}
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    s = gw.router.plans["g"].strategy
+    extra = None if bonus is None else [2.0 if i % 5 == 1 else 0.0 for i in range(n)] if bonus == "rule" else \
+        [float(i % 3) * 0.5 for i in range(n)]
+    _check_plain_scores(s, gw.router.plans["g"].deployments, f, extra)
+    t = s.table
+    if n == 50:  # (the fronts this fleet has: the inline extremes and a two-point front are exercised)
+        assert t.cost_ends is not None and t.latency_ends is not None
+        assert max(map(len, (t.cheapest, t.dearest, t.fastest, t.slowest))) == 2
+
+
+TWO_POINT_FRONTS = {  # prices (in, out) and priors (ttft, speed) where no card beats another in both
+    "sim/frontier": {"input_per_m": 1.0, "output_per_m": 10.0, "ttft_ms": 100.0, "tokens_per_s": 10.0},
+    "sim/balanced": {"input_per_m": 10.0, "output_per_m": 1.0, "ttft_ms": 5000.0, "tokens_per_s": 400.0},
+    "sim/fast": {"input_per_m": 0.2, "output_per_m": 0.9, "ttft_ms": 50.0, "tokens_per_s": 500.0},
+    "sim/local": {"input_per_m": 0.9, "output_per_m": 0.2, "ttft_ms": 60.0, "tokens_per_s": 666.0},
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, bonus=st.booleans())
+def test_score_with_two_point_fronts_is_the_plain_sum(f: Features, bonus: bool) -> None:
+    fleet = _fleet(12)
+    cfg = parse_config({"deployments": fleet, "model_groups": group("score", deps=list(fleet)),
+                        "catalog": TWO_POINT_FRONTS}, "t.yaml")
+    gw = Gateway(cfg, source="t.yaml", request_log=False)
+    s = gw.router.plans["g"].strategy
+    t = s.table
+    assert [len(x) for x in (t.cheapest, t.dearest, t.fastest, t.slowest)] == [2, 2, 2, 2]
+    _check_plain_scores(s, gw.router.plans["g"].deployments, f, [2.0 * (i % 2) for i in range(12)] if bonus else None)
+
+
+def test_score_weights_are_kept_by_hint_and_complexity_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = gateway(group("score"))
+    s, deps = gw.router.plans["g"].strategy, gw.router.plans["g"].deployments
+    monkeypatch.setattr(score_module, "_WEIGHTS_MEMO", 5)
+    r = ChatRequest(model="g", messages=[])
+    for i in range(40):
+        f = Features(complexity=round((i * 37 % 100) / 99, 3), optimize_for=[None, "cost", "quality"][i % 3],
+                     input_tokens=100, output_tokens=50)
+        s.order(r, f, deps)
+        assert s._weights[(f.optimize_for, f.complexity)] == s.weights_for(r, f)
+        assert len(s._weights) <= 5
+    budget = lookup("budget-aware")({}, _ctx({d.name: d for d in deps}, gw.health))  # weights from a hook: not kept
+    budget.order(r, Features(complexity=0.5), deps)
+    assert budget._weights == {}
+
+
+def _check_plain_scores(s: Any, deps: list, f: Features, extra: list[float] | None) -> None:
+    """`s.order`'s scores and order are the normalised weighted sum's, to the double."""
+    n = len(deps)
+    got = s.order(ChatRequest(model="g", messages=[]), f, deps, extra)
     t = s.table
     wc, wl, wq = s.weights_for(ChatRequest(model="g", messages=[]), f)
     fi, fo = f.input_tokens, f.output_tokens
