@@ -86,6 +86,7 @@ class CandidateFilter:
         self.headroom: HeadroomHook | None = None  # the built-in rpm/tpm check, when a deployment sets limits
         self._breaker: CircuitBreaker | None = None  # whose records `_records` are (the breaker's live objects)
         self._records: list[BreakerRecord] = []
+        self._open: Constraints | None = None  # see `_is_open`
         self._plain_health = health is not None and type(health).healthy is HealthTracker.healthy
 
     def hard(self, deps: list[Deployment], f: Features, max_tokens: int | None,
@@ -116,13 +117,11 @@ class CandidateFilter:
         return ok
 
     def run(self, f: Features, max_tokens: int | None = None, now: float | None = None) -> Filtered:
-        cons = self.constraints
         health = self.health
         if (f.capabilities <= self.common_caps and f.context_tokens <= self.min_context
                 and (max_tokens or 0) <= self.min_max_output and f.min_quality is None and f.max_cost_usd is None
                 and f.latency_budget_ms is None and not f.tags and not self.hooks and self.headroom is None
-                and not self.limited and cons.min_quality is None and cons.max_cost_usd is None
-                and cons.max_latency_ms is None and not cons.tags
+                and (self._open is (cons := self.constraints) or self._is_open(cons))
                 and (health is None or (self._plain_health and (not (b := health.breaker).enabled or not b.not_closed))
                      or self._all_closed(health))):  # (`_all_closed`'s first answer inline)
             # the common case, in one test: nothing for a hard filter to check (as `hard` finds), every
@@ -130,6 +129,16 @@ class CandidateFilter:
             return Filtered(self.deployments, [], {})
         rejected: dict[str, str] = {}
         return self.soft(self.hard(self.deployments, f, max_tokens, rejected), f, rejected, now)
+
+    def _is_open(self, cons: Constraints) -> bool:
+        """No concurrency limit and no group-level constraint (remembered for this constraints object
+        while it has none: `run`'s common case reads one attribute for it)."""
+        if self.limited or cons.min_quality is not None or cons.max_cost_usd is not None \
+                or cons.max_latency_ms is not None or cons.tags:
+            self._open = None
+            return False
+        self._open = cons
+        return True
 
     def fits_all(self, caps: frozenset[str], context_bound: int, max_tokens: int | None) -> bool:
         """True when the hard filters cannot remove anything from a request that needs `caps` and at

@@ -370,7 +370,9 @@ class Score:
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
         else:
             idx = sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ties keep group order
-        return Ranking(t.deps, idx, scores, reason)
+        r = Ranking(t.deps, idx, scores, reason)
+        r._deployments = list(map(t.deps.__getitem__, idx))  # the chain, read by every caller (`deployments`)
+        return r
 
     def components(self, f: Features, candidates: list[Deployment]) -> tuple[_Table, list[float], list[float],
                                                                              list[float]]:
