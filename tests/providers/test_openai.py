@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from modelyard.catalog import unknown_card
@@ -467,6 +469,41 @@ def test_merge_read_names_an_event_that_is_not_a_chunk(provider: OpenAIProvider,
     chunks, error, _ = merge_read(sse_read(orjson.dumps(chunk({"content": "ok"})), bad), dep)
     assert [c.text for c in chunks] == ["ok"]
     assert isinstance(error, ConnectionFailed) and "'" + dep.name + "'" in error.message
+
+
+_EVENT = st.one_of(
+    st.builds(lambda t, i: chunk({"content": t}) if not i else {**chunk({"content": t}),
+              "choices": [{"index": i, "delta": {"content": t}, "finish_reason": None}]},
+              st.text(max_size=6), st.integers(0, 2)),
+    st.just(chunk({"role": "assistant", "content": ""})),
+    st.builds(lambda n: chunk({"tool_calls": [{"index": 0, "id": f"c{n}", "function": {"name": "f",
+                                                                                       "arguments": "{}"}}]}),
+              st.integers(0, 9)),
+    st.just(chunk({}, "stop")),
+    st.just(STREAM[-1]),  # usage, no choices
+    st.just({"error": {"message": "boom", "type": "server_error"}}),
+    st.just([1, 2]),  # not a chunk
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(_EVENT, min_size=1, max_size=12), done=st.booleans())
+def test_merge_read_fast_path_matches_the_event_by_event_path(provider: OpenAIProvider, events: list[Any],
+                                                              done: bool) -> None:
+    # one JSON parse for the read, chunk bytes cut at the chunk boundaries only: the same chunks,
+    # the same forwarded bytes and the same error as parsing event by event (a leading comment
+    # sends the read down that path)
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    read = sse_read(*(orjson.dumps(e) for e in events), *([b"[DONE]"] if done else []))
+    fast = merge_read(read, dep)
+    slow = merge_read(b": comment\n\n" + read, dep)
+
+    def shape(result: tuple[list[StreamChunk], Any, bool]) -> Any:
+        chunks, error, end = result
+        return ([(c.index, c.text, c.role, c.finish_reason, c.usage, c.tool_calls, c.flush, c.openai_sse)
+                 for c in chunks], type(error), error and error.message, end)
+
+    assert shape(fast) == shape(slow)
 
 
 async def test_stream_burst_is_read_together(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -265,6 +266,7 @@ def usage_from_wire(u: dict[str, Any] | None) -> Usage:
 
 
 _DONE = b"data: [DONE]"
+_BOUNDARY = b"\n\ndata: "
 
 
 def merge_read(complete: bytes, dep: Deployment) -> tuple[list[StreamChunk], ModelyardError | None, bool]:
@@ -275,25 +277,24 @@ def merge_read(complete: bytes, dep: Deployment) -> tuple[list[StreamChunk], Mod
     parsed with one JSON call for the whole read and forwarded as the bytes that arrived; anything
     else (comments, `event:` lines, multi-line data, a payload that is not JSON) goes event by event.
     """
-    blocks = complete.split(b"\n\n")
-    done = blocks[-1] == _DONE
-    if done:
-        blocks.pop()
-    n = len(blocks)
-    if n and complete[:6] == b"data: " and complete.count(b"\n") == 2 * (n - 1 + done):
-        # Every newline is an event boundary (JSON strings hold no raw newline), so the payloads
-        # joined with commas are one JSON array — when every boundary is followed by `data: `,
-        # which the length of the joined text tells (each replacement is 7 bytes shorter).
-        body = complete[:len(complete) - 14] if done else complete  # 14: len(b"\n\ndata: [DONE]")
-        joined = body[6:].replace(b"\n\ndata: ", b",")
-        docs = None
-        if len(body) - 6 - len(joined) == 7 * (n - 1):
-            try:
-                docs = orjson.loads(b"".join((b"[", joined, b"]")))
-            except orjson.JSONDecodeError:
-                pass
-        if type(docs) is list and len(docs) == n:
-            chunks, error = merge_events(docs, blocks, dep)
+    done = complete[-12:] == _DONE and (len(complete) == 12 or complete[-14:-12] == b"\n\n")
+    body = complete[:-14] if done else complete  # 14: len(b"\n\ndata: [DONE]")
+    if not body and done:  # the read brought the end alone
+        return [], None, True
+    if body[:6] == b"data: ":
+        # With every boundary `\n\ndata: ` made a comma, the payloads are one JSON array. Any other
+        # line (a comment, `event:`, a second `data:` line) is not JSON there, so parsing fails and
+        # the read goes event by event; blank lines are JSON whitespace, as they are nothing in SSE.
+        joined = body[6:].replace(_BOUNDARY, b",")
+        try:
+            docs = orjson.loads(b"".join((b"[", joined, b"]")))
+        except orjson.JSONDecodeError:
+            docs = None
+        if type(docs) is list and len(docs) == (len(body) - 6 - len(joined)) // 7 + 1:
+            slicer = _Slicer(body, len(docs))
+            chunks, starts, error = merge_events(docs, slicer.event, dep)
+            for chunk, sse in zip(chunks, slicer.spans(starts), strict=True):
+                chunk.openai_sse = sse
             return chunks, error, done
     datas: list[bytes] = []
     events = sse_events(complete)
@@ -302,71 +303,114 @@ def merge_read(complete: bytes, dep: Deployment) -> tuple[list[StreamChunk], Mod
             done = done or k == len(events) - 1
             continue
         datas.append(data)
-    chunks, error = merge_events(datas, [b"data: " + d.replace(b"\n", b"\ndata: ") for d in datas], dep)
+    raws = [b"data: " + d.replace(b"\n", b"\ndata: ") for d in datas]
+    chunks, starts, error = merge_events(datas, raws.__getitem__, dep)
+    for chunk, (start, end) in zip(chunks, pairwise(starts), strict=True):
+        chunk.openai_sse = (raws[start] if end - start == 1 else b"\n\n".join(raws[start:end])) + b"\n\n"
     return chunks, error, done
 
 
-def merge_events(events: list[Any], raws: list[bytes], dep: Deployment
-                 ) -> tuple[list[StreamChunk], ModelyardError | None]:
-    """The chunks for SSE events that arrived together: consecutive events of the same choice become
-    one chunk (texts joined, tool-call deltas in order, the events' SSE kept for forwarding), so the
-    pipeline runs once per network read rather than once per token. A usage-only event stays a
-    chunk of its own (the API may drop or annotate it), and text after tool calls starts a new one
-    (renderers emit a chunk's text before its tool calls). Only the last chunk says `flush`.
+class _Slicer:
+    """Event `i` of a read of one-line `data:` events, and the bytes of runs of them, found by
+    searching from whichever end is nearer rather than splitting the read into every event."""
 
-    `events` are parsed payloads (dicts) or raw `data:` payloads (bytes, parsed here); `raws[i]` is
-    event i as SSE without its blank line. An error event ends the batch: the chunks before it are
-    returned with the error to raise."""
+    __slots__ = ("body", "n")
+
+    def __init__(self, body: bytes, n: int) -> None:
+        self.body, self.n = body, n
+
+    def start(self, i: int) -> int:
+        body = self.body
+        if i == 0:
+            return 0
+        if i <= self.n - i:
+            pos = -2
+            for _ in range(i):
+                pos = body.find(_BOUNDARY, pos + 2)
+        else:
+            pos = len(body)
+            for _ in range(self.n - i):
+                pos = body.rfind(_BOUNDARY, 0, pos)
+        return pos + 2
+
+    def event(self, i: int) -> bytes:
+        end = self.start(i + 1) - 2 if i + 1 < self.n else len(self.body)
+        return self.body[self.start(i):end]
+
+    def spans(self, starts: list[int]) -> list[bytes]:
+        """The SSE of events starts[j]..starts[j+1] (each ending in its blank line), for each j."""
+        body = self.body
+        if len(starts) == 2 and starts[1] == self.n:  # usual: the whole read is one chunk
+            return [body + b"\n\n"]
+        cuts = [self.start(i) for i in starts[:-1]]
+        end = self.start(starts[-1]) if starts[-1] < self.n else len(body) + 2
+        cuts.append(end)
+        padded = body + b"\n\n" if end > len(body) else body
+        return [padded[a:b] for a, b in pairwise(cuts)]
+
+
+def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
+                 ) -> tuple[list[StreamChunk], list[int], ModelyardError | None]:
+    """The chunks for SSE events that arrived together: consecutive events of the same choice become
+    one chunk (texts joined, tool-call deltas in order), so the pipeline runs once per network read
+    rather than once per token. A usage-only event stays a chunk of its own (the API may drop or
+    annotate it), and text after tool calls starts a new one (renderers emit a chunk's text before
+    its tool calls). Only the last chunk says `flush`.
+
+    `events` are parsed payloads (dicts) or raw `data:` payloads (bytes, parsed here); `raw(i)` is
+    event i as SSE. Returns the chunks, the index of each chunk's first event followed by the index
+    after its last, and the error to raise: an error event ends the batch, after the chunks before it."""
     out: list[StreamChunk] = []
+    starts: list[int] = []
     cur: StreamChunk | None = None
-    start = 0
     for i, d in enumerate(events):
         if type(d) is not dict or d.get("error") or d.get("object") == "error":
             try:  # bytes to parse, or a parsed payload that is not a chunk: event_doc says which
-                d = event_doc(d if type(d) is bytes else raws[i][6:], dep)
+                d = event_doc(d if type(d) is bytes else raw(i)[6:], dep)
             except ModelyardError as e:
-                return _close(out, cur, raws, start, i), e
+                starts.append(i)
+                return out, starts, e
         u = d.get("usage")
         choices = d.get("choices")
         if choices:
             c = choices[0]
-            delta = c.get("delta") or {}
+            delta = c.get("delta") or _EMPTY
             index, text, calls = c.get("index") or 0, delta.get("content"), delta.get("tool_calls")
             finish, role = c.get("finish_reason"), delta.get("role")
         else:
             index, text, calls, finish, role = 0, None, None, None, None
-        usage_only = bool(u) and text is None and not calls and finish is None
-        if cur is not None and (usage_only or cur.usage is not None or index != cur.index
-                                or (text and cur.tool_calls)):
-            cur.flush = False
-            _close(out, cur, raws, start, i)
-            cur, start = None, i
-        deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls else None
-        if cur is None:
-            cur = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model, text=text, role=role,
-                              tool_calls=deltas, finish_reason=finish, usage=usage_from_wire(u) if u else None,
-                              index=index, created=d.get("created") or 0)
-            continue
-        if text:
-            cur.text = text if cur.text is None else cur.text + text
-        if deltas:
-            if cur.tool_calls is None:
-                cur.tool_calls = deltas
+        if cur is not None:
+            if ((u and text is None and not calls and finish is None) or cur.usage is not None
+                    or index != cur.index or (text and cur.tool_calls)):
+                cur.flush = False
+                cur = None
             else:
-                cur.tool_calls.extend(deltas)
-        cur.role = cur.role or role
-        cur.finish_reason = finish or cur.finish_reason
-        if u:
-            cur.usage = usage_from_wire(u)
-    return _close(out, cur, raws, start, len(events)), None
-
-
-def _close(out: list[StreamChunk], cur: StreamChunk | None, raws: list[bytes], start: int, end: int
-           ) -> list[StreamChunk]:
-    if cur is not None:
-        cur.openai_sse = (raws[start] if end - start == 1 else b"\n\n".join(raws[start:end])) + b"\n\n"
+                if text:
+                    cur.text = text if cur.text is None else cur.text + text
+                if calls:
+                    deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)]
+                    if cur.tool_calls is None:
+                        cur.tool_calls = deltas
+                    else:
+                        cur.tool_calls.extend(deltas)
+                if not cur.role:
+                    cur.role = role
+                if finish:
+                    cur.finish_reason = finish
+                if u:
+                    cur.usage = usage_from_wire(u)
+                continue
+        cur = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model, text=text, role=role,
+                          tool_calls=[tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls
+                          else None, finish_reason=finish, usage=usage_from_wire(u) if u else None,
+                          index=index, created=d.get("created") or 0)
         out.append(cur)
-    return out
+        starts.append(i)
+    starts.append(len(events))
+    return out, starts, None
+
+
+_EMPTY: dict[str, Any] = {}
 
 
 def event_doc(data: bytes, dep: Deployment) -> dict[str, Any]:
