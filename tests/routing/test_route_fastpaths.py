@@ -531,6 +531,42 @@ def test_score_with_two_point_fronts_is_the_plain_sum(f: Features, bonus: bool) 
     _check_plain_scores(s, gw.router.plans["g"].deployments, f, [2.0 * (i % 2) for i in range(12)] if bonus else None)
 
 
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(*[st.floats(0, 1e4)] * 5), min_size=1, max_size=12), data=st.data(),
+       coeffs=st.tuples(*[st.floats(-10, 10)] * 6), odd=st.sampled_from([None, math.inf, -math.inf, math.nan]))
+def test_score_row_functions_give_the_loops_doubles(rows: list, data: st.DataObject, coeffs: tuple,
+                                                    odd: float | None) -> None:
+    # the scorer with the rows' numbers written into its code, and (a number no literal spells) the
+    # loop it stands for, against the definition: score per row, bonus added, copied to positions
+    if odd is not None:
+        rows = [(*rows[0][:2], odd, *rows[0][3:]), *rows[1:]]
+    n = data.draw(st.integers(len(rows), 3 * len(rows)))
+    index = [i % len(rows) for i in range(n)] if n > len(rows) else None
+    boosted = data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=3)) if index is not None else []
+    adds = [2.0] * len(boosted)
+    if index is not None:
+        index = [len(rows) + boosted.index(j) if j in boosted and p % 2 else j for p, j in enumerate(index)]
+    k, ca, cb, al, cv, wq = coeffs
+    plain = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+    plain += [plain[j] + x for j, x in zip(boosted, adds, strict=True)]
+    ref = plain if index is None else [plain[i] for i in index]
+    got = score_module._scorer(rows, index, boosted or None, adds or None)(k, ca, cb, al, cv, wq)
+    assert [repr(x) for x in got] == [repr(x) for x in ref]
+
+
+def test_score_row_functions_are_made_once_per_task_and_bonus_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = _fleet(9)
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    t = gw.router.plans["g"].strategy.table
+    bonus = [2.0] + [0.0] * 8
+    assert t.scorer("math", bonus)[1] is t.scorer("math", bonus)[1]
+    assert t.scorer("math", list(bonus))[1] is not t.scorer("math", bonus)[1]  # kept by bonus list, not value
+    monkeypatch.setattr(score_module, "_ROW_CACHE", 3)
+    for task in TASKS:
+        t.scorer(task, None)
+    assert len(t.scorers) <= 3
+
+
 def test_score_weights_are_kept_by_hint_and_complexity_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     gw = gateway(group("score"))
     s, deps = gw.router.plans["g"].strategy, gw.router.plans["g"].deployments

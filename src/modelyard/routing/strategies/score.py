@@ -14,6 +14,8 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from operator import add, attrgetter, countOf
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -86,7 +88,7 @@ class _Table:
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
     __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "distinct", "fastest", "healths", "ins",
-                 "inv_tps", "latency_ends", "names", "outs", "qnorm", "quality", "slowest", "ttft")
+                 "inv_tps", "latency_ends", "names", "outs", "qnorm", "quality", "scorers", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -101,6 +103,7 @@ class _Table:
         self._rows: dict[tuple[str, int], tuple[list[float] | None, list[tuple[float, ...]]]] = {}
         # (task, bonus id) -> (bonus, distinct rows, position -> row, boosted rows), see `distinct_entry`
         self.distinct: dict[tuple[str, int], _Distinct] = {}
+        self.scorers: dict[tuple[str, int], tuple[list[float] | None, _Scorer]] = {}  # see `scorer`
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -162,6 +165,20 @@ class _Table:
             self.distinct[key] = hit
         return hit
 
+    def scorer(self, task: str, bonus: list[float] | None) -> tuple[list[float] | None, _Scorer]:
+        """(bonus, the function of the request's coefficients (k, ca, cb, al, cv, wq) that gives every
+        candidate's score, by position, for `task` and `bonus`): `distinct_entry`'s rows with their
+        numbers written into its code (see `_scorer`), made once per task and bonus list and kept."""
+        key = (task, id(bonus))
+        hit = self.scorers.get(key)
+        if hit is not None and hit[0] is bonus:  # (kept with its bonus list, as `rows`)
+            return hit
+        _, rows, index, boosted, adds = self.distinct_entry(task, bonus)
+        hit = (bonus, _scorer(rows, index, boosted, adds))
+        if len(self.scorers) < _ROW_CACHE:
+            self.scorers[key] = hit
+        return hit
+
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
         """Time to first token per deployment: the observed EWMA where there is one, else the prior."""
         if health is None or not health.ttft_observed:
@@ -185,6 +202,37 @@ class _Table:
 # (bonus, distinct rows, position -> row | None, boosted row -> its row | None, and -> its bonus | None)
 _Distinct = tuple[list[float] | None, list[tuple[float, ...]], list[int] | None, list[int] | None,
                   list[float] | None]
+_Scorer = Callable[[float, float, float, float, float, float], list[float]]
+_INLINE_ROWS = 2048  # scorers of up to this many distinct rows have the rows' numbers in their code
+
+
+def _scorer(rows: list[tuple[float, ...]], index: list[int] | None, boosted: list[int] | None,
+            adds: list[float] | None) -> _Scorer:
+    """The scores of `distinct_entry`'s rows, by position, as one function of the request's
+    coefficients: K − ca·a − cb·b − al·ttft − cv·v + wq·q̂ per distinct row, the boosted rows' bonus
+    added, copied to the positions. The rows' numbers are written into its code as constants (their
+    repr reads back as the same double): no loop, no tuple unpacking, no copy pass — the same
+    operations in the same order, so the same doubles as the loop it replaces (kept for numbers a
+    literal cannot spell, inf or nan)."""
+    numbers = [x for r in rows for x in r] + list(adds or ())
+    if len(rows) > _INLINE_ROWS or not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
+        def score(k: float, ca: float, cb: float, al: float, cv: float, wq: float) -> list[float]:
+            scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+            if boosted:
+                scores += map(add, map(scores.__getitem__, boosted), adds)  # type: ignore[arg-type]
+            return scores if index is None else list(map(scores.__getitem__, index))
+        return score
+    lines = ["def score(k, ca, cb, al, cv, wq):"]
+    lines += [f"    s{i} = k - ca * {a!r} - cb * {b!r} - al * {tt!r} - cv * {v!r} + wq * {q!r}"
+              for i, (a, b, tt, v, q) in enumerate(rows)]
+    lines += [f"    s{len(rows) + i} = s{j} + {x!r}" for i, (j, x) in enumerate(zip(boosted or (), adds or (),
+                                                                                   strict=True))]
+    lines.append(f"    return [{', '.join(f's{i}' for i in (index if index is not None else range(len(rows))))}]")
+    names: dict[str, Any] = {}
+    exec("\n".join(lines), names)  # (the text holds only local names and float / int literals)
+    return names["score"]  # type: ignore[no-any-return]
+
+
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
 _WEIGHTS_MEMO = 8192  # (optimize_for, complexity) keys of Score._weights: 5 × 1001 in practice
 _NO_REQUEST = ChatRequest(model="", messages=[])  # weights_for reads only the features
@@ -341,17 +389,12 @@ class Score:
             al = wl / (hi - lo) if hi > lo else 0.0
             k += al * hi if hi > lo else wl
             cv = al * fo
-            hit = t.distinct.get((features.task, id(bonus)))  # (`t.distinct_entry`'s cache, read here)
+            hit = t.scorers.get((features.task, id(bonus)))  # (`t.scorer`'s cache, read here)
             if hit is None or hit[0] is not bonus:
-                hit = t.distinct_entry(features.task, bonus)
-            _, rows, index, boosted, adds = hit
+                hit = t.scorer(features.task, bonus)
             # repeated cards: each distinct row scored once, a bonus added to the rows that have one,
-            # then copied to their positions; else `rows` is every candidate's
-            scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
-            if boosted:
-                scores += map(add, map(scores.__getitem__, boosted), adds)
-            if index is not None:
-                scores = list(map(scores.__getitem__, index))
+            # then copied to their positions
+            scores = hit[1](k, ca, cb, al, cv, wq)
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
             lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
