@@ -339,14 +339,19 @@ class _Slicer:
 
     def spans(self, starts: list[int]) -> list[bytes]:
         """The SSE of events starts[j]..starts[j+1] (each ending in its blank line), for each j."""
-        body = self.body
-        if len(starts) == 2 and starts[1] == self.n:  # usual: the whole read is one chunk
+        body, n = self.body, self.n
+        if len(starts) == 2 and starts[1] == n:  # usual: the whole read is one chunk
             return [body + b"\n\n"]
-        cuts = [self.start(i) for i in starts[:-1]]
-        end = self.start(starts[-1]) if starts[-1] < self.n else len(body) + 2
-        cuts.append(end)
-        padded = body + b"\n\n" if end > len(body) else body
-        return [padded[a:b] for a, b in pairwise(cuts)]
+        out = []
+        a = 0
+        for i in starts[1:]:
+            if i < n:  # a cut right after the blank line that ends event i - 1
+                b = self.start(i)
+                out.append(body[a:b])
+                a = b
+            else:  # the read's last event: its blank line was taken off by `sse_reads`
+                out.append(body[a:] + b"\n\n")
+        return out
 
 
 def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
