@@ -13,6 +13,7 @@ import math
 import pickle
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -506,7 +507,6 @@ def test_score_on_real_cards_is_the_plain_sum(f: Features, n: int, bonus: str | 
     _check_plain_scores(s, gw.router.plans["g"].deployments, f, extra)
     t = s.table
     if n == 50:  # (the fronts this fleet has: the inline extremes and a two-point front are exercised)
-        assert t.cost_ends is not None and t.latency_ends is not None
         assert max(map(len, (t.cheapest, t.dearest, t.fastest, t.slowest))) == 2
 
 
@@ -531,26 +531,40 @@ def test_score_with_two_point_fronts_is_the_plain_sum(f: Features, bonus: bool) 
     _check_plain_scores(s, gw.router.plans["g"].deployments, f, [2.0 * (i % 2) for i in range(12)] if bonus else None)
 
 
-@settings(max_examples=80, deadline=None)
+POINTS = st.lists(st.tuples(st.floats(0, 1e4), st.floats(0, 100)), min_size=1, max_size=3)
+
+
+@settings(max_examples=100, deadline=None)
 @given(rows=st.lists(st.tuples(*[st.floats(0, 1e4)] * 5), min_size=1, max_size=12), data=st.data(),
-       coeffs=st.tuples(*[st.floats(-10, 10)] * 6), odd=st.sampled_from([None, math.inf, -math.inf, math.nan]))
-def test_score_row_functions_give_the_loops_doubles(rows: list, data: st.DataObject, coeffs: tuple,
-                                                    odd: float | None) -> None:
-    # the scorer with the rows' numbers written into its code, and (a number no literal spells) the
-    # loop it stands for, against the definition: score per row, bonus added, copied to positions
+       fronts=st.tuples(POINTS, POINTS, POINTS, POINTS), tokens=st.tuples(st.integers(0, 10**6), st.integers(0, 10**5)),
+       weights=st.tuples(*[st.floats(0, 1)] * 3), odd=st.sampled_from([None, math.inf, -math.inf, math.nan]))
+def test_score_row_functions_give_the_plain_sums_doubles(rows: list, data: st.DataObject, fronts: tuple,
+                                                         tokens: tuple, weights: tuple, odd: float | None) -> None:
+    # the scorer with the table's numbers written into its code, and (a number no literal spells, a
+    # front of three points) the loop it stands for, against the definition: extremes on the fronts,
+    # a score per row, the bonus added, copied to the positions
     if odd is not None:
         rows = [(*rows[0][:2], odd, *rows[0][3:]), *rows[1:]]
     n = data.draw(st.integers(len(rows), 3 * len(rows)))
     index = [i % len(rows) for i in range(n)] if n > len(rows) else None
-    boosted = data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=3)) if index is not None else []
+    boosted = data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=3, unique=True)) if index is not None else []
     adds = [2.0] * len(boosted)
     if index is not None:
         index = [len(rows) + boosted.index(j) if j in boosted and p % 2 else j for p, j in enumerate(index)]
-    k, ca, cb, al, cv, wq = coeffs
-    plain = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
+    cheap, dear, fast, slow = fronts
+    table = SimpleNamespace(cheapest=cheap, dearest=dear, fastest=fast, slowest=slow,
+                            cost_ends=score_module._ends(cheap, dear))
+    (fi, fo), (wc, wl, wq) = tokens, weights
+    lo, hi = score_module._lowest(cheap, fi, fo), score_module._highest(dear, fi, fo)
+    ac = wc / (hi - lo) if hi > lo else 0.0
+    k = ac * hi if hi > lo else wc
+    lo, hi = score_module._lowest(fast, 1.0, fo), score_module._highest(slow, 1.0, fo)
+    al = wl / (hi - lo) if hi > lo else 0.0
+    k += al * hi if hi > lo else wl
+    plain = [k - ac * fi * a - ac * fo * b - al * tt - al * fo * v + wq * q for a, b, tt, v, q in rows]
     plain += [plain[j] + x for j, x in zip(boosted, adds, strict=True)]
     ref = plain if index is None else [plain[i] for i in index]
-    got = score_module._scorer(rows, index, boosted or None, adds or None)(k, ca, cb, al, cv, wq)
+    got = score_module._scorer(table, rows, index, boosted or None, adds or None)(fi, fo, wc, wl, wq)
     assert [repr(x) for x in got] == [repr(x) for x in ref]
 
 

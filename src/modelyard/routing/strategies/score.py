@@ -88,7 +88,7 @@ class _Table:
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
     __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "distinct", "fastest", "healths", "ins",
-                 "inv_tps", "latency_ends", "names", "outs", "qnorm", "quality", "scorers", "slowest", "ttft")
+                 "inv_tps", "names", "outs", "qnorm", "quality", "scorers", "slowest", "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -114,7 +114,6 @@ class _Table:
         self.slowest = _front(priors, 1.0)  # deployment has observed latencies
         self.fastest = _front(priors, -1.0)
         self.cost_ends = _ends(self.cheapest, self.dearest)
-        self.latency_ends = _ends(self.fastest, self.slowest)
 
     def rows(self, task: str, bonus: list[float] | None) -> list[tuple[float, ...]]:
         """(input price, output price, TTFT prior, ms per output token, normalised quality for `task`
@@ -174,7 +173,7 @@ class _Table:
         if hit is not None and hit[0] is bonus:  # (kept with its bonus list, as `rows`)
             return hit
         _, rows, index, boosted, adds = self.distinct_entry(task, bonus)
-        hit = (bonus, _scorer(rows, index, boosted, adds))
+        hit = (bonus, _scorer(self, rows, index, boosted, adds))
         if len(self.scorers) < _ROW_CACHE:
             self.scorers[key] = hit
         return hit
@@ -202,27 +201,58 @@ class _Table:
 # (bonus, distinct rows, position -> row | None, boosted row -> its row | None, and -> its bonus | None)
 _Distinct = tuple[list[float] | None, list[tuple[float, ...]], list[int] | None, list[int] | None,
                   list[float] | None]
-_Scorer = Callable[[float, float, float, float, float, float], list[float]]
-_INLINE_ROWS = 2048  # scorers of up to this many distinct rows have the rows' numbers in their code
+_Scorer = Callable[[int, int, float, float, float], list[float]]  # (fi, fo, wc, wl, wq) -> scores by position
+_INLINE_ROWS = 2048  # scorers of up to this many distinct rows have the table's numbers in their code
 
 
-def _scorer(rows: list[tuple[float, ...]], index: list[int] | None, boosted: list[int] | None,
+def _cost_terms(t: _Table, fi: int, fo: int, wc: float) -> tuple[float, float, float]:
+    """(K's cost part, ca, cb): the cost component wc·(hi − c)/span as K − ca·in − cb·out, its
+    extremes on the price fronts."""
+    e = t.cost_ends
+    if e is not None:  # fronts of one or two price pairs (usual): _lowest/_highest inline
+        x, y = fi * e[0] + fo * e[1], fi * e[2] + fo * e[3]
+        lo = x if x <= y else y
+        x, y = fi * e[4] + fo * e[5], fi * e[6] + fo * e[7]
+        hi = x if x >= y else y
+    else:
+        lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
+    ac = wc / (hi - lo) if hi > lo else 0.0
+    return (ac * hi if hi > lo else wc), ac * fi, ac * fo  # (one product per term: the same sum up to rounding)
+
+
+def _scorer(t: _Table, rows: list[tuple[float, ...]], index: list[int] | None, boosted: list[int] | None,
             adds: list[float] | None) -> _Scorer:
-    """The scores of `distinct_entry`'s rows, by position, as one function of the request's
-    coefficients: K − ca·a − cb·b − al·ttft − cv·v + wq·q̂ per distinct row, the boosted rows' bonus
-    added, copied to the positions. The rows' numbers are written into its code as constants (their
-    repr reads back as the same double): no loop, no tuple unpacking, no copy pass — the same
-    operations in the same order, so the same doubles as the loop it replaces (kept for numbers a
-    literal cannot spell, inf or nan)."""
-    numbers = [x for r in rows for x in r] + list(adds or ())
-    if len(rows) > _INLINE_ROWS or not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
-        def score(k: float, ca: float, cb: float, al: float, cv: float, wq: float) -> list[float]:
+    """Every candidate's score, by position, from the request's tokens and weights, when no latency
+    is observed: the cost and latency extremes on the table's fronts, K − ca·a − cb·b − al·ttft −
+    cv·v + wq·q̂ per distinct row, the boosted rows' bonus added, copied to the positions. The
+    table's numbers are written into its code as constants (their repr reads back as the same
+    double): no loop, tuple unpacking, subscripts or copy pass — the same operations in the same
+    order, so the same doubles as the plain loop it replaces (kept for numbers a literal cannot
+    spell, inf or nan, and for fronts of more than two points)."""
+    fronts = (t.cheapest, t.dearest, t.fastest, t.slowest)
+    numbers = [x for r in rows for x in r] + list(adds or ()) + [x for f in fronts for p in f for x in p]
+    if len(rows) > _INLINE_ROWS or any(len(f) > 2 for f in fronts) or \
+            not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
+        def score(fi: int, fo: int, wc: float, wl: float, wq: float) -> list[float]:
+            k, ca, cb = _cost_terms(t, fi, fo, wc)
+            lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
+            al = wl / (hi - lo) if hi > lo else 0.0
+            k += al * hi if hi > lo else wl
+            cv = al * fo
             scores = [k - ca * a - cb * b - al * tt - cv * v + wq * q for a, b, tt, v, q in rows]
             if boosted:
                 scores += map(add, map(scores.__getitem__, boosted), adds)  # type: ignore[arg-type]
             return scores if index is None else list(map(scores.__getitem__, index))
         return score
-    lines = ["def score(k, ca, cb, al, cv, wq):"]
+    lines = ["def score(fi, fo, wc, wl, wq):"]
+    lines += _extreme("lo", [f"fi * {a!r} + fo * {b!r}" for a, b in t.cheapest], "<=")
+    lines += _extreme("hi", [f"fi * {a!r} + fo * {b!r}" for a, b in t.dearest], ">=")
+    lines += ["    ac = wc / (hi - lo) if hi > lo else 0.0", "    k = ac * hi if hi > lo else wc",
+              "    ca = ac * fi", "    cb = ac * fo"]
+    # (1.0 · ttft is ttft: the same doubles as _lowest(front, 1.0, fo))
+    lines += _extreme("lo", [f"{a!r} + fo * {b!r}" for a, b in t.fastest], "<=")
+    lines += _extreme("hi", [f"{a!r} + fo * {b!r}" for a, b in t.slowest], ">=")
+    lines += ["    al = wl / (hi - lo) if hi > lo else 0.0", "    k += al * hi if hi > lo else wl", "    cv = al * fo"]
     lines += [f"    s{i} = k - ca * {a!r} - cb * {b!r} - al * {tt!r} - cv * {v!r} + wq * {q!r}"
               for i, (a, b, tt, v, q) in enumerate(rows)]
     lines += [f"    s{len(rows) + i} = s{j} + {x!r}" for i, (j, x) in enumerate(zip(boosted or (), adds or (),
@@ -231,6 +261,14 @@ def _scorer(rows: list[tuple[float, ...]], index: list[int] | None, boosted: lis
     names: dict[str, Any] = {}
     exec("\n".join(lines), names)  # (the text holds only local names and float / int literals)
     return names["score"]  # type: ignore[no-any-return]
+
+
+def _extreme(name: str, terms: list[str], keep: str) -> list[str]:
+    """`name` = the lowest (keep "<=") or highest (">=") of one or two terms, as `_lowest` /
+    `_highest` find it (the first of equal values)."""
+    if len(terms) == 1:
+        return [f"    {name} = {terms[0]}"]
+    return [f"    x = {terms[0]}", f"    y = {terms[1]}", f"    {name} = x if x {keep} y else y"]
 
 
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
@@ -364,38 +402,16 @@ class Score:
         fi, fo = features.input_tokens, features.output_tokens
         # wc·(hi−c)/span + wl·(hi−l)/span + wq·q̂, folded: K − ac·c − al·l + wq·q̂ (a component with
         # no spread is 1 for every candidate); c = fi·in + fo·out and l = ttft + fo/speed in place
-        e = t.cost_ends
-        if e is not None:  # fronts of one or two price pairs (usual): _lowest/_highest inline
-            x, y = fi * e[0] + fo * e[1], fi * e[2] + fo * e[3]
-            lo = x if x <= y else y
-            x, y = fi * e[4] + fo * e[5], fi * e[6] + fo * e[7]
-            hi = x if x >= y else y
-        else:
-            lo, hi = _lowest(t.cheapest, fi, fo), _highest(t.dearest, fi, fo)
-        ac = wc / (hi - lo) if hi > lo else 0.0
-        k = ac * hi if hi > lo else wc
         health = self.health
-        ttft = t.ttft if health is None or not health.ttft_observed else t.ttft_now(health)
-        ca, cb = ac * fi, ac * fo  # expanded to one product per term (the same sum up to rounding)
-        if ttft is t.ttft:  # no observed latencies: the extremes are on the priors' fronts
-            e = t.latency_ends
-            if e is not None:  # (1.0 · ttft is ttft: the same doubles as _lowest(front, 1.0, fo))
-                x, y = e[0] + fo * e[1], e[2] + fo * e[3]
-                lo = x if x <= y else y
-                x, y = e[4] + fo * e[5], e[6] + fo * e[7]
-                hi = x if x >= y else y
-            else:
-                lo, hi = _lowest(t.fastest, 1.0, fo), _highest(t.slowest, 1.0, fo)
-            al = wl / (hi - lo) if hi > lo else 0.0
-            k += al * hi if hi > lo else wl
-            cv = al * fo
+        if health is None or not health.ttft_observed or (ttft := t.ttft_now(health)) is t.ttft:
+            # no observed latencies: the extremes are on the priors' fronts, and the whole sum one
+            # function of the table's numbers for the task and bonus (see `_scorer`)
             hit = t.scorers.get((features.task, id(bonus)))  # (`t.scorer`'s cache, read here)
             if hit is None or hit[0] is not bonus:
                 hit = t.scorer(features.task, bonus)
-            # repeated cards: each distinct row scored once, a bonus added to the rows that have one,
-            # then copied to their positions
-            scores = hit[1](k, ca, cb, al, cv, wq)
+            scores = hit[1](fi, fo, wc, wl, wq)
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
+            k, ca, cb = _cost_terms(t, fi, fo, wc)
             lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
             lo, hi = min(lats), max(lats)
             al = wl / (hi - lo) if hi > lo else 0.0
