@@ -122,6 +122,17 @@ def test_complexity_is_the_plain_expression_on_the_labelled_prompts() -> None:
 WESTERN = "".join(map(chr, range(32, 256))) + "\n\t“”‘’–—…€œŠ™•"
 
 
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.integers(0, 2**32 - 1), min_size=11, max_size=11))
+def test_classifier_softmax_written_out_is_the_comprehension(fields: list[int]) -> None:
+    model = default_model()
+    s = tuple(fields)
+    top = max(s)
+    plain = model.classes[s.index(top)], 1.0 / sum([math.exp((v - top) / 1000.0) for v in s])
+    assert model._best(s) == plain
+    assert classify._softmax_top(("a",))((7,)) == ("a", 1.0)
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet=WESTERN, max_size=40), other=st.sampled_from(["", "ж", "中", "’"]))
 def test_word_split_by_table_is_the_regex_split(text: str, other: str) -> None:
