@@ -579,6 +579,67 @@ def test_score_row_functions_give_the_plain_sums_doubles(rows: list, data: st.Da
     assert [repr(x) for x in got] == [repr(x) for x in ref]
 
 
+def _plain_observed(cheap: list, dear: list, rows: list, ttft: list, fi: int, fo: int, wc: float, wl: float,
+                    wq: float) -> list[float]:
+    """The score with times to first token given per candidate, as first written."""
+    lo, hi = score_module._lowest(cheap, fi, fo), score_module._highest(dear, fi, fo)
+    ac = wc / (hi - lo) if hi > lo else 0.0
+    k = ac * hi if hi > lo else wc
+    lats = [tt + fo * r[3] for tt, r in zip(ttft, rows, strict=True)]
+    lo, hi = min(lats), max(lats)
+    al = wl / (hi - lo) if hi > lo else 0.0
+    k += al * hi if hi > lo else wl
+    plain = [k - ac * fi * r[0] - ac * fo * r[1] - al * lt + wq * r[4] for r, lt in zip(rows, lats, strict=True)]
+    return [x + r[5] if len(r) > 5 else x for x, r in zip(plain, rows, strict=True)]  # the bonus: the last term
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=features, data=st.data(), bonus=st.booleans())
+def test_score_with_observed_latencies_is_the_plain_sum(f: Features, data: st.DataObject, bonus: bool) -> None:
+    # some or every deployment with an observed time to first token, the others on their prior;
+    # the scores follow each new observation (nothing about them is kept between decisions)
+    fleet = {f"d{i}": sim(REAL_CARDS[i % len(REAL_CARDS)]) for i in range(30)}
+    gw = gateway(group("score", deps=list(fleet)), fleet)
+    s, deps = gw.router.plans["g"].strategy, gw.router.plans["g"].deployments
+    extra = [2.0 if i % 4 == 1 else 0.0 for i in range(30)] if bonus else None
+    r = ChatRequest(model="g", messages=[])
+    wc, wl, wq = s.weights_for(r, f)
+    t = s.table
+    for _ in range(2):
+        for d in deps[:data.draw(st.sampled_from([1, 10, 30]))]:
+            gw.health.ok(d.name, latency_ms=900.0, ttft_ms=data.draw(st.floats(10, 5000)))
+        ttft = t.ttft_now(gw.health)
+        assert ttft is not t.ttft
+        got = s.order(r, f, deps, extra)
+        ref = _plain_observed(t.cheapest, t.dearest, t.rows(f.task, extra), ttft, f.input_tokens, f.output_tokens,
+                              wc, wl, wq)
+        assert got.scores == ref
+        assert got.order == sorted(range(30), key=ref.__getitem__, reverse=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(*[st.floats(0, 1e4)] * 5), min_size=1, max_size=8), data=st.data(),
+       fronts=st.tuples(POINTS, POINTS), tokens=st.tuples(st.integers(0, 10**6), st.integers(0, 10**5)),
+       weights=st.tuples(*[st.floats(0, 1)] * 3), odd=st.sampled_from([None, math.inf, math.nan]),
+       bonus=st.booleans())
+def test_score_observed_functions_give_the_plain_sums_doubles(rows: list, data: st.DataObject, fronts: tuple,
+                                                              tokens: tuple, weights: tuple, odd: float | None,
+                                                              bonus: bool) -> None:
+    # written-out code and (a number no literal spells, a price front of three points) the loops
+    if odd is not None:
+        rows = [(odd, *rows[0][1:]), *rows[1:]]
+    if bonus:
+        rows = [(*r, 2.0 * (i % 2)) for i, r in enumerate(rows)]
+    ttft = data.draw(st.lists(st.floats(0, 1e4), min_size=len(rows), max_size=len(rows)))
+    cheap, dear = fronts
+    table = SimpleNamespace(cheapest=cheap, dearest=dear, cost_ends=score_module._ends(cheap, dear),
+                            inv_tps=[r[3] for r in rows])
+    (fi, fo), (wc, wl, wq) = tokens, weights
+    ref = _plain_observed(cheap, dear, rows, ttft, fi, fo, wc, wl, wq)
+    got = score_module._observed(table, rows)(fi, fo, wc, wl, wq, ttft)
+    assert [repr(x) for x in got] == [repr(x) for x in ref]
+
+
 def test_score_row_functions_are_made_once_per_task_and_bonus_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = _fleet(9)
     gw = gateway(group("score", deps=list(fleet)), fleet)

@@ -88,7 +88,8 @@ class _Table:
     quality for every task (card prior, then config overrides), raw and normalised over the list."""
 
     __slots__ = ("_rows", "cheapest", "cost_ends", "dearest", "deps", "distinct", "fastest", "healths", "ins",
-                 "inv_tps", "names", "outs", "qnorm", "quality", "scorers", "slowest", "ttft")
+                 "inv_tps", "names", "observed", "outs", "qnorm", "quality", "scorers", "slowest",
+                 "ttft")
 
     def __init__(self, deps: list[Deployment], quality: dict[str, dict[str, float]]) -> None:
         self.deps = tuple(deps)
@@ -104,6 +105,7 @@ class _Table:
         # (task, bonus id) -> (bonus, distinct rows, position -> row, boosted rows), see `distinct_entry`
         self.distinct: dict[tuple[str, int], _Distinct] = {}
         self.scorers: dict[tuple[str, int], tuple[list[float] | None, _Scorer]] = {}  # see `scorer`
+        self.observed: dict[tuple[str, int], tuple[list[float] | None, _Observed]] = {}  # see `observed_scorer`
         # Where a request's cheapest and dearest candidates can be: fi·in + fo·out (fi, fo ≥ 0) is
         # highest on a price pair no other pair beats in both prices, lowest on one no other undercuts
         # in both — usually one or two deployments, so min/max need not scan the whole list.
@@ -176,6 +178,18 @@ class _Table:
         hit = (bonus, _scorer(self, rows, index, boosted, adds))
         if len(self.scorers) < _ROW_CACHE:
             self.scorers[key] = hit
+        return hit
+
+    def observed_scorer(self, task: str, bonus: list[float] | None) -> tuple[list[float] | None, _Observed]:
+        """`scorer` for the times to first token of the request (some observed): (bonus, the function of
+        (fi, fo, wc, wl, wq, ttft by position) that gives every candidate's score, see `_observed`)."""
+        key = (task, id(bonus))
+        hit = self.observed.get(key)
+        if hit is not None and hit[0] is bonus:
+            return hit
+        hit = (bonus, _observed(self, self.rows(task, bonus)))
+        if len(self.observed) < _ROW_CACHE:
+            self.observed[key] = hit
         return hit
 
     def ttft_now(self, health: HealthTracker | None) -> list[float]:
@@ -258,6 +272,47 @@ def _scorer(t: _Table, rows: list[tuple[float, ...]], index: list[int] | None, b
     lines += [f"    s{len(rows) + i} = s{j} + {x!r}" for i, (j, x) in enumerate(zip(boosted or (), adds or (),
                                                                                    strict=True))]
     lines.append(f"    return [{', '.join(f's{i}' for i in (index if index is not None else range(len(rows))))}]")
+    names: dict[str, Any] = {}
+    exec("\n".join(lines), names)  # (the text holds only local names and float / int literals)
+    return names["score"]  # type: ignore[no-any-return]
+
+
+_Observed = Callable[[int, int, float, float, float, list[float]], list[float]]
+
+
+def _observed(t: _Table, rows: list[tuple[float, ...]]) -> _Observed:
+    """Every candidate's score, by position, from the request's tokens and weights and each
+    candidate's time to first token (observed or prior): the cost extremes on the price fronts,
+    each latency ttft + fo·v and their extremes, K − ca·a − cb·b − al·latency + wq·q̂ [+ bonus]. As
+    `_scorer`, the table's numbers written into the code (the same operations in the same order:
+    the same doubles); the loops for numbers no literal spells or price fronts of three points."""
+    numbers = [x for r in rows for x in r] + [x for f in (t.cheapest, t.dearest) for p in f for x in p]
+    if len(rows) > _INLINE_ROWS or len(t.cheapest) > 2 or len(t.dearest) > 2 or \
+            not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
+        def score(fi: int, fo: int, wc: float, wl: float, wq: float, ttft: list[float]) -> list[float]:
+            k, ca, cb = _cost_terms(t, fi, fo, wc)
+            lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
+            lo, hi = min(lats), max(lats)
+            al = wl / (hi - lo) if hi > lo else 0.0
+            k += al * hi if hi > lo else wl
+            if len(rows[0]) == 5:
+                return [k - ca * a - cb * b - al * lt + wq * q for (a, b, _, _, q), lt in zip(rows, lats, strict=True)]
+            return [k - ca * a - cb * b - al * lt + wq * q + x
+                    for (a, b, _, _, q, x), lt in zip(rows, lats, strict=True)]
+        return score
+    n = len(rows)
+    lines = ["def score(fi, fo, wc, wl, wq, ttft):"]
+    lines += _extreme("lo", [f"fi * {a!r} + fo * {b!r}" for a, b in t.cheapest], "<=")
+    lines += _extreme("hi", [f"fi * {a!r} + fo * {b!r}" for a, b in t.dearest], ">=")
+    lines += ["    ac = wc / (hi - lo) if hi > lo else 0.0", "    k = ac * hi if hi > lo else wc",
+              "    ca = ac * fi", "    cb = ac * fo", f"    {''.join(f't{i}, ' for i in range(n))}= ttft"]
+    lines += [f"    l{i} = t{i} + fo * {r[3]!r}" for i, r in enumerate(rows)]
+    lats = ", ".join(f"l{i}" for i in range(n))
+    lines += [f"    lo = min([{lats}])", f"    hi = max([{lats}])", "    al = wl / (hi - lo) if hi > lo else 0.0",
+              "    k += al * hi if hi > lo else wl"]
+    terms = [f"k - ca * {r[0]!r} - cb * {r[1]!r} - al * l{i} + wq * {r[4]!r}" + (f" + {r[5]!r}" if len(r) > 5 else "")
+             for i, r in enumerate(rows)]
+    lines.append(f"    return [{', '.join(terms)}]")
     names: dict[str, Any] = {}
     exec("\n".join(lines), names)  # (the text holds only local names and float / int literals)
     return names["score"]  # type: ignore[no-any-return]
@@ -411,19 +466,10 @@ class Score:
                 hit = t.scorer(features.task, bonus)
             scores = hit[1](fi, fo, wc, wl, wq)
         else:  # observed TTFTs (the steady state): latencies first, for their extremes
-            k, ca, cb = _cost_terms(t, fi, fo, wc)
-            lats = [tt + fo * v for tt, v in zip(ttft, t.inv_tps, strict=True)]
-            lo, hi = min(lats), max(lats)
-            al = wl / (hi - lo) if hi > lo else 0.0
-            k += al * hi if hi > lo else wl
-            hit = t._rows.get((features.task, id(bonus)))
-            rows = hit[1] if hit is not None and hit[0] is bonus else t.rows(features.task, bonus)
-            if bonus is None:
-                scores = [k - ca * a - cb * b - al * lt + wq * q
-                          for (a, b, _, _, q), lt in zip(rows, lats, strict=True)]
-            else:
-                scores = [k - ca * a - cb * b - al * lt + wq * q + x
-                          for (a, b, _, _, q, x), lt in zip(rows, lats, strict=True)]
+            hit = t.observed.get((features.task, id(bonus)))  # (`t.observed_scorer`'s cache, read here)
+            if hit is None or hit[0] is not bonus:
+                hit = t.observed_scorer(features.task, bonus)
+            scores = hit[1](fi, fo, wc, wl, wq, ttft)
         if self.tie_break == "random" and n > 1:
             keys = [self.rng.random() for _ in range(n)]
             idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
