@@ -198,14 +198,13 @@ class Gateway:
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
         if self.request_log is None:
             return
-        self.request_log.record(LogRow(
-            id=rid, model=req.model, deployment=dep.name, provider=dep.provider, status=status,
-            error_type=error.type if error else None, error=error.message if error else error_text,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens, reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user, api=api,
-            decision=decision,
-        ))
+        if error is None:
+            self.request_log.record_call(rid, req.model, dep.name, dep.provider, status, None, error_text, usage,
+                                         cost, latency_ms, ttft_ms, stream, req.user, api, decision)
+        else:
+            self.request_log.record_call(rid, req.model, dep.name, dep.provider, status, error.type,
+                                         error.message, usage, cost, latency_ms, ttft_ms, stream, req.user, api,
+                                         decision)
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:

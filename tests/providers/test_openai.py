@@ -6,6 +6,7 @@ Each test scripts the fake upstream's answer; the fake records every request it 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from modelyard.errors import (
     Unavailable,
 )
 from modelyard.providers.base import Deployment
-from modelyard.providers.openai import OpenAIProvider, merge_read, to_wire
+from modelyard.providers.openai import OpenAIProvider, from_wire, merge_read, to_wire
 from modelyard.types import (
     ChatRequest,
     ImagePart,
@@ -409,6 +410,35 @@ async def test_stream_mapping(upstream: FakeOpenAI, provider: OpenAIProvider) ->
     chunks = await collect(provider.stream(req(stream=True), make_dep(upstream.url, provider)))
     check_stream(chunks)
     assert b"".join(c.openai_sse or b"" for c in chunks) == b"".join(pieces[:-1])  # the exact bytes, minus [DONE]
+
+
+def test_choices_are_built_when_first_read(provider: OpenAIProvider) -> None:
+    # the OpenAI-format API forwards the body as it came; choices become objects only if read
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}},
+                        {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "B"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+    resp = from_wire(orjson.dumps(body), dep)
+    assert resp.openai_body == orjson.dumps(body) and resp.usage.input_tokens == 5
+    assert resp.tool_calls == [ToolCall(id="c1", name="f", arguments="{}")]
+    assert [(c.index, c.finish_reason, c.message.text()) for c in resp.choices] == [(0, "tool_calls", ""),
+                                                                                   (1, "stop", "B")]
+    assert resp.choices is resp.choices  # built once
+    copy = dataclasses.replace(resp, deployment="d")
+    assert copy.choices == resp.choices and copy.deployment == "d"
+    resp.choices = []
+    assert resp.choices == [] and resp.text == ""
+
+
+@pytest.mark.parametrize("choices", [[1], ["text"], [None]])
+def test_a_body_whose_choices_are_not_objects_is_a_connection_failure(provider: OpenAIProvider,
+                                                                      choices: list[Any]) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    with pytest.raises(ConnectionFailed, match="without choices"):
+        from_wire(orjson.dumps({"id": "x", "choices": choices}), dep)
 
 
 def sse_read(*datas: bytes) -> bytes:

@@ -10,8 +10,8 @@ import sqlite3
 from modelyard.config import parse_config
 from modelyard.gateway import Gateway
 from modelyard.routing.decision import LazyDecision
-from modelyard.store.sqlite import LogRow, RequestLog
-from modelyard.types import ChatRequest, Message, RouteDecision, Scored
+from modelyard.store.sqlite import COLUMNS, LogRow, RequestLog
+from modelyard.types import ChatRequest, Message, RouteDecision, Scored, Usage
 
 
 def rows(path: str) -> list[tuple]:
@@ -38,6 +38,24 @@ async def test_rows_reach_disk_on_flush_and_close(tmp_path) -> None:
     log.record(LogRow(id="req_2", model="g", deployment=None, provider=None, status=404, error="unknown model"))
     await log.close()  # a clean shutdown loses nothing
     assert [r[:2] for r in rows(path)] == [("req_1", 200), ("req_2", 404)]
+
+
+def test_record_call_queues_the_row_record_would() -> None:
+    # the gateway's hot path builds the row tuple directly: column for column what LogRow gives
+    log = RequestLog(":memory:")
+    decision = RouteDecision(model="g", deployment="d1", strategy="score", reason="best score",
+                             candidates=[Scored("d1", 0.9)], features={"task": "math"})
+    usage = Usage(input_tokens=12, output_tokens=7, cached_input_tokens=3, reasoning_tokens=2)
+    log.record(LogRow(id="req_1", model="g", deployment="d1", provider="sim", status=502, error_type="upstream_error",
+                      error="boom", input_tokens=12, output_tokens=7, cached_input_tokens=3, reasoning_tokens=2,
+                      cost_usd=0.25, latency_ms=80.5, ttft_ms=12.5, stream=True, user="u1", api="anthropic",
+                      decision=decision))
+    log.record_call("req_1", "g", "d1", "sim", 502, "upstream_error", "boom", usage, 0.25, 80.5, 12.5, True,
+                    "u1", "anthropic", decision)
+    by_row, by_call = log._buffer
+    assert by_call[:1] + by_call[2:] == by_row[:1] + by_row[2:]
+    assert abs(by_call[1] - by_row[1]) < 5  # ts: the time of queueing
+    assert len(by_call) == len(COLUMNS)
 
 
 async def test_a_flush_waits_for_the_batch_already_being_written(tmp_path) -> None:

@@ -35,7 +35,7 @@ async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDec
         return await hedge.complete(chain, req, decision, health, policy)
     plan = AttemptPlan(chain, decision, health, policy)
     while True:
-        dep, token = await plan.next()
+        dep, token = plan.next_now() or await plan.next()  # (no coroutine when nothing waits)
         try:
             resp = await attempt.call(dep, token, req, plan, health)
         except ModelyardError as e:
@@ -53,7 +53,7 @@ async def open_stream(chain: list[Deployment], req: ChatRequest, decision: Route
         return await hedge.open_stream(chain, req, decision, health, policy)
     plan = AttemptPlan(chain, decision, health, policy)
     while True:
-        dep, token = await plan.next()
+        dep, token = plan.next_now() or await plan.next()  # (no coroutine when nothing waits)
         try:
             rest, first = await attempt.open_stream(dep, token, req, plan, health)
         except ModelyardError as e:

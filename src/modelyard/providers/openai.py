@@ -219,24 +219,46 @@ def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
     """A ChatResponse from a 200 body; the raw bytes ride along for the OpenAI-format API."""
     doc = load_json(raw, dep.name)
     choices = doc.get("choices") if isinstance(doc, dict) else None
-    if not isinstance(choices, list):
+    if not isinstance(choices, list) or not all(type(c) is dict for c in choices):
         if isinstance(doc, dict) and doc.get("error"):  # OpenRouter reports late failures with a 200
             raise error_from_payload(doc, dep)
         raise ConnectionFailed(f"deployment '{dep.name}' returned a body without choices: {raw[:120]!r}",
                                deployment=dep.name)
-    return ChatResponse(
+    resp = WireResponse(
         id=doc.get("id") or "",
         model=doc.get("model") or dep.model,
-        choices=[choice_from_wire(c, i) for i, c in enumerate(choices)],
+        choices=None,  # type: ignore[arg-type]  (built from `wire_choices` when first read)
         usage=usage_from_wire(doc.get("usage")),
         created=doc.get("created") or int(time.time()),
         system_fingerprint=doc.get("system_fingerprint"),
         openai_body=raw,
     )
+    resp.wire_choices = choices
+    return resp
+
+
+class WireResponse(ChatResponse):
+    """A ChatResponse whose choices are built from the upstream's parsed ones when first read: the
+    OpenAI-format API forwards the body as it came, so most answers never need them as objects."""
+
+    __slots__ = ("_built", "wire_choices")
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[Choice]:
+        built = self._built
+        if built is None:
+            built = self._built = [choice_from_wire(c, i) for i, c in enumerate(self.wire_choices)]
+        return built
+
+    @choices.setter
+    def choices(self, value: list[Choice] | None) -> None:
+        self._built = value
 
 
 def choice_from_wire(c: dict[str, Any], i: int) -> Choice:
-    m = c.get("message") or {}
+    m = c.get("message")
+    if type(m) is not dict:
+        m = {}
     calls = m.get("tool_calls")
     message = Message(role=m.get("role") or "assistant", content=m.get("content"),
                       tool_calls=[tool_call_from_wire(tc) for tc in calls] if calls else None)

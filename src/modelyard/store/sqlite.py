@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import RouteDecision
+from ..types import RouteDecision, Usage
 
 COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
            "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
@@ -118,6 +118,19 @@ class RequestLog:
         """Queue one row; called on the request path, so it only appends."""
         row.ts = row.ts or time.time()
         self._buffer.append(row.as_tuple())
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+
+    def record_call(self, rid: str, model: str, deployment: str, provider: str, status: int,
+                    error_type: str | None, error: str | None, usage: Usage, cost_usd: float,
+                    latency_ms: float, ttft_ms: float | None, stream: bool, user: str | None, api: str,
+                    decision: RouteDecision | None) -> None:
+        """`record` of one upstream call's row, as the tuple `LogRow.as_tuple` makes: the gateway
+        logs every request through here, so no LogRow is built and read back in between."""
+        self._buffer.append((rid, time.time(), model, deployment, provider, status, error_type, error,
+                             usage.input_tokens, usage.output_tokens, usage.cached_input_tokens,
+                             usage.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), user, api,
+                             decision.log_json() if decision else None))
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
 
