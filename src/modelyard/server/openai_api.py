@@ -7,6 +7,7 @@ Upstream OpenAI-format bodies and SSE payloads are forwarded untouched when noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,7 +33,6 @@ _HANDLED = frozenset((
     "max_completion_tokens", "stop", "seed", "n", "stream", "stream_options", "user", "metadata",
     "modelyard", "functions", "function_call",
 ))
-_SAMPLING = frozenset(("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "n"))
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -167,63 +167,108 @@ def parse_request(body: Any) -> ChatRequest:
     req = ChatRequest(model=model, messages=[_message(m, i) for i, m in enumerate(raw_msgs)])
     if len(body) == 2:
         return req
-    present = _HANDLED.intersection(body)  # each field below is validated only when it was sent
-    if (tools := body.get("tools")) is not None:
-        req.tools = _tools(tools) or None
-    if (tc := body.get("tool_choice")) is not None:
-        if isinstance(tc, str):
-            if tc not in ("auto", "none", "required"):
-                raise _bad("tool_choice", f"must be 'auto', 'none', 'required' or a function object, got {tc!r}")
-            req.tool_choice = tc
-        elif isinstance(tc, dict) and isinstance(tc.get("function"), dict) and tc["function"].get("name"):
-            req.tool_choice = {"name": tc["function"]["name"]}
-        else:
-            raise _bad("tool_choice",
-                       "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
-    if (rf := body.get("response_format")) is not None:
-        if not isinstance(rf, dict) or rf.get("type") not in _RESPONSE_FORMATS:
-            raise _bad("response_format.type", f"must be one of {', '.join(_RESPONSE_FORMATS)}")
-        if rf["type"] == "json_schema" and not isinstance(rf.get("json_schema"), dict):
-            raise _bad("response_format.json_schema",
-                       "required with type 'json_schema': {'name': ..., 'schema': {...}}")
-        req.response_format = None if rf["type"] == "text" else rf
-    if not present.isdisjoint(_SAMPLING):
-        req.temperature = _number(body, "temperature", 0, 2)
-        req.top_p = _number(body, "top_p", 0, 1)
-        req.max_tokens = _int(body, "max_completion_tokens", 1) or _int(body, "max_tokens", 1)
-        req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
-        req.n = _int(body, "n", 1, 16) or 1
-    stop = body.get("stop")
-    if stop is not None:
-        if isinstance(stop, str):
-            stop = [stop]
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
-            raise _bad("stop", "must be a string or an array of up to 4 strings")
-        req.stop = stop or None
-    stream = body.get("stream")
-    if stream is not None:
-        if not isinstance(stream, bool):
-            raise _bad("stream", f"must be true or false, got {_type_name(stream)}")
-        req.stream = stream
-    so = body.get("stream_options")
-    if so is not None:
-        if not isinstance(so, dict):
-            raise _bad("stream_options", "must be an object such as {'include_usage': true}")
-        req.include_usage = bool(so.get("include_usage"))
-    user = body.get("user")
-    if user is not None:
-        if not isinstance(user, str):
-            raise _bad("user", "must be a string")
-        req.user = user
-    for key in ("metadata", "modelyard"):
+    extra = False
+    for key, value in body.items():  # each field is validated only when it was sent
+        field = _FIELDS.get(key)
+        if field is not None:
+            if value is not None:
+                field(req, value, body)
+        elif key not in _HANDLED:
+            extra = True
+    for key in ("metadata", "modelyard"):  # in this order: `modelyard` wins
         v = body.get(key)
         if v is not None:
             if not isinstance(v, dict):
                 raise _bad(key, "must be an object")
             req.metadata.update(v)
-    if len(present) < len(body):
+    if extra:
         req.extra = {k: v for k, v in body.items() if k not in _HANDLED}
     return req
+
+
+def _tool_choice(req: ChatRequest, tc: Any, body: dict[str, Any]) -> None:
+    if isinstance(tc, str):
+        if tc not in ("auto", "none", "required"):
+            raise _bad("tool_choice", f"must be 'auto', 'none', 'required' or a function object, got {tc!r}")
+        req.tool_choice = tc
+    elif isinstance(tc, dict) and isinstance(tc.get("function"), dict) and tc["function"].get("name"):
+        req.tool_choice = {"name": tc["function"]["name"]}
+    else:
+        raise _bad("tool_choice",
+                   "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
+
+
+def _response_format(req: ChatRequest, rf: Any, body: dict[str, Any]) -> None:
+    if not isinstance(rf, dict) or rf.get("type") not in _RESPONSE_FORMATS:
+        raise _bad("response_format.type", f"must be one of {', '.join(_RESPONSE_FORMATS)}")
+    if rf["type"] == "json_schema" and not isinstance(rf.get("json_schema"), dict):
+        raise _bad("response_format.json_schema", "required with type 'json_schema': {'name': ..., 'schema': {...}}")
+    req.response_format = None if rf["type"] == "text" else rf
+
+
+def _max_tokens(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    if body.get("max_completion_tokens") is None:  # the newer name wins when both are sent
+        req.max_tokens = _int(body, "max_tokens", 1)
+
+
+def _stop(req: ChatRequest, stop: Any, body: dict[str, Any]) -> None:
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
+        raise _bad("stop", "must be a string or an array of up to 4 strings")
+    req.stop = stop or None
+
+
+def _stream(req: ChatRequest, stream: Any, body: dict[str, Any]) -> None:
+    if not isinstance(stream, bool):
+        raise _bad("stream", f"must be true or false, got {_type_name(stream)}")
+    req.stream = stream
+
+
+def _stream_options(req: ChatRequest, so: Any, body: dict[str, Any]) -> None:
+    if not isinstance(so, dict):
+        raise _bad("stream_options", "must be an object such as {'include_usage': true}")
+    req.include_usage = bool(so.get("include_usage"))
+
+
+def _user(req: ChatRequest, user: Any, body: dict[str, Any]) -> None:
+    if not isinstance(user, str):
+        raise _bad("user", "must be a string")
+    req.user = user
+
+
+def _set_tools(req: ChatRequest, tools: Any, body: dict[str, Any]) -> None:
+    req.tools = _tools(tools) or None
+
+
+def _set_temperature(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    req.temperature = _number(body, "temperature", 0, 2)
+
+
+def _set_top_p(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    req.top_p = _number(body, "top_p", 0, 1)
+
+
+def _set_max_completion_tokens(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    req.max_tokens = _int(body, "max_completion_tokens", 1)
+
+
+def _set_seed(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
+
+
+def _set_n(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
+    req.n = _int(body, "n", 1, 16) or 1
+
+
+# The fields with a typed home that are validated one by one, each only when it was sent (and not
+# null); `metadata`/`modelyard` are merged after them, in that order.
+_FIELDS: dict[str, Callable[[ChatRequest, Any, dict[str, Any]], None]] = {
+    "tools": _set_tools, "tool_choice": _tool_choice, "response_format": _response_format,
+    "temperature": _set_temperature, "top_p": _set_top_p, "max_tokens": _max_tokens,
+    "max_completion_tokens": _set_max_completion_tokens, "seed": _set_seed, "n": _set_n, "stop": _stop,
+    "stream": _stream, "stream_options": _stream_options, "user": _user,
+}
 
 
 # --- responses -------------------------------------------------------------------------------
