@@ -501,6 +501,33 @@ def test_merge_read_names_an_event_that_is_not_a_chunk(provider: OpenAIProvider,
     assert isinstance(error, ConnectionFailed) and "'" + dep.name + "'" in error.message
 
 
+_MALFORMED_EVENTS = [
+    {"choices": "abc"}, {"choices": [{"index": 0, "delta": "text"}]}, chunk({"content": 5}),
+    chunk({"tool_calls": [1]}), chunk({"tool_calls": [{"index": 0, "function": "f"}]}), {"choices": [], "usage": [1]},
+    {"choices": [], "usage": {"prompt_tokens": "many"}}, {"choices": [], "usage": {"completion_tokens": -3}},
+    {"choices": [], "usage": {"prompt_tokens": 1.5}},
+]
+
+
+@pytest.mark.parametrize("bad", _MALFORMED_EVENTS)
+def test_a_malformed_chunk_ends_the_stream_with_a_connection_failure(provider: OpenAIProvider,
+                                                                      bad: dict[str, Any]) -> None:
+    # never an internal error: the chunks before it stand, the event is named
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    chunks, error, _ = merge_read(sse_read(orjson.dumps(chunk({"content": "ok"})), orjson.dumps(bad)), dep)
+    assert [c.text for c in chunks] == ["ok"]
+    assert isinstance(error, ConnectionFailed) and "malformed" in error.message and dep.name in error.message
+
+
+def test_usage_counts_as_whole_numbers_pass_and_anything_else_fails(provider: OpenAIProvider) -> None:
+    dep = make_dep("http://127.0.0.1:9/v1", provider)
+    ok = {"id": "x", "choices": [], "usage": {"prompt_tokens": 5.0, "completion_tokens": 2}}
+    assert from_wire(orjson.dumps(ok), dep).usage.input_tokens == 5
+    bad = {"id": "x", "choices": [], "usage": {"prompt_tokens": "5"}}
+    with pytest.raises(ConnectionFailed, match="malformed usage"):
+        from_wire(orjson.dumps(bad), dep)
+
+
 _EVENT = st.one_of(
     st.builds(lambda t, i: chunk({"content": t}) if not i else {**chunk({"content": t}),
               "choices": [{"index": i, "delta": {"content": t}, "finish_reason": None}]},
@@ -513,6 +540,7 @@ _EVENT = st.one_of(
     st.just(STREAM[-1]),  # usage, no choices
     st.just({"error": {"message": "boom", "type": "server_error"}}),
     st.just([1, 2]),  # not a chunk
+    st.sampled_from(_MALFORMED_EVENTS),
 )
 
 

@@ -224,11 +224,16 @@ def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
             raise error_from_payload(doc, dep)
         raise ConnectionFailed(f"deployment '{dep.name}' returned a body without choices: {raw[:120]!r}",
                                deployment=dep.name)
+    try:
+        usage = usage_from_wire(doc.get("usage"))
+    except _MALFORMED as e:
+        raise ConnectionFailed(f"deployment '{dep.name}' returned a malformed usage object: {e}",
+                               deployment=dep.name) from None
     resp = WireResponse(
         id=doc.get("id") or "",
         model=doc.get("model") or dep.model,
         choices=None,  # type: ignore[arg-type]  (built from `wire_choices` when first read)
-        usage=usage_from_wire(doc.get("usage")),
+        usage=usage,
         created=doc.get("created") or int(time.time()),
         system_fingerprint=doc.get("system_fingerprint"),
         openai_body=raw,
@@ -274,17 +279,31 @@ def tool_call_from_wire(tc: dict[str, Any]) -> ToolCall:
 
 
 def usage_from_wire(u: dict[str, Any] | None) -> Usage:
+    """The usage object; a malformed one (not an object, counts that are not whole numbers) raises
+    TypeError or ValueError for the caller to report as the upstream's fault."""
     if not u:
         return Usage()
-    details = u.get("prompt_tokens_details") or {}
-    out_details = u.get("completion_tokens_details") or {}
-    return Usage(
+    details = u.get("prompt_tokens_details") or _EMPTY
+    out_details = u.get("completion_tokens_details") or _EMPTY
+    usage = Usage(
         input_tokens=u.get("prompt_tokens") or 0,
         output_tokens=u.get("completion_tokens") or 0,
         # DeepSeek reports its cache hits as prompt_cache_hit_tokens.
         cached_input_tokens=details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0,
         reasoning_tokens=out_details.get("reasoning_tokens") or 0,
     )
+    i, o, c, r = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens
+    if not (type(i) is int and type(o) is int and type(c) is int and type(r) is int and min(i, o, c, r) >= 0):
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+            v = getattr(usage, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
+                raise ValueError(f"usage.{name} is not a token count: {v!r}")
+            setattr(usage, name, int(v))
+    return usage
+
+
+_MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+_EMPTY: dict[str, Any] = {}
 
 
 _DONE = b"data: [DONE]"
@@ -397,15 +416,25 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
             except ModelyardError as e:
                 starts.append(i)
                 return out, starts, e
-        u = d.get("usage")
-        choices = d.get("choices")
-        if choices:
-            c = choices[0]
-            delta = c.get("delta") or _EMPTY
-            index, text, calls = c.get("index") or 0, delta.get("content"), delta.get("tool_calls")
-            finish, role = c.get("finish_reason"), delta.get("role")
-        else:
-            index, text, calls, finish, role = 0, None, None, None, None
+        try:  # everything read from the event before anything is changed: a malformed one ends the batch
+            u = d.get("usage")
+            choices = d.get("choices")
+            if choices:
+                c = choices[0]
+                delta = c.get("delta") or _EMPTY
+                index, text, calls = c.get("index") or 0, delta.get("content"), delta.get("tool_calls")
+                finish, role = c.get("finish_reason"), delta.get("role")
+                if text is not None and type(text) is not str:
+                    raise TypeError("content is not a string")
+            else:
+                index, text, calls, finish, role = 0, None, None, None, None
+            deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls else None
+            usage = usage_from_wire(u) if u else None
+        except _MALFORMED as e:
+            starts.append(i)
+            return out, starts, ConnectionFailed(
+                f"deployment '{dep.name}' sent a malformed chat.completion.chunk ({e}): {raw(i)[6:126]!r}",
+                deployment=dep.name)
         if cur is not None:
             if ((u and text is None and not calls and finish is None) or cur.usage is not None
                     or index != cur.index or (text and cur.tool_calls)):
@@ -414,8 +443,7 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
             else:
                 if text:
                     cur.text = text if cur.text is None else cur.text + text
-                if calls:
-                    deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)]
+                if deltas:
                     if cur.tool_calls is None:
                         cur.tool_calls = deltas
                     else:
@@ -424,20 +452,17 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
                     cur.role = role
                 if finish:
                     cur.finish_reason = finish
-                if u:
-                    cur.usage = usage_from_wire(u)
+                if usage is not None:
+                    cur.usage = usage
                 continue
         cur = StreamChunk(id=d.get("id") or "", model=d.get("model") or dep.model, text=text, role=role,
-                          tool_calls=[tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls
-                          else None, finish_reason=finish, usage=usage_from_wire(u) if u else None,
+                          tool_calls=deltas, finish_reason=finish, usage=usage,
                           index=index, created=d.get("created") or 0)
         out.append(cur)
         starts.append(i)
     starts.append(len(events))
     return out, starts, None
 
-
-_EMPTY: dict[str, Any] = {}
 
 
 def event_doc(data: bytes, dep: Deployment) -> dict[str, Any]:
