@@ -650,7 +650,13 @@ def test_score_row_functions_are_made_once_per_task_and_bonus_and_bounded(monkey
     monkeypatch.setattr(score_module, "_ROW_CACHE", 3)
     for task in TASKS:
         t.scorer(task, None)
-    assert len(t.scorers) <= 3
+        t.observed_scorer(task, None)
+    assert len(t.scorers) <= 3 and len(t.observed) <= 3
+    # past the cap: the loop, not code written out per request (and the same scores)
+    f = Features(task=TASKS[-1], complexity=0.4, input_tokens=300, output_tokens=80)
+    assert t.scorer(f.task, None)[1].__code__.co_filename != "<string>"
+    s, deps = gw.router.plans["g"].strategy, gw.router.plans["g"].deployments
+    _check_plain_scores(s, deps, f, None)
 
 
 def test_score_weights_are_kept_by_hint_and_complexity_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

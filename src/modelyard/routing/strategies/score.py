@@ -175,8 +175,9 @@ class _Table:
         if hit is not None and hit[0] is bonus:  # (kept with its bonus list, as `rows`)
             return hit
         _, rows, index, boosted, adds = self.distinct_entry(task, bonus)
-        hit = (bonus, _scorer(self, rows, index, boosted, adds))
-        if len(self.scorers) < _ROW_CACHE:
+        keep = len(self.scorers) < _ROW_CACHE  # (a function not kept is not worth writing out)
+        hit = (bonus, _scorer(self, rows, index, boosted, adds, inline=keep))
+        if keep:
             self.scorers[key] = hit
         return hit
 
@@ -187,8 +188,9 @@ class _Table:
         hit = self.observed.get(key)
         if hit is not None and hit[0] is bonus:
             return hit
-        hit = (bonus, _observed(self, self.rows(task, bonus)))
-        if len(self.observed) < _ROW_CACHE:
+        keep = len(self.observed) < _ROW_CACHE  # (a function not kept is not worth writing out)
+        hit = (bonus, _observed(self, self.rows(task, bonus), inline=keep))
+        if keep:
             self.observed[key] = hit
         return hit
 
@@ -235,17 +237,17 @@ def _cost_terms(t: _Table, fi: int, fo: int, wc: float) -> tuple[float, float, f
 
 
 def _scorer(t: _Table, rows: list[tuple[float, ...]], index: list[int] | None, boosted: list[int] | None,
-            adds: list[float] | None) -> _Scorer:
+            adds: list[float] | None, inline: bool = True) -> _Scorer:
     """Every candidate's score, by position, from the request's tokens and weights, when no latency
     is observed: the cost and latency extremes on the table's fronts, K − ca·a − cb·b − al·ttft −
     cv·v + wq·q̂ per distinct row, the boosted rows' bonus added, copied to the positions. The
     table's numbers are written into its code as constants (their repr reads back as the same
     double): no loop, tuple unpacking, subscripts or copy pass — the same operations in the same
     order, so the same doubles as the plain loop it replaces (kept for numbers a literal cannot
-    spell, inf or nan, and for fronts of more than two points)."""
+    spell, inf or nan, for fronts of more than two points, and when not `inline`: one used once)."""
     fronts = (t.cheapest, t.dearest, t.fastest, t.slowest)
     numbers = [x for r in rows for x in r] + list(adds or ()) + [x for f in fronts for p in f for x in p]
-    if len(rows) > _INLINE_ROWS or any(len(f) > 2 for f in fronts) or \
+    if not inline or len(rows) > _INLINE_ROWS or any(len(f) > 2 for f in fronts) or \
             not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
         def score(fi: int, fo: int, wc: float, wl: float, wq: float) -> list[float]:
             k, ca, cb = _cost_terms(t, fi, fo, wc)
@@ -280,14 +282,15 @@ def _scorer(t: _Table, rows: list[tuple[float, ...]], index: list[int] | None, b
 _Observed = Callable[[int, int, float, float, float, list[float]], list[float]]
 
 
-def _observed(t: _Table, rows: list[tuple[float, ...]]) -> _Observed:
+def _observed(t: _Table, rows: list[tuple[float, ...]], inline: bool = True) -> _Observed:
     """Every candidate's score, by position, from the request's tokens and weights and each
     candidate's time to first token (observed or prior): the cost extremes on the price fronts,
     each latency ttft + fo·v and their extremes, K − ca·a − cb·b − al·latency + wq·q̂ [+ bonus]. As
     `_scorer`, the table's numbers written into the code (the same operations in the same order:
-    the same doubles); the loops for numbers no literal spells or price fronts of three points."""
+    the same doubles); the loops for numbers no literal spells, price fronts of three points, or
+    when not `inline`."""
     numbers = [x for r in rows for x in r] + [x for f in (t.cheapest, t.dearest) for p in f for x in p]
-    if len(rows) > _INLINE_ROWS or len(t.cheapest) > 2 or len(t.dearest) > 2 or \
+    if not inline or len(rows) > _INLINE_ROWS or len(t.cheapest) > 2 or len(t.dearest) > 2 or \
             not all(type(x) in (float, int) and math.isfinite(x) for x in numbers):
         def score(fi: int, fo: int, wc: float, wl: float, wq: float, ttft: list[float]) -> list[float]:
             k, ca, cb = _cost_terms(t, fi, fo, wc)
@@ -329,8 +332,9 @@ def _extreme(name: str, terms: list[str], keep: str) -> list[str]:
 _EWMA_TTFT = attrgetter("ewma_ttft_ms")
 _WEIGHTS_MEMO = 8192  # (optimize_for, complexity) keys of Score._weights: 5 × 1001 in practice
 _NO_REQUEST = ChatRequest(model="", messages=[])  # weights_for reads only the features
-# (task, bonus list) row tables kept per candidate table: 8 rules × 11 tasks is 99 (~0.5 MB at 50
-# deployments); past the cap, rows are zipped per request
+# (task, bonus list) row tables and scoring functions kept per candidate table, each kind up to this
+# many: 8 rules × 11 tasks is 99 (at 50 deployments ~0.5 MB of rows, ~1 MB of functions for priors and
+# ~2 MB for observed latencies); past the cap, rows are zipped per request and the functions loop
 _ROW_CACHE = 256
 
 
