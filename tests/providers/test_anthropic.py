@@ -484,6 +484,22 @@ async def test_stream_non_json_event(upstream: FakeAnthropic, provider: Anthropi
     assert_clean(exc.value)
 
 
+@pytest.mark.parametrize("bad", [
+    {"type": "content_block_delta", "index": 0, "delta": "text"},
+    {"type": "content_block_start", "index": 0, "content_block": ["tool_use"]},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": "many"}},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": -1}},
+])
+async def test_stream_malformed_event_is_a_connection_failure(upstream: FakeAnthropic, provider: AnthropicProvider,
+                                                              bad: dict[str, Any]) -> None:
+    # a field of the wrong type ends the stream with an error naming the deployment, never an internal error
+    events = full_stream()
+    upstream.handler = sse_answer(sse([*events[:-2], bad, *events[-2:]]))
+    with pytest.raises(ConnectionFailed, match="malformed") as exc:
+        await collect(provider.stream(req(), make_dep(upstream.url)))
+    assert_clean(exc.value)
+
+
 async def test_early_stop_releases_upstream(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
     async def hang() -> None:
         await asyncio.wait_for(upstream.release.wait(), 5)

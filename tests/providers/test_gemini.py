@@ -482,6 +482,19 @@ async def test_stream_non_json_event(upstream: FakeGemini, provider: GeminiProvi
     assert_clean(exc.value)
 
 
+@pytest.mark.parametrize("bad", [
+    {"candidates": ["text"]}, {"candidates": [{"content": "text"}]},
+    {"candidates": [candidate({"text": "x"})], "usageMetadata": {"promptTokenCount": "many"}},
+    {"candidates": [candidate({"text": "x"})], "usageMetadata": {"candidatesTokenCount": 2.5}},
+])
+async def test_stream_malformed_event_is_a_connection_failure(upstream: FakeGemini, provider: GeminiProvider,
+                                                              bad: dict[str, Any]) -> None:
+    upstream.handler = sse_answer(sse([*stream_fragments()[:1], bad]))
+    with pytest.raises(ConnectionFailed, match="malformed") as exc:
+        await collect(provider.stream(req(), make_dep(upstream.url)))
+    assert_clean(exc.value)
+
+
 async def test_early_stop_releases_upstream(upstream: FakeGemini, provider: GeminiProvider) -> None:
     async def hang() -> None:
         await asyncio.wait_for(upstream.release.wait(), 5)

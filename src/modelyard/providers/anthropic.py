@@ -39,7 +39,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import Deployment, Provider
+from .base import MALFORMED, Deployment, Provider, checked_usage
 from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
 
 DEFAULT_BASE = "https://api.anthropic.com"
@@ -227,8 +227,8 @@ def usage_of(u: dict[str, Any]) -> Usage:
     """Anthropic counts cache reads and writes apart from `input_tokens`; we count them in."""
     cached = u.get("cache_read_input_tokens") or 0
     created = u.get("cache_creation_input_tokens") or 0
-    return Usage(input_tokens=(u.get("input_tokens") or 0) + cached + created,
-                 output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached)
+    return checked_usage(Usage(input_tokens=(u.get("input_tokens") or 0) + cached + created,
+                               output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached))
 
 
 def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:
@@ -347,7 +347,7 @@ class AnthropicProvider(Provider):
             raise map_error(dep, status, str(err.get("type") or ""), str(err.get("message") or ""), headers)
         try:
             return from_wire(data, dep)
-        except (KeyError, TypeError, AttributeError):
+        except MALFORMED:
             raise _bad_body(dep, "returned JSON that is not a Messages API response") from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
@@ -358,8 +358,11 @@ class AnthropicProvider(Provider):
             if resp.status >= 300:
                 raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
-                async for chunk in _events(resp, dep):
-                    yield chunk
+                try:
+                    async for chunk in _events(resp, dep):
+                        yield chunk
+                except MALFORMED as e:  # a field of the wrong type: the upstream's fault, named
+                    raise _bad_body(dep, f"sent a malformed stream event ({e})") from None
         finally:
             # the pool keeps the connection only if the body was read to its end; otherwise it is
             # dropped, which tells the upstream to stop generating (early stop, error, cancel)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..catalog import ModelCard
 from ..config import SimSettings
-from ..types import ChatRequest, ChatResponse, StreamChunk
+from ..types import ChatRequest, ChatResponse, StreamChunk, Usage
 
 
 @dataclass(slots=True, eq=False)
@@ -65,3 +65,22 @@ class Provider:
         """Yield chunks; the last one carries usage. Raise taxonomy errors before the first chunk
         when the upstream refuses, and from inside the iteration when it fails mid-stream."""
         raise NotImplementedError
+
+
+# What reading a malformed upstream document raises (a field of the wrong type, a missing key):
+# adapters turn it into a ConnectionFailed that names the deployment, never an internal error.
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def checked_usage(usage: Usage) -> Usage:
+    """`usage` with whole, non-negative token counts (integral floats made int); anything else
+    raises ValueError: the counts price the request, so a malformed one must not reach the bill."""
+    i, o, c, r = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens
+    if type(i) is int and type(o) is int and type(c) is int and type(r) is int and min(i, o, c, r) >= 0:
+        return usage
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+        v = getattr(usage, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v != int(v) or v < 0:
+            raise ValueError(f"usage.{name} is not a token count: {v!r}")
+        setattr(usage, name, int(v))
+    return usage

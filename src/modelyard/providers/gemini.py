@@ -43,7 +43,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import Deployment, Provider
+from .base import MALFORMED, Deployment, Provider, checked_usage
 from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
@@ -245,9 +245,10 @@ def finish_reason(reason: str | None, has_calls: bool) -> str | None:
 def usage_of(u: dict[str, Any]) -> Usage:
     """usageMetadata -> Usage; hidden thinking is billed as output, so it counts there too."""
     thoughts = u.get("thoughtsTokenCount") or 0
-    return Usage(input_tokens=(u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0),
-                 output_tokens=(u.get("candidatesTokenCount") or 0) + thoughts,
-                 cached_input_tokens=u.get("cachedContentTokenCount") or 0, reasoning_tokens=thoughts)
+    return checked_usage(Usage(
+        input_tokens=(u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0),
+        output_tokens=(u.get("candidatesTokenCount") or 0) + thoughts,
+        cached_input_tokens=u.get("cachedContentTokenCount") or 0, reasoning_tokens=thoughts))
 
 
 def split_parts(parts: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
@@ -408,7 +409,7 @@ class GeminiProvider(Provider):
             raise map_error(dep, None, data["error"], headers)
         try:
             return from_wire(data, dep)
-        except (KeyError, TypeError, AttributeError):
+        except MALFORMED:
             raise _bad_body(dep, "returned JSON that is not a generateContent response") from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
@@ -419,8 +420,11 @@ class GeminiProvider(Provider):
             if resp.status >= 300:
                 raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
             with transport_errors(dep.name):
-                async for chunk in _events(resp, dep):
-                    yield chunk
+                try:
+                    async for chunk in _events(resp, dep):
+                        yield chunk
+                except MALFORMED as e:  # a field of the wrong type: the upstream's fault, named
+                    raise _bad_body(dep, f"sent a malformed stream event ({e})") from None
         finally:
             # the pool keeps the connection only if the body was read to its end; otherwise it is
             # dropped, which tells the upstream to stop generating (early stop, error, cancel)

@@ -37,7 +37,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import Deployment, Provider
+from .base import MALFORMED, Deployment, Provider, checked_usage
 from .http import (
     HttpClients,
     UpstreamStream,
@@ -226,7 +226,7 @@ def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
                                deployment=dep.name)
     try:
         usage = usage_from_wire(doc.get("usage"))
-    except _MALFORMED as e:
+    except MALFORMED as e:
         raise ConnectionFailed(f"deployment '{dep.name}' returned a malformed usage object: {e}",
                                deployment=dep.name) from None
     resp = WireResponse(
@@ -285,24 +285,15 @@ def usage_from_wire(u: dict[str, Any] | None) -> Usage:
         return Usage()
     details = u.get("prompt_tokens_details") or _EMPTY
     out_details = u.get("completion_tokens_details") or _EMPTY
-    usage = Usage(
+    return checked_usage(Usage(
         input_tokens=u.get("prompt_tokens") or 0,
         output_tokens=u.get("completion_tokens") or 0,
         # DeepSeek reports its cache hits as prompt_cache_hit_tokens.
         cached_input_tokens=details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0,
         reasoning_tokens=out_details.get("reasoning_tokens") or 0,
-    )
-    i, o, c, r = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens
-    if not (type(i) is int and type(o) is int and type(c) is int and type(r) is int and min(i, o, c, r) >= 0):
-        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
-            v = getattr(usage, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
-                raise ValueError(f"usage.{name} is not a token count: {v!r}")
-            setattr(usage, name, int(v))
-    return usage
+    ))
 
 
-_MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 _EMPTY: dict[str, Any] = {}
 
 
@@ -430,7 +421,7 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
                 index, text, calls, finish, role = 0, None, None, None, None
             deltas = [tool_call_delta_from_wire(tc, k) for k, tc in enumerate(calls)] if calls else None
             usage = usage_from_wire(u) if u else None
-        except _MALFORMED as e:
+        except MALFORMED as e:
             starts.append(i)
             return out, starts, ConnectionFailed(
                 f"deployment '{dep.name}' sent a malformed chat.completion.chunk ({e}): {raw(i)[6:126]!r}",
