@@ -67,9 +67,14 @@ def test_wrong_key_is_401(keyed_server) -> None:
                        headers=headers, timeout=10)
         assert r.status_code == 401
         assert "API key" in r.json()["error"]["message"]
+    for headers in ({"x-api-key": "test-master-key"}, {"authorization": "Bearer test-master-key"},
+                    {"authorization": "bearer test-master-key"}):
+        r = httpx.post(keyed_server.url + "/v1/chat/completions", json={"model": "fast", "messages": OK_MSGS},
+                       headers=headers, timeout=10)
+        assert r.status_code == 200, headers
     r = httpx.post(keyed_server.url + "/v1/chat/completions", json={"model": "fast", "messages": OK_MSGS},
-                   headers={"x-api-key": "test-master-key"}, timeout=10)
-    assert r.status_code == 200
+                   headers={"authorization": "Bearer test-master-key-and-more"}, timeout=10)
+    assert r.status_code == 401
 
 
 def test_unknown_route_and_method(server) -> None:

@@ -28,7 +28,7 @@ class Ranking:
 
     __slots__ = ("_deployments", "_scored", "candidates", "order", "reason", "rule", "scores")
 
-    def __init__(self, candidates: Sequence[Deployment], order: list[int], scores: Sequence[float],
+    def __init__(self, candidates: Sequence[Deployment], order: Sequence[int], scores: Sequence[float],
                  reason: str | Callable[[int], str], rule: str | None = None) -> None:
         self.candidates = candidates
         self.order = order  # positions into `candidates`, best first

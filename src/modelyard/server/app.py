@@ -109,19 +109,19 @@ class App:
     def _check_auth(self, scope: Scope) -> None:
         if self.master_key is None:
             return
-        token = _header(scope, b"authorization")
+        token = _raw_header(scope, b"authorization")  # (bytes: compared as sent, nothing decoded)
         if token is not None:
-            token = token.removeprefix("Bearer ").removeprefix("bearer ").strip()
+            token = token.removeprefix(b"Bearer ").removeprefix(b"bearer ").strip()
         else:
-            token = _header(scope, b"x-api-key")
-        if not token or not hmac.compare_digest(token.encode(), self.master_key):
+            token = _raw_header(scope, b"x-api-key")
+        if not token or not hmac.compare_digest(token, self.master_key):
             raise Auth("missing or invalid API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
                        if token else "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
 
     async def _read_json(self, scope: Scope, receive: Receive) -> Any:
-        declared = _header(scope, b"content-length")
+        declared = _raw_header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self.max_body_bytes}")
+            raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {self.max_body_bytes}")
         msg = await receive()
         body = msg.get("body", b"")
         if msg.get("more_body"):
@@ -166,11 +166,11 @@ class App:
                     self._route_values[key] = route
         return [(b"x-request-id", rid.encode()), *deployment, route]
 
-    def _response_headers(self, rid: str, resp: ChatResponse) -> list[tuple[bytes, bytes]]:
+    def _response_headers(self, rid: str, resp: ChatResponse, body: bytes) -> list[tuple[bytes, bytes]]:
         d = resp.decision
-        headers = [JSON, *self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model, d),
-                   (b"x-modelyard-cost-usd", f"{resp.cost_usd:.8f}".encode()),
-                   (b"x-modelyard-latency-ms", f"{resp.latency_ms:.1f}".encode())]
+        headers = self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model, d)
+        headers += (JSON, (b"x-modelyard-cost-usd", b"%.8f" % resp.cost_usd),
+                    (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), _length(body))
         if d is not None and d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d is not None and d.attempts:
@@ -236,8 +236,8 @@ class App:
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*self._response_headers(rid, resp), _length(body)]})
+            headers = self._response_headers(rid, resp, body)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         stream = await self.gateway.stream(req, request_id=rid)
@@ -259,8 +259,8 @@ class App:
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*self._response_headers(rid, resp), _length(body)]})
+            headers = self._response_headers(rid, resp, body)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         stream = await self.gateway.stream(req, request_id=rid, api="anthropic")
@@ -329,6 +329,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope["headers"]:
         if k == name:
             return v.decode("latin-1")
+    return None
+
+
+def _raw_header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v  # type: ignore[no-any-return]
     return None
 
 

@@ -49,8 +49,10 @@ class InGroupOrder(Ranking):
     __slots__ = ()
 
     def __init__(self, candidates: list[Deployment]) -> None:
-        super().__init__(candidates, list(range(len(candidates))), (), "")
-        self._deployments = list(candidates)  # the chain: a list of its own
+        # Ranking's fields set here, not through super().__init__: this runs on every quick-path decision
+        self.candidates, self.order, self.scores, self.reason, self.rule = \
+            candidates, range(len(candidates)), (), "", None  # (a range: the order as given)
+        self._deployments, self._scored = list(candidates), None  # the chain: a list of its own
 
     def score(self, pos: int) -> float:
         n = len(self.candidates)
