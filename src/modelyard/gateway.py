@@ -198,13 +198,9 @@ class Gateway:
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
         if self.request_log is None:
             return
-        if error is None:
-            self.request_log.record_call(rid, req.model, dep.name, dep.provider, status, None, error_text, usage,
-                                         cost, latency_ms, ttft_ms, stream, req.user, api, decision)
-        else:
-            self.request_log.record_call(rid, req.model, dep.name, dep.provider, status, error.type,
-                                         error.message, usage, cost, latency_ms, ttft_ms, stream, req.user, api,
-                                         decision)
+        self.request_log.record_call(rid, req.model, dep.name, dep.provider, status,
+                                     error.type if error else None, error.message if error else error_text,
+                                     usage, cost, latency_ms, ttft_ms, stream, req.user, api, decision)
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:

@@ -455,7 +455,6 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
     return out, starts, None
 
 
-
 def event_doc(data: bytes, dep: Deployment) -> dict[str, Any]:
     """One `data:` payload as a dict; a payload that is not JSON, or reports an error, raises."""
     try:

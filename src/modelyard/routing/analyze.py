@@ -142,9 +142,7 @@ def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: Messag
     prior = OUTPUT_PRIOR.get(task, 100) or max(16, count_text_share(text, input_tokens))
     expected = int(prior * (1.0 + cx))
     output_tokens = min(req.max_tokens, expected) if req.max_tokens else expected
-    wall = time.time() if now is None else now
-    cached = _MINUTE  # (`hour_weekday`, its cache read here)
-    hour, weekday = (cached[1], cached[2]) if wall // 60 == cached[0] else hour_weekday(wall)
+    hour, weekday = hour_weekday(now)
     f = Features(task, confidence, cx, input_tokens, output_tokens, input_tokens + (req.max_tokens or output_tokens),
                  request_capabilities(req), lang, req.user, hour=hour, weekday=weekday)
     if meta:

@@ -179,13 +179,7 @@ class Router:
         """Order the route's deployments: the one to call first, then the fallbacks."""
         if not route.is_group:
             return self._direct(route)
-        plan = self.plans.get(route.name)
-        if plan is not None and not plan.quick and not plan.light:  # (`decide`'s common case: one call less)
-            f = analyze(req, model=self._task_model or self.task_model, counter=plan.counter)
-            chain, decision, rejected = self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens),
-                                                     False, f.to_dict)
-        else:
-            chain, decision, rejected = self.decide(route, req)
+        chain, decision, rejected = self.decide(route, req)
         if not chain:
             raise no_candidate(route.name, rejected)
         return chain, decision

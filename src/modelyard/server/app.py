@@ -326,10 +326,8 @@ def _length(body: bytes) -> tuple[bytes, bytes]:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope["headers"]:
-        if k == name:
-            return v.decode("latin-1")
-    return None
+    v = _raw_header(scope, name)
+    return None if v is None else v.decode("latin-1")
 
 
 def _raw_header(scope: Scope, name: bytes) -> bytes | None:

@@ -117,9 +117,7 @@ class RequestLog:
     def record(self, row: LogRow) -> None:
         """Queue one row; called on the request path, so it only appends."""
         row.ts = row.ts or time.time()
-        self._buffer.append(row.as_tuple())
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
+        self._queue(row.as_tuple())
 
     def record_call(self, rid: str, model: str, deployment: str, provider: str, status: int,
                     error_type: str | None, error: str | None, usage: Usage, cost_usd: float,
@@ -127,10 +125,13 @@ class RequestLog:
                     decision: RouteDecision | None) -> None:
         """`record` of one upstream call's row, as the tuple `LogRow.as_tuple` makes: the gateway
         logs every request through here, so no LogRow is built and read back in between."""
-        self._buffer.append((rid, time.time(), model, deployment, provider, status, error_type, error,
-                             usage.input_tokens, usage.output_tokens, usage.cached_input_tokens,
-                             usage.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), user, api,
-                             decision.log_json() if decision else None))
+        self._queue((rid, time.time(), model, deployment, provider, status, error_type, error,
+                     usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens,
+                     cost_usd, latency_ms, ttft_ms, int(stream), user, api,
+                     decision.log_json() if decision else None))
+
+    def _queue(self, values: tuple[Any, ...]) -> None:
+        self._buffer.append(values)
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
 

@@ -191,13 +191,8 @@ class Rules:
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """`rank` without building the per-candidate entries (see ranking.py)."""
-        if candidates is self._whole and len(candidates) == len(self.group):  # (`pick`, the common case)
-            whole, skipped = True, _NONE_SKIPPED
-            i = self._first(features)
-            rule = self.rules[i] if i >= 0 else self.default
-        else:
-            whole = self._whole_group(candidates)
-            rule, skipped = self.pick(features, candidates, whole)
+        whole = self._whole_group(candidates)
+        rule, skipped = self.pick(features, candidates, whole)
         if rule is not None and self._boost:
             if whole:
                 bonus = rule.bonus
@@ -225,7 +220,5 @@ class Rules:
         inner = detail(req, features, candidates) if detail is not None else {}
         return {d.name: f"{self.then}: {inner[d.name]}" if d.name in inner else self.then for d in candidates}
 
-
-_NONE_SKIPPED: list[str] = []  # (read only)
 
 register_strategy("rules", Rules, validate=validate_rules)
