@@ -5,6 +5,10 @@ gateway on the reference stack can reach; this one measures what the pipeline on
 costs (modelyard minus this), which is the part our code controls.
 
   FLOOR_SCRIPT=bench/wreq_floor.py FLOOR_PY=.venv/bin/python bash bench/cpu_per_request.sh stream
+
+With WREQ_FLOOR_USAGE=1 it asks the upstream for a stream's usage (`stream_options.include_usage`),
+as the gateway must to account for a stream, and forwards the extra event: the least a stream can
+cost on this stack with accounting possible.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Upstream:
 
 
 UP = Upstream()
+USAGE = os.environ.get("WREQ_FLOOR_USAGE") == "1"
 CLIENTS = HttpClients()
 
 
@@ -53,6 +58,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = msg.get("more_body", False)
     url = UP.prepared["url"]
     if b'"stream":true' in body.replace(b" ", b""):
+        if USAGE and b'"stream_options"' not in body:
+            body = body[:-1] + b',"stream_options":{"include_usage":true}}'
         s = await UpstreamStream.open(CLIENTS, UP, url, body)
         try:
             await send({"type": "http.response.start", "status": s.status, "headers": SSE})
