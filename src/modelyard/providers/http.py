@@ -23,6 +23,7 @@ from wreq import exceptions as wx
 
 from .. import __version__
 from ..errors import ConnectionFailed, ModelyardError, Timeout, error_for_status, parse_retry_after
+from . import io_threads
 
 _USER_AGENT = f"modelyard/{__version__}"
 
@@ -40,6 +41,7 @@ class HttpClients:
         client = self._by_connect.get(connect_s)
         if client is None:
             client = self._by_connect[connect_s] = wreq.Client(
+                runtime=io_threads.runtime(),  # one I/O runtime per process (io_threads.py)
                 connect_timeout=timedelta(seconds=connect_s),
                 no_proxy=True,  # a proxy is configured per deployment, never picked up from the env
                 redirect=wreq.redirect.Policy.none(),  # an API that redirects is misconfigured: say so
