@@ -4,7 +4,8 @@ transport failures (refused, reset, timed out, not-the-protocol) onto the error 
 The upstream client is wreq (hyper/tokio in Rust, awaited from asyncio). Measured on one core
 against the harness's fake upstream (bench/upstream_client.py), a pooled keep-alive POST costs
 ~30 µs of CPU against ~98 µs with aiohttp, a stream ~63 µs against ~122 µs (docs/BENCHMARKS.md),
-and the upstream call is the largest share of the gateway's hot path. Cancelling the awaiting task aborts the Rust
+and the upstream call is the largest share of the gateway's hot path. Every client runs on
+the one I/O runtime of `io_threads.py`. Cancelling the awaiting task aborts the Rust
 request and drops its connection, which is how an upstream learns to stop generating; pyreqwest,
 measured alongside, did not abort on cancellation and was ruled out for that.
 """
