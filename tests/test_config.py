@@ -45,7 +45,7 @@ def test_unknown_deployment_in_group_names_file_and_field(tmp_path) -> None:
     ("deployments:\n  a: {provider: sim, model: x, colour: red}\n", "deployments.a.colour", "unknown field"),
     ("deployments:\n  a: {provider: sim, model: x, weight: -1}\n", "deployments.a.weight", "greater than"),
     ("server: {port: 99999}\n", "server.port", "less than"),
-    ("server: {io_threads: fast}\n", "server.io_threads", "'batch' or 'normal'"),
+    ("server: {io_threads: fast}\n", "server.io_threads", "'auto', 'batch' or 'normal'"),
     ("model_groups:\n  g: {deployments: []}\n", "model_groups.g.deployments", "at least 1"),
     ("deployments:\n  a: {provider: sim, model: x}\nmodel_groups:\n  g: {deployments: [a], strategy: magic}\n",
      "model_groups.g.strategy", "unknown strategy 'magic'"),

@@ -89,9 +89,10 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     request_log: RequestLogConfig = RequestLogConfig()
     workers: int = Field(1, ge=1)
-    # Linux scheduling of the upstream client's I/O threads: batch = they wait for the event loop
-    # instead of preempting it (providers/io_threads.py); normal = the kernel's default.
-    io_threads: Literal["batch", "normal"] = "batch"
+    # Linux scheduling of the upstream client's I/O threads (providers/io_threads.py): batch = they
+    # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch
+    # while several requests are in flight, normal otherwise.
+    io_threads: Literal["auto", "batch", "normal"] = "auto"
 
 
 class CardOverride(_Model):

@@ -99,7 +99,7 @@ class Gateway:
     async def start(self) -> None:
         if self._started:
             return
-        io_threads.configure(self.config.server.io_threads == "batch")
+        io_threads.configure(self.config.server.io_threads)
         for p in self.providers.values():
             await p.start()
         if self.request_log is not None:

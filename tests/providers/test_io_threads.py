@@ -1,9 +1,11 @@
 """The upstream client's I/O threads: named, shared by every client, and batch-scheduled on Linux
-unless `server.io_threads: normal` says otherwise — checked on the real threads, through /proc."""
+while the gateway is busy (or always, or never, by `server.io_threads`) — checked on the real
+threads, through /proc."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -20,32 +22,44 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 @pytest.fixture(autouse=True)
 def _default_policy() -> Iterator[None]:
     yield
-    io_threads.configure(True)  # the default, for the tests after these
+    io_threads.configure("auto")  # the default, for the tests after these
+    io_threads.busy(False)
 
 
-def test_every_client_runs_on_the_one_runtime_whose_threads_are_batch_scheduled() -> None:
+def test_every_client_runs_on_the_one_runtime() -> None:
     a, b = HttpClients(), HttpClients()
     a.get(10.0), b.get(3.0)
     threads = io_threads.threads()
     assert threads, "no thread named modelyard-io"
-    assert set(threads.values()) == {os.SCHED_BATCH}
     a.get(5.0)  # another client: no more threads, and wreq's own default runtime never started
     assert io_threads.threads() == threads
     assert not [t for t in os.listdir("/proc/self/task") if _comm(t) == "wreq-python"]
-    # The thread that started the runtime keeps its own policy.
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
-def test_the_policy_follows_the_setting_on_threads_already_running() -> None:
+def test_auto_is_batch_while_busy_and_normal_when_idle() -> None:
     io_threads.runtime()
-    io_threads.configure(False)
     assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
-    io_threads.configure(True)
+    io_threads.busy(True)
     assert set(io_threads.threads().values()) == {os.SCHED_BATCH}
+    io_threads.busy(False)
+    assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+
+
+def test_batch_and_normal_hold_whatever_the_load() -> None:
+    io_threads.runtime()
+    io_threads.configure("batch")
+    io_threads.busy(False)
+    assert set(io_threads.threads().values()) == {os.SCHED_BATCH}
+    io_threads.configure("normal")
+    io_threads.busy(True)
+    assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+    with pytest.raises(ValueError, match="auto, batch, normal"):
+        io_threads.configure("fast")
 
 
 async def test_the_gateway_applies_server_io_threads(tmp_path) -> None:
     io_threads.runtime()
+    io_threads.busy(True)
     cfg = parse_config({"server": {"io_threads": "normal", "request_log": {"enabled": False}},
                         "deployments": {"a": {"provider": "sim", "model": "sim/a"}}}, "c.yaml")
     gw = Gateway(cfg, source="c.yaml")
@@ -59,3 +73,12 @@ async def test_the_gateway_applies_server_io_threads(tmp_path) -> None:
 def _comm(tid: str) -> str:
     with open(f"/proc/self/task/{tid}/comm") as f:
         return f.read().strip()
+
+
+def test_in_batch_mode_every_thread_is_batch_from_its_start() -> None:
+    """The policy is inherited at creation, so no thread runs a moment without it (own process: the
+    runtime is one per process)."""
+    code = ("import os, time; from modelyard.providers import io_threads as t; t.configure('batch'); "
+            "t.runtime(); time.sleep(0.2); print(sorted(set(t.threads().values())), os.sched_getscheduler(0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == [f"[{os.SCHED_BATCH}]", str(os.SCHED_OTHER)], out.stderr

@@ -1,19 +1,20 @@
 """The upstream client's I/O threads: one wreq (tokio) runtime per process, shared by every
-provider's clients, its threads named `modelyard-io` and, on Linux, scheduled `SCHED_BATCH`.
+provider's clients, its threads named `modelyard-io` and, on Linux, scheduled `SCHED_BATCH`
+while the gateway is busy.
 
 Why batch: the event loop hands the I/O threads work on every request (send this, read the next
 body chunk) and they hand answers back. On a busy core a woken I/O thread preempted the loop each
 time — ~1.2 context switches per request, each one costing the loop its warm caches — and then
 found one request to serve. A batch thread does not preempt on waking: it runs when the loop waits
 for I/O or its time slice ends, and then serves every request queued meanwhile. Measured on one
-core at 50 concurrent (docs/BENCHMARKS.md): the I/O thread's CPU per request 44 → 24 µs
-non-streamed, 61 → 33 µs streamed; req/s +13 % and +15 %, with lower p99. With a spare core the
-policy changes nothing (a thread woken onto an idle core runs at once), and at 1 concurrent the loop
-is waiting whenever the thread has work.
+core at 50 concurrent (docs/BENCHMARKS.md): the I/O thread's CPU per request 44 → 25 µs
+non-streamed, 61 → 33 µs streamed; req/s +9 to +15 %, with lower p99.
 
-The threads inherit the policy of the thread that creates the runtime, so it is set on the creating
-thread around the creation: no thread is ever missed. `server.io_threads: normal` keeps the
-kernel's default.
+Why only while busy: with one request in flight the hand-over is the request's critical path, and
+a batch thread waits for the loop to finish its turn before sending, and is preempted by the loop
+mid-answer (holding the GIL the loop then waits for): +0.03 ms p50 at 1 concurrent. So in `auto`
+(the default) the server reports how many requests it has in flight (`busy`) and the threads are
+batch from BUSY_AT requests until the count is back to IDLE_AT. `batch` and `normal` fix the policy.
 """
 
 from __future__ import annotations
@@ -26,41 +27,54 @@ if TYPE_CHECKING:
     import wreq
 
 THREAD_NAME = "modelyard-io"
+MODES = ("auto", "batch", "normal")
+BUSY_AT = 4  # requests in flight from which the threads are batch (auto)
+IDLE_AT = 1  # ... until the count is back to this
 
 _runtime: wreq.Runtime | None = None
-_batch = True
-_applied: bool | None = None  # the policy the runtime's threads have
+_mode = "auto"
+_batched = False  # the policy the runtime's threads have now
+_tids: list[int] = []  # the runtime's threads, found by name when first needed
 
 
-def configure(batch: bool) -> None:
-    """Choose the threads' policy (`server.io_threads`); applied now if the runtime already runs."""
-    global _batch
-    _batch = batch
-    if _runtime is not None and _applied is not batch:
-        _reschedule(batch)
+def configure(mode: str) -> None:
+    """Choose the threads' policy (`server.io_threads`: auto, batch or normal)."""
+    global _mode
+    if mode not in MODES:
+        raise ValueError(f"io_threads: must be one of {', '.join(MODES)}, got {mode!r}")
+    _mode = mode
+    if _runtime is not None:
+        _apply(mode == "batch")
 
 
 def runtime() -> wreq.Runtime:
     """The process's I/O runtime, started on first use."""
-    global _runtime, _applied
+    global _runtime, _batched
     if _runtime is None:
         import wreq  # (here: a gateway without HTTP deployments never loads the client)
 
-        policy = _policy(_batch)
-        before = _set(0, policy) if policy is not None else None
+        # The threads inherit the creating thread's policy: set it around the creation, so none is missed.
+        batch = _mode == "batch"
+        before = _set(0, os.SCHED_BATCH) if batch and _linux() else None
         try:
             _runtime = wreq.Runtime(thread_name=THREAD_NAME)
         finally:
             if before is not None:
                 _set(0, before)
-        _applied = _batch if before is not None else None
+        _batched = before is not None
     return _runtime
+
+
+def busy(batch: bool) -> None:
+    """Auto mode: the server's word that it is busy (batch) or idle again (normal)."""
+    if _mode == "auto" and batch is not _batched and _runtime is not None:
+        _apply(batch)
 
 
 def threads() -> dict[int, int]:
     """The runtime's threads in this process: native thread id -> scheduling policy."""
     out: dict[int, int] = {}
-    if not sys.platform.startswith("linux"):
+    if not _linux():
         return out
     for tid in os.listdir("/proc/self/task"):
         try:
@@ -73,11 +87,8 @@ def threads() -> dict[int, int]:
     return out
 
 
-def _policy(batch: bool) -> int | None:
-    """The policy to give the threads, or None where there is no such control (not Linux)."""
-    if not hasattr(os, "SCHED_BATCH") or not sys.platform.startswith("linux"):
-        return None
-    return os.SCHED_BATCH if batch else os.SCHED_OTHER
+def _linux() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "SCHED_BATCH")
 
 
 def _set(tid: int, policy: int) -> int | None:
@@ -85,16 +96,20 @@ def _set(tid: int, policy: int) -> int | None:
     try:
         before = os.sched_getscheduler(tid)
         os.sched_setscheduler(tid, policy, os.sched_param(0))
-    except OSError:  # not permitted here (a sandbox), or the thread ended: the default stays
+    except OSError:  # not permitted here (a sandbox), or the thread ended: the policy stays
         return None
     return before
 
 
-def _reschedule(batch: bool) -> None:
-    global _applied
-    policy = _policy(batch)
-    if policy is None:
+def _apply(batch: bool) -> None:
+    """Two syscalls per thread; called only when the policy changes."""
+    global _batched, _tids
+    if not _linux():
         return
-    for tid in threads():
-        _set(tid, policy)
-    _applied = batch
+    policy = os.SCHED_BATCH if batch else os.SCHED_OTHER
+    if not _tids:
+        _tids = list(threads())
+    for tid in _tids:
+        if _set(tid, policy) is None:
+            _tids = []  # a thread went away (or was never ours to set): look again next time
+    _batched = batch

@@ -21,6 +21,7 @@ import orjson
 from .. import __version__
 from ..errors import Auth, BadRequest, ModelyardError, NotFound, PayloadTooLarge
 from ..gateway import Gateway, GatewayStream, new_request_id
+from ..providers import io_threads
 from ..types import ChatRequest, ChatResponse, RouteDecision
 from . import anthropic_api, explain_api, feedback_api, openai_api
 from .disconnect import DisconnectWatch
@@ -62,29 +63,38 @@ class App:
         self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
         self._watch = DisconnectWatch()
+        self._inflight = 0  # requests being served
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            rid = _header(scope, b"x-request-id") or new_request_id()
-            handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
-            api = "anthropic" if scope["path"].endswith("/messages") else "openai"
-            try:
-                if handler is None:
-                    if scope["path"].rstrip("/") in self._paths:
-                        raise MethodNotAllowed(f"method {scope['method']} is not allowed on {scope['path']}")
-                    raise NotFound(f"no route {scope['method']} {scope['path']}; see /v1/chat/completions, "
-                                   "/v1/messages, /v1/models, /health")
-                await handler(scope, receive, send, rid)
-            except ModelyardError as e:
-                await self._send_error(send, e, rid, api)
-            except Exception:  # a bug: log it with the request id, answer 500 without internals
-                log.exception("unhandled error in request %s", rid)
-                err = ModelyardError(f"internal error; request id {rid}")
-                with contextlib.suppress(Exception):
-                    await self._send_error(send, err, rid, api)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
+        rid = _header(scope, b"x-request-id") or new_request_id()
+        handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        api = "anthropic" if scope["path"].endswith("/messages") else "openai"
+        self._inflight += 1  # (the upstream I/O threads' policy follows it: providers/io_threads.py)
+        if self._inflight == io_threads.BUSY_AT:
+            io_threads.busy(True)
+        try:
+            if handler is None:
+                if scope["path"].rstrip("/") in self._paths:
+                    raise MethodNotAllowed(f"method {scope['method']} is not allowed on {scope['path']}")
+                raise NotFound(f"no route {scope['method']} {scope['path']}; see /v1/chat/completions, "
+                               "/v1/messages, /v1/models, /health")
+            await handler(scope, receive, send, rid)
+        except ModelyardError as e:
+            await self._send_error(send, e, rid, api)
+        except Exception:  # a bug: log it with the request id, answer 500 without internals
+            log.exception("unhandled error in request %s", rid)
+            err = ModelyardError(f"internal error; request id {rid}")
+            with contextlib.suppress(Exception):
+                await self._send_error(send, err, rid, api)
+        finally:
+            self._inflight -= 1
+            if self._inflight == io_threads.IDLE_AT:
+                io_threads.busy(False)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
