@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from modelyard.providers import io_threads
 from modelyard.providers.http import HttpClients, UpstreamStream, post, prepare_http
 
 UPSTREAM = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:18001/v1").rstrip("/")
@@ -45,6 +46,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
+                io_threads.configure("batch")  # our stack at its best under load (no server to say it is busy)
                 prepare_http(UP, UPSTREAM + "/chat/completions", {"content-type": "application/json"})
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
