@@ -6,8 +6,10 @@ config or a floor that quietly stopped doing what the document says."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from aiohttp import web
 from upstreamkit import ThreadedUpstream
 
 from conftest import ServerThread
+from modelyard.providers import io_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "bench-secret-key"
@@ -112,11 +115,19 @@ def _wreq_floor(monkeypatch: pytest.MonkeyPatch, usage: bool) -> Any:
     return module
 
 
+@pytest.fixture()
+def auto_after() -> Iterator[None]:
+    yield
+    io_threads.configure("auto")  # the process's default again, for the tests after this one
+
+
 @pytest.mark.parametrize("usage", [False, True])
+@pytest.mark.usefixtures("auto_after")
 def test_the_wreq_floor_forwards_the_upstream_bytes(upstream: RecordingUpstream, monkeypatch: pytest.MonkeyPatch,
                                                     usage: bool) -> None:
     floor = _wreq_floor(monkeypatch, usage)
     with ServerThread(floor.app) as s:
+        assert set(io_threads.threads().values()) <= {os.SCHED_BATCH}  # the floor runs them batch
         body = b'{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16'
         plain = httpx.post(s.url + "/v1/chat/completions", content=body + b"}", timeout=10)
         assert plain.status_code == 200 and plain.json() == ANSWER

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 @pytest.fixture(autouse=True)
 def _default_policy() -> Iterator[None]:
+    """Each test starts from, and leaves, the default: auto and idle (the runtime is per process)."""
+    io_threads.configure("auto")
+    io_threads.busy(False)
     yield
-    io_threads.configure("auto")  # the default, for the tests after these
+    io_threads.configure("auto")
     io_threads.busy(False)
 
 
