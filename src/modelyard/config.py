@@ -91,7 +91,7 @@ class ServerConfig(_Model):
     workers: int = Field(1, ge=1)
     # Linux scheduling of the upstream client's I/O threads (providers/io_threads.py): batch = they
     # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch
-    # while several requests are in flight, normal otherwise.
+    # while several requests are in flight, normal otherwise. One policy per process.
     io_threads: Literal["auto", "batch", "normal"] = "auto"
 
 

@@ -78,10 +78,17 @@ def _comm(tid: str) -> str:
         return f.read().strip()
 
 
-def test_in_batch_mode_every_thread_is_batch_from_its_start() -> None:
-    """The policy is inherited at creation, so no thread runs a moment without it (own process: the
-    runtime is one per process)."""
-    code = ("import os, time; from modelyard.providers import io_threads as t; t.configure('batch'); "
-            "t.runtime(); time.sleep(0.2); print(sorted(set(t.threads().values())), os.sched_getscheduler(0))")
+@pytest.mark.parametrize(("setup", "policy"), [
+    ("t.configure('batch')", "SCHED_BATCH"),
+    ("t.busy(True)", "SCHED_BATCH"),  # auto, and the server already busy when the first call starts it
+    ("t.busy(False)", "SCHED_OTHER"),
+    ("t.configure('normal'); t.busy(True)", "SCHED_OTHER"),
+])
+def test_the_runtime_starts_with_the_policy_wanted_then(setup: str, policy: str) -> None:
+    """Every thread has it from its start (inherited at creation), and the starting thread keeps its
+    own (an own process: the runtime is one per process)."""
+    code = (f"import os, time; from modelyard.providers import io_threads as t; {setup}; t.runtime(); "
+            "time.sleep(0.2); print(sorted(set(t.threads().values())), os.sched_getscheduler(0), "
+            "sorted(t.threads()) == sorted(t._tids))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.split() == [f"[{os.SCHED_BATCH}]", str(os.SCHED_OTHER)], out.stderr
+    assert out.stdout.split() == [f"[{getattr(os, policy)}]", str(os.SCHED_OTHER), "True"], out.stderr

@@ -33,42 +33,54 @@ IDLE_AT = 1  # ... until the count is back to this
 
 _runtime: wreq.Runtime | None = None
 _mode = "auto"
+_busy = False  # the server's last word (auto)
 _batched = False  # the policy the runtime's threads have now
-_tids: list[int] = []  # the runtime's threads, found by name when first needed
+_tids: list[int] = []  # the runtime's threads
 
 
 def configure(mode: str) -> None:
-    """Choose the threads' policy (`server.io_threads`: auto, batch or normal)."""
+    """Choose the threads' policy (`server.io_threads`: auto, batch or normal). One per process:
+    the runtime is."""
     global _mode
     if mode not in MODES:
         raise ValueError(f"io_threads: must be one of {', '.join(MODES)}, got {mode!r}")
     _mode = mode
-    if _runtime is not None:
-        _apply(mode == "batch")
+    if _runtime is not None and _wanted() is not _batched:
+        _apply(_wanted())
+
+
+def busy(batch: bool) -> None:
+    """The server's word that it is busy (True) or idle again (False); auto mode follows it."""
+    global _busy
+    _busy = batch
+    if _mode == "auto" and _runtime is not None and batch is not _batched:
+        _apply(batch)
 
 
 def runtime() -> wreq.Runtime:
-    """The process's I/O runtime, started on first use."""
-    global _runtime, _batched
+    """The process's I/O runtime, started on first use with the policy wanted then."""
+    global _runtime, _batched, _tids
     if _runtime is None:
         import wreq  # (here: a gateway without HTTP deployments never loads the client)
 
-        # The threads inherit the creating thread's policy: set it around the creation, so none is missed.
-        batch = _mode == "batch"
-        before = _set(0, os.SCHED_BATCH) if batch and _linux() else None
+        # The threads inherit the creating thread's policy: set it around the creation, so none is
+        # missed. They are the tasks that appear meanwhile (the constructor holds the GIL, and
+        # names its threads only once they run).
+        linux = _linux()
+        known = set(os.listdir("/proc/self/task")) if linux else set()
+        before = _set(0, os.SCHED_BATCH) if linux and _wanted() else None
         try:
             _runtime = wreq.Runtime(thread_name=THREAD_NAME)
         finally:
             if before is not None:
                 _set(0, before)
         _batched = before is not None
+        _tids = [int(t) for t in os.listdir("/proc/self/task") if t not in known] if linux else []
     return _runtime
 
 
-def busy(batch: bool) -> None:
-    """Auto mode: the server's word that it is busy (batch) or idle again (normal)."""
-    if _mode == "auto" and batch is not _batched and _runtime is not None:
-        _apply(batch)
+def _wanted() -> bool:
+    return _mode == "batch" or (_mode == "auto" and _busy)
 
 
 def threads() -> dict[int, int]:
@@ -103,13 +115,10 @@ def _set(tid: int, policy: int) -> int | None:
 
 def _apply(batch: bool) -> None:
     """Two syscalls per thread; called only when the policy changes."""
-    global _batched, _tids
+    global _batched
     if not _linux():
         return
     policy = os.SCHED_BATCH if batch else os.SCHED_OTHER
-    if not _tids:
-        _tids = list(threads())
     for tid in _tids:
-        if _set(tid, policy) is None:
-            _tids = []  # a thread went away (or was never ours to set): look again next time
+        _set(tid, policy)  # (a thread that ended is skipped)
     _batched = batch
