@@ -45,16 +45,14 @@ def configure(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"io_threads: must be one of {', '.join(MODES)}, got {mode!r}")
     _mode = mode
-    if _runtime is not None and _wanted() is not _batched:
-        _apply(_wanted())
+    _sync()
 
 
 def busy(batch: bool) -> None:
     """The server's word that it is busy (True) or idle again (False); auto mode follows it."""
     global _busy
     _busy = batch
-    if _mode == "auto" and _runtime is not None and batch is not _batched:
-        _apply(batch)
+    _sync()
 
 
 def runtime() -> wreq.Runtime:
@@ -81,6 +79,12 @@ def runtime() -> wreq.Runtime:
 
 def _wanted() -> bool:
     return _mode == "batch" or (_mode == "auto" and _busy)
+
+
+def _sync() -> None:
+    """Give a running runtime's threads the wanted policy, if they have not got it."""
+    if _runtime is not None and _wanted() is not _batched:
+        _apply(_wanted())
 
 
 def threads() -> dict[int, int]:
