@@ -19,24 +19,17 @@ from typing import Any
 
 import uvicorn
 
+from modelyard.catalog import unknown_card
+from modelyard.deployment import Deployment
 from modelyard.providers import io_threads
-from modelyard.providers.http import HttpClients, UpstreamStream, post, prepare_http
+from modelyard.providers.http import HttpClients, UpstreamStream, make_endpoint, post
 
 UPSTREAM = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:18001/v1").rstrip("/")
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 JSON = [(b"content-type", b"application/json")]
 
 
-class Upstream:
-    """What `prepare_http` needs of a deployment."""
-
-    name, timeout_s, connect_timeout_s = "upstream", 600.0, 10.0
-
-    def __init__(self) -> None:
-        self.prepared: dict[str, Any] = {}
-
-
-UP = Upstream()
+UP = Deployment(name="upstream", provider="openai", model="m", card=unknown_card("m", "openai"))
 USAGE = os.environ.get("WREQ_FLOOR_USAGE") == "1"
 CLIENTS = HttpClients()
 
@@ -47,7 +40,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 io_threads.configure("batch")  # our stack at its best under load (no server to say it is busy)
-                prepare_http(UP, UPSTREAM + "/chat/completions", {"content-type": "application/json"})
+                UP.endpoint = make_endpoint(UP, UPSTREAM + "/chat/completions", {"content-type": "application/json"})
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await CLIENTS.close()
@@ -58,11 +51,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         msg = await receive()
         body += msg.get("body", b"")
         more = msg.get("more_body", False)
-    url = UP.prepared["url"]
+    ep = UP.endpoint
+    assert ep is not None
+    url = ep.url
     if b'"stream":true' in body.replace(b" ", b""):
         if USAGE and b'"stream_options"' not in body:
             body = body[:-1] + b',"stream_options":{"include_usage":true}}'
-        s = await UpstreamStream.open(CLIENTS, UP, url, body)
+        s = await UpstreamStream.open(CLIENTS, UP, ep, url, body)
         try:
             await send({"type": "http.response.start", "status": s.status, "headers": SSE})
             while chunk := await s.read():
@@ -71,7 +66,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         finally:
             await s.close()
     else:
-        status, _, data = await post(CLIENTS, UP, url, body)
+        status, _, data = await post(CLIENTS, UP, ep, url, body)
         await send({"type": "http.response.start", "status": status, "headers": JSON})
         await send({"type": "http.response.body", "body": data})
 

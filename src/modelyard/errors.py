@@ -9,6 +9,9 @@ and never contain credentials.
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -60,7 +63,7 @@ class RateLimited(ModelyardError):
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self.retry_after is None:
@@ -122,6 +125,16 @@ class PermissionDenied(ModelyardError):
     anthropic_type = "permission_error"
 
 
+class UpstreamAuth(Auth):
+    """An upstream refused the gateway's own credentials for a deployment (its 401/403): the
+    operator's problem, never the client's key, so a 502 that another deployment may not share."""
+
+    status = 502
+    type = "upstream_auth_error"
+    anthropic_type = "api_error"
+    fallback = True
+
+
 class BadRequest(ModelyardError):
     status = 400
     type = "invalid_request_error"
@@ -168,10 +181,8 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
     kw: dict[str, Any] = {"deployment": deployment, "upstream_status": status, "code": code}
     if status == 429:
         return RateLimited(message, retry_after=retry_after, **kw)
-    if status in (401,):
-        return Auth(message, **kw)
-    if status == 403:
-        return PermissionDenied(message, **kw)
+    if status in (401, 403):
+        return upstream_auth(deployment, status, code)
     if status == 404:
         return NotFound(message, **kw)
     if status == 413:
@@ -183,18 +194,79 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
     return BadRequest(message, **kw)
 
 
+def upstream_auth(deployment: str | None, status: int | None, etype: str | None) -> UpstreamAuth:
+    """The error for an upstream that refused the gateway's credentials: our wording, the upstream's
+    status and error type, none of its text (which may quote the key)."""
+    what = f" ({status}{' ' + etype if etype else ''})" if status else f" ({etype})" if etype else ""
+    return UpstreamAuth(f"deployment '{deployment}' refused the gateway's credentials{what}: the key or "
+                        "headers configured for this deployment are wrong, expired or lack access; "
+                        "nothing in the request can fix this", deployment=deployment, upstream_status=status,
+                        code=UpstreamAuth.type)
+
+
+# Longest wait an upstream's Retry-After may ask for; a longer (or infinite) one is read as this.
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def clamp_retry_after(seconds: float | None) -> float | None:
+    """`seconds` as a usable wait: NaN (or not a number) is no hint, negatives are 0, anything
+    longer than an hour (inf included) is an hour."""
+    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+        return None
+    return min(max(float(seconds), 0.0), MAX_RETRY_AFTER_S)
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After / retry-after-ms header value (delta-seconds or HTTP date)."""
+    """Seconds from a Retry-After header value (delta-seconds or HTTP date), clamped; None if unusable."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return clamp_retry_after(float(value))
     except ValueError:
         pass
     import time
     from email.utils import parsedate_to_datetime
 
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        return clamp_retry_after(parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
+
+
+# --- redaction -------------------------------------------------------------------------------------
+# What an upstream says can quote what it was sent or leaked from its own side. Client errors never
+# carry an upstream's body; structured error messages and the log's excerpts go through `redact`.
+
+REDACTED = "[redacted]"
+EXCERPT_CHARS = 500  # the most of an upstream body the log keeps
+_CREDENTIAL_SHAPES = re.compile(
+    r"(?P<url>\b[a-z][a-z0-9+.\-]*://)[^/\s:@]*:[^/\s@]*@"  # scheme://user:password@
+    r"|(?P<bearer>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}"  # Authorization values
+    r"|(?P<kv>\b(?:api[_-]?key|x-api-key|x-goog-api-key|api-key|access[_-]?token|token|secret|password|passwd)"
+    r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]{4,}"  # key=value, "password": "..."
+    r"|\b(?:sk-ant-|sk-|gsk_|xai-|AIza|hf_|ghp_|github_pat_|pplx-|r8_)[A-Za-z0-9_\-]{8,}",  # known key prefixes
+    re.IGNORECASE,
+)
+
+
+def _keep_prefix(m: re.Match[str]) -> str:
+    prefix = m.group("url") or m.group("bearer") or m.group("kv")
+    return (prefix or "") + REDACTED + ("@" if m.group("url") else "")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` without the given secret values and without anything shaped like a credential:
+    `scheme://user:password@`, bearer/basic tokens, `key=value` pairs of credential names and keys
+    with a known prefix (sk-, sk-ant-, gsk_, xai-, AIza, hf_, ghp_, ...)."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return _CREDENTIAL_SHAPES.sub(_keep_prefix, text)
+
+
+def excerpt(body: bytes | str, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
+    """A redacted excerpt of an upstream body for the log, at most `limit` characters. Secrets are
+    removed before the cut, so no cut can leave half a key behind."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
+    text = redact(text[: max(16 * limit, 8192)], secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

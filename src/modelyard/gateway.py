@@ -18,9 +18,10 @@ from typing import Any
 from .catalog import Catalog, unknown_card
 from .config import Config, load_config, resolve_secret
 from .defaults import default_config
+from .deployment import Deployment
 from .errors import ModelyardError, NotFound
 from .execution import modes, single
-from .providers import Deployment, Provider, io_threads, provider_class
+from .providers import Provider, io_threads, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
 from .store.sqlite import LogRow, RequestLog
@@ -57,8 +58,7 @@ class Gateway:
             kind = "openai" if dc.provider == "azure" else dc.provider
             if kind not in self.providers:
                 self.providers[kind] = provider_class(kind)()
-            self.providers[kind].prepare(dep)
-            dep.prepared["provider"] = self.providers[kind]
+            self.providers[kind].prepare(dep)  # sets dep.adapter (and dep.endpoint for HTTP)
             self.deployments[name] = dep
         self.routes: dict[str, Route] = {}
         for name, dep in self.deployments.items():

@@ -10,9 +10,9 @@ import pytest
 from wreq import exceptions as wx
 
 from modelyard.catalog import unknown_card
+from modelyard.deployment import Deployment
 from modelyard.errors import ConnectionFailed, Timeout
-from modelyard.providers.base import Deployment
-from modelyard.providers.http import UpstreamStream, prepare_http, sse_batches, transport_errors
+from modelyard.providers.http import UpstreamStream, make_endpoint, sse_batches, transport_errors
 
 
 def reader(*pieces: bytes) -> Any:
@@ -100,10 +100,10 @@ async def test_close_cancels_a_parked_read() -> None:
 
 def test_prepared_headers_fold_names_so_configured_ones_replace_defaults() -> None:
     dep = Deployment(name="d", provider="openai", model="m", card=unknown_card("m", "openai"), timeout_s=7)
-    prepare_http(dep, "http://x/v1/chat/completions", {"content-type": "application/json",
-                                                       "Content-Type": "application/json; charset=utf-8"})
-    assert dep.prepared["headers"] == {"content-type": "application/json; charset=utf-8"}
-    assert dep.prepared["timeout"].total_seconds() == 7
+    ep = make_endpoint(dep, "http://x/v1/chat/completions", {"content-type": "application/json",
+                                                             "Content-Type": "application/json; charset=utf-8"})
+    assert ep.headers == {"content-type": "application/json; charset=utf-8"}
+    assert ep.timeout.total_seconds() == 7 and ep.stream_url == ep.url
 
 
 @pytest.mark.parametrize(("error", "cls", "text"), [

@@ -13,9 +13,9 @@ import pytest
 
 from modelyard.catalog import builtin_cards
 from modelyard.config import SimSettings
+from modelyard.deployment import Deployment
 from modelyard.errors import BadRequest, ContextWindowExceeded, RateLimited, Unavailable
 from modelyard.providers import provider_class
-from modelyard.providers.base import Deployment
 from modelyard.providers.sim import SIM_FLEET, SimProvider
 from modelyard.tokens import count_message_tokens, count_tokens, count_tools_tokens
 from modelyard.types import ChatRequest, ChatResponse, ImagePart, Message, StreamChunk, TextPart, Tool, ToolCall
@@ -562,10 +562,10 @@ async def test_prepare_precomputes_and_unprepared_deployments_work() -> None:
     p = SimProvider()
     d = dep("balanced")
     p.prepare(d)
-    assert "sim" in d.prepared
+    assert d.adapter is p and d.endpoint is None
     fresh = dep("balanced")
     assert (await p.complete(req(), fresh)).text == (await p.complete(req(), d)).text
-    assert "sim" in fresh.prepared
+    assert SimProvider(zero_latency=True).prepare(d) is None and d.timeout_enforced
 
 
 def test_fleet_and_registry() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelyard.catalog import unknown_card
+from modelyard.deployment import Deployment
 from modelyard.errors import (
     Auth,
     BadRequest,
@@ -20,7 +21,6 @@ from modelyard.errors import (
     Timeout,
     Unavailable,
 )
-from modelyard.providers import Deployment
 from modelyard.resilience.attempts import AttemptPlan
 from modelyard.resilience.breaker import CircuitBreaker
 from modelyard.resilience.health import HealthTracker

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from modelyard.catalog import unknown_card
+from modelyard.deployment import Deployment
 from modelyard.errors import Timeout
-from modelyard.providers import Deployment
 from modelyard.resilience.breaker import CALL
 from modelyard.resilience.health import SAMPLES, HealthTracker
 from modelyard.resilience.timeouts import GuardedStream

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from modelyard.catalog import ModelCard
 from modelyard.config import SimSettings
-from modelyard.providers import Deployment
+from modelyard.deployment import Deployment
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import Route, Router
 from modelyard.routing.features import TASKS, Features

@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from ..deployment import Deployment
 from ..errors import ConnectionFailed, ModelyardError
-from ..providers import Deployment
 from ..resilience.attempts import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import DeploymentTimeouts
@@ -28,11 +28,11 @@ async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
     health.started(name)
     try:
         if enforced:  # the adapter's own timeout comes first: no timer of ours needed
-            resp = await dep.prepared["provider"].complete(req, dep)
+            resp = await dep.adapter.complete(req, dep)
         else:
             try:
                 async with asyncio.timeout_at(until):
-                    resp = await dep.prepared["provider"].complete(req, dep)
+                    resp = await dep.adapter.complete(req, dep)
             except TimeoutError:
                 raise _timeout(dep, plan, until, t0, "an answer") from None
     except ModelyardError as e:
@@ -58,7 +58,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
     if limits is not None and limits.ttft_s is not None and t0 + limits.ttft_s < until:
         first_until, enforced = t0 + limits.ttft_s, False
     health.started(name)
-    agen = dep.prepared["provider"].stream(req, dep)
+    agen = dep.adapter.stream(req, dep)
     try:
         try:
             if enforced:

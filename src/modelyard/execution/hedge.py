@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..providers import Deployment
 from ..resilience.attempts import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy

@@ -8,8 +8,8 @@ asks for hedging, both functions hand over to hedge.py.
 
 from __future__ import annotations
 
+from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..providers import Deployment
 from ..resilience.attempts import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy, default_policy

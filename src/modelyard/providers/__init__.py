@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Deployment, Provider
+from .base import Provider
 
-__all__ = ["Deployment", "Provider", "provider_class"]
+__all__ = ["Provider", "provider_class"]
 
 
 def provider_class(kind: str) -> type[Provider]:

@@ -7,25 +7,25 @@ results travel as user content blocks, `max_tokens` is mandatory, and there is n
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from ..deployment import Deployment, Endpoint
 from ..errors import (
-    Auth,
     BadRequest,
-    ConnectionFailed,
     ContextWindowExceeded,
     ModelyardError,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
     RateLimited,
     Timeout,
     Unavailable,
     error_for_status,
+    upstream_auth,
 )
 from ..types import (
     ChatRequest,
@@ -39,8 +39,19 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import MALFORMED, Deployment, Provider, checked_usage
-from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
+from .base import MALFORMED, checked_usage
+from .http import (
+    HttpProvider,
+    UpstreamStream,
+    bad_body,
+    load_json,
+    log_body,
+    make_endpoint,
+    retry_after_of,
+    sse_data,
+    transport_errors,
+    upstream_text,
+)
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -253,16 +264,13 @@ def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:
 
 # --- errors -------------------------------------------------------------------------------------
 
-def _scrub(text: str, dep: Deployment) -> str:
-    """Belt and braces: an upstream that echoes the key must not make us leak it."""
-    key = dep.api_key
-    return text.replace(key, "[redacted]") if key and key in text else text
-
-
 def map_error(dep: Deployment, status: int | None, etype: str, message: str,
               headers: Any = None, mid_stream: bool = False) -> ModelyardError:
-    """An Anthropic error (HTTP status and/or error body type) -> the taxonomy."""
-    message = _scrub(message, dep)
+    """An Anthropic error (HTTP status and/or error body type) -> the taxonomy. The client sees our
+    wording, the status, the error type and the upstream's own (redacted) message."""
+    if etype in ("authentication_error", "permission_error") or status in (401, 403):
+        return upstream_auth(dep.name, status, etype or None)
+    message = upstream_text(message, dep.endpoint)
     where = "sent an error mid-stream" if mid_stream else f"answered {status}"
     text = f"deployment '{dep.name}' {where}: {etype + ': ' if etype else ''}{message}"
     kw: dict[str, Any] = {"deployment": dep.name, "upstream_status": status, "code": etype or None}
@@ -272,10 +280,6 @@ def map_error(dep: Deployment, status: int | None, etype: str, message: str,
         return RateLimited(text, retry_after=retry_after_of(headers) if headers else None, **kw)
     if etype == "invalid_request_error" and _CONTEXT_WORDING.search(message):
         return ContextWindowExceeded(text, **kw)
-    if etype == "authentication_error":
-        return Auth(text, **kw)
-    if etype == "permission_error":
-        return PermissionDenied(text, **kw)
     if etype == "not_found_error":
         return NotFound(text, **kw)
     if etype == "request_too_large":
@@ -300,29 +304,19 @@ def error_from_response(status: int, raw: bytes, headers: Any, dep: Deployment) 
             etype, message = str(err.get("type") or ""), str(err.get("message") or "")
     except orjson.JSONDecodeError:
         pass
-    if not etype and not message:
-        message = raw[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    return map_error(dep, status, etype, message, headers)
-
-
-def _bad_body(dep: Deployment, what: str) -> ConnectionFailed:
-    return ConnectionFailed(f"deployment '{dep.name}' {what}", deployment=dep.name)
+    log_body(dep, f"answered {status}", raw, level=logging.INFO)
+    # A body that is not the error shape is never shown: only its status speaks.
+    return map_error(dep, status, etype, message or "no error message", headers)
 
 
 # --- the adapter --------------------------------------------------------------------------------
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HttpProvider):
     """One pooled session for every Anthropic deployment."""
 
     kind = "anthropic"
 
-    def __init__(self) -> None:
-        self._http = HttpClients()
-
-    async def close(self) -> None:
-        await self._http.close()
-
-    def prepare(self, dep: Deployment) -> None:
+    def endpoint(self, dep: Deployment) -> Endpoint:
         base = (dep.api_base or DEFAULT_BASE).rstrip("/")
         if base.endswith("/v1"):
             base = base[:-3]
@@ -331,29 +325,30 @@ class AnthropicProvider(Provider):
         if dep.api_key:
             headers["x-api-key"] = dep.api_key
         headers.update(dep.headers)
-        prepare_http(dep, base + "/v1/messages", headers)
+        return make_endpoint(dep, base + "/v1/messages", headers)
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self.prepared(dep)
+        ep = self.endpoint_of(dep)
         body = orjson.dumps(to_wire(req, dep, stream=False))
-        status, headers, raw = await post(self._http, dep, p["url"], body)
+        status, headers, raw = await self.post(dep, ep, ep.url, body)
         if status >= 300:
             raise error_from_response(status, raw, headers, dep)
-        data = load_json(raw, dep.name)
+        data = load_json(raw, dep)
         if not isinstance(data, dict):
-            raise _bad_body(dep, "returned JSON that is not a Messages API response")
+            raise bad_body(dep, "returned JSON that is not a Messages API response", raw)
         if data.get("type") == "error":
             err = data.get("error") or {}
+            log_body(dep, "reported an error in a 200 answer", raw)
             raise map_error(dep, status, str(err.get("type") or ""), str(err.get("message") or ""), headers)
         try:
             return from_wire(data, dep)
         except MALFORMED:
-            raise _bad_body(dep, "returned JSON that is not a Messages API response") from None
+            raise bad_body(dep, "returned JSON that is not a Messages API response", raw) from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self.prepared(dep)
+        ep = self.endpoint_of(dep)
         body = orjson.dumps(to_wire(req, dep, stream=True))
-        resp = await UpstreamStream.open(self._http, dep, p["url"], body)
+        resp = await self.open_stream(dep, ep, ep.url, body)
         try:
             if resp.status >= 300:
                 raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
@@ -362,7 +357,7 @@ class AnthropicProvider(Provider):
                     async for chunk in _events(resp, dep):
                         yield chunk
                 except MALFORMED as e:  # a field of the wrong type: the upstream's fault, named
-                    raise _bad_body(dep, f"sent a malformed stream event ({e})") from None
+                    raise bad_body(dep, f"sent a malformed stream event ({upstream_text(e, ep, 120)})") from None
         finally:
             # the pool keeps the connection only if the body was read to its end; otherwise it is
             # dropped, which tells the upstream to stop generating (early stop, error, cancel)
@@ -380,9 +375,9 @@ async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[Stream
     async for _event, payload in sse_data(resp.read):
         if done:
             continue  # drain whatever follows message_stop so the connection can be reused
-        data = load_json(payload, dep.name)
+        data = load_json(payload, dep)
         if not isinstance(data, dict):
-            raise _bad_body(dep, "sent a stream event that is not a JSON object")
+            raise bad_body(dep, "sent a stream event that is not a JSON object", payload)
         kind = data.get("type")
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
@@ -422,8 +417,9 @@ async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[Stream
             done = True
         elif kind == "error":
             err = data.get("error") or {}
+            log_body(dep, "sent an error event", payload, level=logging.INFO)
             raise map_error(dep, None, str(err.get("type") or ""), str(err.get("message") or ""),
                             mid_stream=True)
         # ping, content_block_stop and unknown future events carry nothing we need
     if not done:
-        raise _bad_body(dep, "ended the stream before message_stop")
+        raise bad_body(dep, "ended the stream before message_stop")

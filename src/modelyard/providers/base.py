@@ -1,41 +1,17 @@
-"""The adapter interface and the runtime form of a deployment.
+"""The adapter interface every provider implements, and the checks adapters share.
 
-A `Deployment` is built once at start-up from config: its endpoint URL, headers (with the
-resolved key) and catalog card are computed there, so the request path only reads fields.
-One `Provider` instance exists per provider kind and owns one pooled HTTP session.
+One `Provider` instance exists per provider kind (per gateway); its `prepare` computes what each
+of its deployments needs at start-up (`Deployment.endpoint`, for HTTP) and makes itself the
+deployment's `adapter`, so the request path only reads fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..catalog import ModelCard
-from ..config import SimSettings
+from ..deployment import Deployment
 from ..types import ChatRequest, ChatResponse, StreamChunk, Usage
-
-
-@dataclass(slots=True, eq=False)
-class Deployment:
-    name: str  # the config key, unique
-    provider: str  # openai | azure | anthropic | gemini | sim
-    model: str  # the upstream's model name
-    card: ModelCard
-    api_base: str = ""
-    api_key: str | None = field(default=None, repr=False)
-    api_version: str | None = None
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # extra headers from config
-    weight: float = 1.0
-    rpm: int | None = None
-    tpm: int | None = None
-    max_concurrency: int | None = None
-    tags: tuple[str, ...] = ()
-    timeout_s: float = 600.0
-    connect_timeout_s: float = 10.0
-    sim: SimSettings = field(default_factory=SimSettings)
-    # Precomputed by the provider's `prepare` at start-up (URL, full header set, ...).
-    prepared: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 class Provider:
@@ -44,13 +20,8 @@ class Provider:
     kind: ClassVar[str] = ""
 
     def prepare(self, dep: Deployment) -> None:
-        """Precompute per-deployment request data (URL, headers) at start-up."""
-
-    def prepared(self, dep: Deployment) -> dict[str, Any]:
-        """`dep`'s precomputed request data, prepared now if the gateway did not (a bare adapter)."""
-        if "url" not in dep.prepared:
-            self.prepare(dep)
-        return dep.prepared
+        """Precompute what calls to `dep` need, at start-up, and become its adapter."""
+        dep.adapter = self
 
     async def start(self) -> None:
         """Open pooled connections; called once inside the running event loop."""
@@ -70,6 +41,7 @@ class Provider:
 # What reading a malformed upstream document raises (a field of the wrong type, a missing key):
 # adapters turn it into a ConnectionFailed that names the deployment, never an internal error.
 MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+_INFINITE = (float("inf"), float("-inf"))
 
 
 def checked_usage(usage: Usage) -> Usage:
@@ -80,7 +52,7 @@ def checked_usage(usage: Usage) -> Usage:
         return usage
     for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
         v = getattr(usage, name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v != int(v) or v < 0:
-            raise ValueError(f"usage.{name} is not a token count: {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in _INFINITE or v != int(v) or v < 0:
+            raise ValueError(f"usage.{name} is not a token count")  # (its value is the upstream's text)
         setattr(usage, name, int(v))
     return usage

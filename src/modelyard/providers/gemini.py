@@ -8,6 +8,7 @@ Gemini 3 wants back with the call) rides inside that id so clients round-trip it
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 import secrets
@@ -17,19 +18,19 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ..deployment import Deployment, Endpoint
 from ..errors import (
-    Auth,
     BadRequest,
-    ConnectionFailed,
     ContentPolicy,
     ContextWindowExceeded,
     ModelyardError,
     NotFound,
-    PermissionDenied,
     RateLimited,
     Timeout,
     Unavailable,
+    clamp_retry_after,
     error_for_status,
+    upstream_auth,
 )
 from ..types import (
     ChatRequest,
@@ -43,8 +44,19 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import MALFORMED, Deployment, Provider, checked_usage
-from .http import HttpClients, UpstreamStream, load_json, post, prepare_http, retry_after_of, sse_data, transport_errors
+from .base import MALFORMED, checked_usage
+from .http import (
+    HttpProvider,
+    UpstreamStream,
+    bad_body,
+    load_json,
+    log_body,
+    make_endpoint,
+    retry_after_of,
+    sse_data,
+    transport_errors,
+    upstream_text,
+)
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
 FILTERED = frozenset(("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"))
@@ -272,7 +284,8 @@ def _blocked(data: dict[str, Any], dep: Deployment) -> ContentPolicy:
     reason = feedback.get("blockReason") or "unspecified"
     detail = feedback.get("blockReasonMessage")
     return ContentPolicy(f"deployment '{dep.name}' blocked the prompt ({reason})"
-                         + (f": {detail}" if detail else ""), deployment=dep.name, code=reason)
+                         + (f": {upstream_text(detail, dep.endpoint)}" if detail else ""),
+                         deployment=dep.name, code=str(reason))
 
 
 def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:
@@ -281,7 +294,7 @@ def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:
     if not candidates:
         if (data.get("promptFeedback") or {}).get("blockReason"):
             raise _blocked(data, dep)
-        raise _bad_body(dep, "answered without candidates")
+        raise bad_body(dep, "answered without candidates", orjson.dumps(data))
     choices = []
     for i, cand in enumerate(sorted(candidates, key=lambda c: c.get("index", 0))):
         text, calls = split_parts((cand.get("content") or {}).get("parts") or [])
@@ -300,18 +313,12 @@ def new_response_id() -> str:
 
 # --- errors -------------------------------------------------------------------------------------
 
-def _scrub(text: str, dep: Deployment) -> str:
-    """Belt and braces: an upstream that echoes the key must not make us leak it."""
-    key = dep.api_key
-    return text.replace(key, "[redacted]") if key and key in text else text
-
-
 def retry_delay(details: Any) -> float | None:
     """Seconds from a google.rpc.RetryInfo detail (`"retryDelay": "7s"`)."""
     for d in details if isinstance(details, list) else ():
         if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
             try:
-                return max(0.0, float(str(d.get("retryDelay", "")).rstrip("s")))
+                return clamp_retry_after(float(str(d.get("retryDelay", "")).rstrip("s")))
             except ValueError:
                 return None
     return None
@@ -328,10 +335,14 @@ def map_error(dep: Deployment, status: int | None, err: dict[str, Any], headers:
               mid_stream: bool = False) -> ModelyardError:
     """A Google API error object (`{"code","message","status","details"}`) -> the taxonomy."""
     gstatus = str(err.get("status") or "")
-    message = _scrub(str(err.get("message") or ""), dep)
+    raw_message = str(err.get("message") or "")
     details = err.get("details")
     code = err.get("code") if isinstance(err.get("code"), int) else None
     status = status or code
+    if (gstatus in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403)
+            or (status == 400 and _key_invalid(raw_message, details))):
+        return upstream_auth(dep.name, status, gstatus or None)
+    message = upstream_text(raw_message, dep.endpoint) or "no error message"
     where = "sent an error mid-stream" if mid_stream else f"answered {status}"
     text = f"deployment '{dep.name}' {where}: {gstatus + ': ' if gstatus else ''}{message}"
     kw: dict[str, Any] = {"deployment": dep.name, "upstream_status": status, "code": gstatus or None}
@@ -340,10 +351,6 @@ def map_error(dep: Deployment, status: int | None, err: dict[str, Any], headers:
         return RateLimited(text, retry_after=wait, **kw)
     if gstatus == "INVALID_ARGUMENT" and _TOKEN_WORDING.search(message):
         return ContextWindowExceeded(text, **kw)
-    if gstatus == "UNAUTHENTICATED" or status == 401 or (status == 400 and _key_invalid(message, details)):
-        return Auth(text, **kw)
-    if gstatus == "PERMISSION_DENIED":
-        return PermissionDenied(text, **kw)
     if gstatus == "NOT_FOUND":
         return NotFound(text, **kw)
     if gstatus == "UNAVAILABLE" or status == 503:
@@ -364,58 +371,50 @@ def error_from_response(status: int, raw: bytes, headers: Any, dep: Deployment) 
     if isinstance(data, list) and data:  # some Google front ends wrap the error in a list
         data = data[0]
     err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
-        err = {"message": raw[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"}
+    log_body(dep, f"answered {status}", raw, level=logging.INFO)
+    if not isinstance(err, dict):  # a body that is not the error shape is never shown
+        err = {}
     return map_error(dep, status, err, headers)
-
-
-def _bad_body(dep: Deployment, what: str) -> ConnectionFailed:
-    return ConnectionFailed(f"deployment '{dep.name}' {what}", deployment=dep.name)
 
 
 # --- the adapter --------------------------------------------------------------------------------
 
-class GeminiProvider(Provider):
+class GeminiProvider(HttpProvider):
     """One pooled session for every Gemini deployment."""
 
     kind = "gemini"
 
-    def __init__(self) -> None:
-        self._http = HttpClients()
-
-    async def close(self) -> None:
-        await self._http.close()
-
-    def prepare(self, dep: Deployment) -> None:
+    def endpoint(self, dep: Deployment) -> Endpoint:
         base = (dep.api_base or DEFAULT_BASE).rstrip("/")
         model = dep.model.removeprefix("models/")
         headers = {"content-type": "application/json"}
         if dep.api_key:
             headers["x-goog-api-key"] = dep.api_key
         headers.update(dep.headers)
-        prepare_http(dep, f"{base}/models/{model}:generateContent", headers,
-                     stream_url=f"{base}/models/{model}:streamGenerateContent?alt=sse")
+        return make_endpoint(dep, f"{base}/models/{model}:generateContent", headers,
+                             stream_url=f"{base}/models/{model}:streamGenerateContent?alt=sse")
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self.prepared(dep)
+        ep = self.endpoint_of(dep)
         body = orjson.dumps(to_wire(req, dep))
-        status, headers, raw = await post(self._http, dep, p["url"], body)
+        status, headers, raw = await self.post(dep, ep, ep.url, body)
         if status >= 300:
             raise error_from_response(status, raw, headers, dep)
-        data = load_json(raw, dep.name)
+        data = load_json(raw, dep)
         if not isinstance(data, dict):
-            raise _bad_body(dep, "returned JSON that is not a generateContent response")
+            raise bad_body(dep, "returned JSON that is not a generateContent response", raw)
         if isinstance(data.get("error"), dict):
+            log_body(dep, "reported an error in a 200 answer", raw)
             raise map_error(dep, None, data["error"], headers)
         try:
             return from_wire(data, dep)
         except MALFORMED:
-            raise _bad_body(dep, "returned JSON that is not a generateContent response") from None
+            raise bad_body(dep, "returned JSON that is not a generateContent response", raw) from None
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self.prepared(dep)
+        ep = self.endpoint_of(dep)
         body = orjson.dumps(to_wire(req, dep))
-        resp = await UpstreamStream.open(self._http, dep, p["stream_url"], body)
+        resp = await self.open_stream(dep, ep, ep.stream_url, body)
         try:
             if resp.status >= 300:
                 raise error_from_response(resp.status, await resp.body(), resp.headers, dep)
@@ -424,7 +423,7 @@ class GeminiProvider(Provider):
                     async for chunk in _events(resp, dep):
                         yield chunk
                 except MALFORMED as e:  # a field of the wrong type: the upstream's fault, named
-                    raise _bad_body(dep, f"sent a malformed stream event ({e})") from None
+                    raise bad_body(dep, f"sent a malformed stream event ({upstream_text(e, ep, 120)})") from None
         finally:
             # the pool keeps the connection only if the body was read to its end; otherwise it is
             # dropped, which tells the upstream to stop generating (early stop, error, cancel)
@@ -440,12 +439,13 @@ async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[Stream
     calls: dict[int, int] = {}  # candidate index -> tool calls seen so far
     started: set[int] = set()  # candidates that already sent their role
     async for _event, payload in sse_data(resp.read):
-        data = load_json(payload, dep.name)
+        data = load_json(payload, dep)
         if isinstance(data, list) and data:
             data = data[0]
         if not isinstance(data, dict):
-            raise _bad_body(dep, "sent a stream event that is not a JSON object")
+            raise bad_body(dep, "sent a stream event that is not a JSON object", payload)
         if isinstance(data.get("error"), dict):
+            log_body(dep, "sent an error event", payload, level=logging.INFO)
             raise map_error(dep, None, data["error"], mid_stream=True)
         resp_id = resp_id or data.get("responseId") or new_response_id()
         model = data.get("modelVersion") or model
@@ -471,7 +471,7 @@ async def _events(resp: UpstreamStream, dep: Deployment) -> AsyncIterator[Stream
             yield StreamChunk(id=resp_id, model=model, text=text or None, role=role,
                               tool_calls=deltas, index=index)
     if not finishes:
-        raise _bad_body(dep, "ended the stream before a finish reason")
+        raise bad_body(dep, "ended the stream before a finish reason")
     last = max(finishes)
     for index in sorted(finishes):
         yield StreamChunk(id=resp_id, model=model, index=index,

@@ -13,6 +13,7 @@ measured alongside, did not abort on cancellation and was ruled out for that.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -23,10 +24,21 @@ import wreq
 from wreq import exceptions as wx
 
 from .. import __version__
-from ..errors import ConnectionFailed, ModelyardError, Timeout, error_for_status, parse_retry_after
+from ..deployment import Deployment, Endpoint
+from ..errors import (
+    ConnectionFailed,
+    ModelyardError,
+    Timeout,
+    clamp_retry_after,
+    excerpt,
+    parse_retry_after,
+    redact,
+)
 from . import io_threads
+from .base import Provider
 
 _USER_AGENT = f"modelyard/{__version__}"
+log = logging.getLogger("modelyard.providers")
 
 
 class HttpClients:
@@ -56,11 +68,57 @@ class HttpClients:
             c.close()
 
 
-def prepare_http(dep: Any, url: str, headers: dict[str, str], **extra: Any) -> None:
-    """Store what every call to `dep` sends: URL, the full header set (names case-folded, so a
-    configured `Content-Type` replaces the default rather than doubling it), its total timeout."""
+# Header names whose values are credentials (besides every configured header, see `make_endpoint`).
+_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization")
+
+
+def make_endpoint(dep: Deployment, url: str, headers: dict[str, str], *, stream_url: str = "",
+                  max_tokens_key: str = "max_tokens") -> Endpoint:
+    """What every call to `dep` sends: URL, the full header set (names case-folded, so a configured
+    `Content-Type` replaces the default rather than doubling it) and its total timeout; and the
+    values errors must never show (the key, every configured header value, credential headers)."""
     folded = {k.lower(): v for k, v in headers.items()}
-    dep.prepared.update(url=url, headers=folded, timeout=timedelta(seconds=dep.timeout_s), **extra)
+    secrets = {dep.api_key or "", *dep.headers.values(), *(folded.get(h, "") for h in _SECRET_HEADERS)}
+    # Longest first, so a value that contains another is removed whole; short values are not
+    # secrets worth a false positive ("1", "json").
+    ordered = tuple(sorted((v for v in secrets if len(v) >= 6), key=len, reverse=True))
+    return Endpoint(url=url, headers=folded, timeout=timedelta(seconds=dep.timeout_s),
+                    stream_url=stream_url or url, max_tokens_key=max_tokens_key, secrets=ordered)
+
+
+class HttpProvider(Provider):
+    """An adapter that speaks HTTP: one set of pooled clients per provider instance, and each
+    deployment's `Endpoint` computed once, by the subclass's `endpoint`, when it is prepared."""
+
+    def __init__(self) -> None:
+        self._http = HttpClients()
+
+    def endpoint(self, dep: Deployment) -> Endpoint:
+        """URL and headers for `dep` (see `make_endpoint`)."""
+        raise NotImplementedError
+
+    def prepare(self, dep: Deployment) -> None:
+        dep.endpoint = self.endpoint(dep)
+        dep.adapter = self
+        dep.timeout_enforced = True  # the client's total timeout ends every call
+
+    def endpoint_of(self, dep: Deployment) -> Endpoint:
+        """`dep`'s endpoint, prepared now if no gateway did (a deployment built by hand)."""
+        ep = dep.endpoint
+        if ep is None:
+            ep = dep.endpoint = self.endpoint(dep)
+        return ep
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def post(self, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> tuple[int, Headers, bytes]:
+        """POST `body` to `url` of `dep`, read the whole answer: (status, headers, body)."""
+        return await post(self._http, dep, ep, url, body)
+
+    async def open_stream(self, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> UpstreamStream:
+        """A streamed POST of `body` to `url` of `dep`: status and headers, then the body as it arrives."""
+        return await UpstreamStream.open(self._http, dep, ep, url, body)
 
 
 class Headers:
@@ -73,20 +131,22 @@ class Headers:
         self._map = header_map
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        if self._map is None:
+            return default
         v = self._map[name]
         return default if v is None else bytes(v).decode("latin-1")
 
 
-def _send(clients: HttpClients, dep: Any, url: str, body: bytes) -> Any:
+def _send(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> Any:
     """The POST of `body` to `dep` (a client coroutine: await it for the response head)."""
-    p = dep.prepared
-    return clients.get(dep.connect_timeout_s).post(url, headers=p["headers"], body=body, timeout=p["timeout"])
+    return clients.get(dep.connect_timeout_s).post(url, headers=ep.headers, body=body, timeout=ep.timeout)
 
 
-async def post(clients: HttpClients, dep: Any, url: str, body: bytes) -> tuple[int, Headers, bytes]:
+async def post(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes
+               ) -> tuple[int, Headers, bytes]:
     """POST `body`, read the whole answer: (status, headers, body)."""
     with transport_errors(dep.name):
-        resp = await _send(clients, dep, url, body)
+        resp = await _send(clients, dep, ep, url, body)
         raw = await resp.bytes()
     return resp.status.as_int(), Headers(resp.headers), raw.tobytes()
 
@@ -139,12 +199,16 @@ class UpstreamStream:
         self.deployment, self.eof, self._open = deployment, False, False
         self._next: _Pending | None = None
         self._error: BaseException | None = None
+        self._body: Any = None  # the client's body stream, once open
+        self.status = 0
+        self.headers = Headers(None)
 
     @classmethod
-    async def open(cls, clients: HttpClients, dep: Any, url: str, body: bytes) -> UpstreamStream:
+    async def open(cls, clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes
+                   ) -> UpstreamStream:
         self = cls(dep.name)
         with transport_errors(dep.name):
-            resp = await _send(clients, dep, url, body)
+            resp = await _send(clients, dep, ep, url, body)
             self._body = resp.stream()
             await self._body.__aenter__()
         self._open = True
@@ -239,9 +303,9 @@ class transport_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> bool:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
         if e is None or isinstance(e, ModelyardError) or not isinstance(e, Exception):
-            return False
+            return
         raise _map_transport(e, self.deployment) from e
 
 
@@ -271,29 +335,44 @@ def _map_transport(e: Exception, deployment: str) -> ModelyardError | Exception:
 
 
 def retry_after_of(headers: Any) -> float | None:
-    """Seconds to wait, from `retry-after-ms` (OpenAI) or `retry-after` headers."""
+    """Seconds to wait, from `retry-after-ms` (OpenAI) or `retry-after` headers, clamped and sanitised
+    (an upstream's `inf`, NaN, negative or absurd value never reaches a timer or a response header)."""
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            return clamp_retry_after(float(ms) / 1000)
         except ValueError:
             pass
     return parse_retry_after(headers.get("retry-after"))
 
 
-def load_json(body: bytes, deployment: str) -> Any:
+def upstream_text(text: Any, ep: Endpoint | None, limit: int = 300) -> str:
+    """An upstream's structured error message as a client may see it: redacted, one line, clipped."""
+    out = " ".join(redact(str(text)[: 4 * limit], ep.secrets if ep else ()).split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def log_body(dep: Deployment, what: str, body: bytes | str, *, level: int = logging.WARNING) -> None:
+    """Keep a redacted, truncated excerpt of an upstream body in the log (never in a client error)."""
+    if log.isEnabledFor(level):
+        ep = dep.endpoint
+        log.log(level, "deployment '%s' %s; body: %s", dep.name, what, excerpt(body, ep.secrets if ep else ()))
+
+
+def load_json(body: bytes, dep: Deployment) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise ConnectionFailed(f"deployment '{deployment}' returned a body that is not JSON: {body[:120]!r}",
-                               deployment=deployment) from None
+        log_body(dep, "returned a body that is not JSON", body)
+        raise ConnectionFailed(f"deployment '{dep.name}' returned a body that is not JSON", deployment=dep.name
+                               ) from None
 
 
-def generic_status_error(status: int, body: bytes, headers: Any, deployment: str,
-                         message: str | None = None, code: str | None = None) -> ModelyardError:
-    text = message or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    return error_for_status(status, f"deployment '{deployment}' answered {status}: {text}",
-                            retry_after=retry_after_of(headers), deployment=deployment, code=code)
+def bad_body(dep: Deployment, what: str, body: bytes | str | None = None) -> ConnectionFailed:
+    """A body that is not the protocol: the client hears what was wrong, the log keeps an excerpt."""
+    if body is not None:
+        log_body(dep, what, body)
+    return ConnectionFailed(f"deployment '{dep.name}' {what}", deployment=dep.name)
 
 
 async def sse_reads(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[bytes]:

@@ -8,6 +8,7 @@ gateway itself needs: text, tool calls, finish reason and usage.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..deployment import Deployment, Endpoint
 from ..errors import (
     ConnectionFailed,
     ContentPolicy,
@@ -23,6 +25,7 @@ from ..errors import (
     ModelyardError,
     RateLimited,
     error_for_status,
+    upstream_auth,
 )
 from ..types import (
     ChatRequest,
@@ -37,17 +40,18 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import MALFORMED, Deployment, Provider, checked_usage
+from .base import MALFORMED, checked_usage
 from .http import (
-    HttpClients,
-    UpstreamStream,
+    HttpProvider,
+    bad_body,
     load_json,
-    post,
-    prepare_http,
+    log_body,
+    make_endpoint,
     retry_after_of,
     sse_events,
     sse_reads,
     transport_errors,
+    upstream_text,
 )
 
 OPENAI_BASE = "https://api.openai.com/v1"
@@ -58,16 +62,13 @@ _REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
 _DRAIN_S = 0.5
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HttpProvider):
     """One pooled upstream client for all OpenAI-protocol deployments."""
 
     kind = "openai"
 
-    def __init__(self) -> None:
-        self._http = HttpClients()
-
-    def prepare(self, dep: Deployment) -> None:
-        """Precompute URL, full header set, timeout and the max-tokens field name."""
+    def endpoint(self, dep: Deployment) -> Endpoint:
+        """URL, full header set, timeout and the max-tokens field name."""
         base = (dep.api_base or ("" if dep.provider == "azure" else OPENAI_BASE)).rstrip("/")
         headers = {"content-type": "application/json"}
         if dep.provider == "azure":
@@ -84,21 +85,19 @@ class OpenAIProvider(Provider):
         headers.update(dep.headers)
         official = dep.provider == "azure" or not dep.api_base or "api.openai.com" in dep.api_base
         reasoning = official and any(_REASONING_MODEL.match(n) for n in (dep.model, dep.card.name))
-        prepare_http(dep, url, headers, max_tokens_key="max_completion_tokens" if reasoning else "max_tokens")
-
-    async def close(self) -> None:
-        await self._http.close()
+        return make_endpoint(dep, url, headers,
+                             max_tokens_key="max_completion_tokens" if reasoning else "max_tokens")
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        p = self.prepared(dep)
-        status, headers, raw = await post(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=False)))
+        ep = self.endpoint_of(dep)
+        status, headers, raw = await self.post(dep, ep, ep.url, orjson.dumps(to_wire(req, dep, stream=False)))
         if status >= 400:
             raise map_error(status, raw, headers, dep)
         return from_wire(raw, dep)
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
-        p = self.prepared(dep)
-        resp = await UpstreamStream.open(self._http, dep, p["url"], orjson.dumps(to_wire(req, dep, stream=True)))
+        ep = self.endpoint_of(dep)
+        resp = await self.open_stream(dep, ep, ep.url, orjson.dumps(to_wire(req, dep, stream=True)))
         try:
             if resp.status >= 400:
                 raise map_error(resp.status, await resp.body(), resp.headers, dep)
@@ -147,7 +146,7 @@ def to_wire(req: ChatRequest, dep: Deployment, *, stream: bool | None = None) ->
     if req.top_p is not None:
         body["top_p"] = req.top_p
     if req.max_tokens is not None:
-        body[dep.prepared.get("max_tokens_key", "max_tokens")] = req.max_tokens
+        body[dep.endpoint.max_tokens_key if dep.endpoint else "max_tokens"] = req.max_tokens
     if req.stop is not None:
         body["stop"] = req.stop
     if req.seed is not None:
@@ -217,28 +216,29 @@ def wire_tool_choice(choice: str | dict[str, Any]) -> Any:
 
 def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
     """A ChatResponse from a 200 body; the raw bytes ride along for the OpenAI-format API."""
-    doc = load_json(raw, dep.name)
+    doc = load_json(raw, dep)
     choices = doc.get("choices") if isinstance(doc, dict) else None
     if not isinstance(choices, list) or not all(type(c) is dict for c in choices):
         if isinstance(doc, dict) and doc.get("error"):  # OpenRouter reports late failures with a 200
+            log_body(dep, "reported an error in a 200 answer", raw)
             raise error_from_payload(doc, dep)
-        raise ConnectionFailed(f"deployment '{dep.name}' returned a body without choices: {raw[:120]!r}",
-                               deployment=dep.name)
+        raise bad_body(dep, "returned a body without choices", raw)
     try:
         usage = usage_from_wire(doc.get("usage"))
     except MALFORMED as e:
-        raise ConnectionFailed(f"deployment '{dep.name}' returned a malformed usage object: {e}",
-                               deployment=dep.name) from None
+        raise bad_body(dep, f"returned a malformed usage object ({upstream_text(e, dep.endpoint, 120)})",
+                       raw) from None
     resp = WireResponse(
         id=doc.get("id") or "",
         model=doc.get("model") or dep.model,
-        choices=None,  # type: ignore[arg-type]  (built from `wire_choices` when first read)
+        choices=[],
         usage=usage,
         created=doc.get("created") or int(time.time()),
         system_fingerprint=doc.get("system_fingerprint"),
         openai_body=raw,
     )
     resp.wire_choices = choices
+    resp._built = None  # built from `wire_choices` when first read
     return resp
 
 
@@ -247,8 +247,10 @@ class WireResponse(ChatResponse):
     OpenAI-format API forwards the body as it came, so most answers never need them as objects."""
 
     __slots__ = ("_built", "wire_choices")
+    _built: list[Choice] | None
+    wire_choices: list[dict[str, Any]]
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # (a dataclass field made a lazy property: mypy cannot follow)
     def choices(self) -> list[Choice]:
         built = self._built
         if built is None:
@@ -256,7 +258,7 @@ class WireResponse(ChatResponse):
         return built
 
     @choices.setter
-    def choices(self, value: list[Choice] | None) -> None:
+    def choices(self, value: list[Choice]) -> None:
         self._built = value
 
 
@@ -423,9 +425,8 @@ def merge_events(events: list[Any], raw: Callable[[int], bytes], dep: Deployment
             usage = usage_from_wire(u) if u else None
         except MALFORMED as e:
             starts.append(i)
-            return out, starts, ConnectionFailed(
-                f"deployment '{dep.name}' sent a malformed chat.completion.chunk ({e}): {raw(i)[6:126]!r}",
-                deployment=dep.name)
+            return out, starts, bad_body(
+                dep, f"sent a malformed chat.completion.chunk ({upstream_text(e, dep.endpoint, 120)})", raw(i)[6:])
         if cur is not None:
             if ((u and text is None and not calls and finish is None) or cur.usage is not None
                     or index != cur.index or (text and cur.tool_calls)):
@@ -460,12 +461,11 @@ def event_doc(data: bytes, dep: Deployment) -> dict[str, Any]:
     try:
         d = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise ConnectionFailed(f"deployment '{dep.name}' sent a stream event that is not JSON: "
-                               f"{data[:120]!r}", deployment=dep.name) from None
+        raise bad_body(dep, "sent a stream event that is not JSON", data) from None
     if type(d) is not dict:
-        raise ConnectionFailed(f"deployment '{dep.name}' sent an unexpected stream event: {data[:120]!r}",
-                               deployment=dep.name)
+        raise bad_body(dep, "sent an unexpected stream event", data)
     if d.get("error") or d.get("object") == "error":
+        log_body(dep, "sent an error event", data)
         raise error_from_payload(d, dep)
     return d
 
@@ -484,13 +484,13 @@ def tool_call_delta_from_wire(tc: dict[str, Any], i: int) -> ToolCallDelta:
 
 def map_error(status: int, body: bytes, headers: Any, dep: Deployment) -> ModelyardError:
     """An upstream error answer as a taxonomy error naming the deployment (never the key)."""
+    log_body(dep, f"answered {status}", body, level=logging.INFO)
     err = error_object(body)
     message = code = etype = None
     if err is not None:
         message, code, etype = err.get("message"), err.get("code"), err.get("type")
-    if not message:
-        message = body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    return classify(status, str(message), code, etype, headers, dep, f"answered {status}")
+    # A body that is not a known error shape is never shown: only its status speaks.
+    return classify(status, str(message or ""), code, etype, headers, dep, f"answered {status}")
 
 
 def error_from_payload(doc: dict[str, Any], dep: Deployment) -> ModelyardError:
@@ -534,15 +534,20 @@ def _payload_status(code: Any, etype: Any) -> int:
 
 
 _POLICY_CODES = frozenset(("content_filter", "content_policy_violation"))
+_AUTH_TYPES = frozenset(("authentication_error", "permission_error", "invalid_api_key"))
 
 
 def classify(status: int, message: str, code: Any, etype: Any, headers: Any, dep: Deployment,
              what: str) -> ModelyardError:
-    """Pick the taxonomy class: by error code and message first, then by status."""
-    if dep.api_key and dep.api_key in message:
-        message = message.replace(dep.api_key, "***")
-    text = f"deployment '{dep.name}' {what}: {message}"
+    """Pick the taxonomy class: by error code and message first, then by status. The client sees our
+    wording, the status, the error type and the upstream's own (redacted) error message, if any."""
     code_s = code if isinstance(code, str) else None
+    etype_s = etype if isinstance(etype, str) else None
+    if status in (401, 403) or code_s == "invalid_api_key" or etype_s in _AUTH_TYPES:
+        return upstream_auth(dep.name, status, etype_s or code_s)
+    message = upstream_text(message, dep.endpoint)
+    kind = f" [{etype_s}]" if etype_s and etype_s not in message else ""
+    text = f"deployment '{dep.name}' {what}: {message or 'no error message'}{kind}"
     kw: dict[str, Any] = {"deployment": dep.name, "upstream_status": status, "code": code_s}
     if status == 429:
         return RateLimited(text, retry_after=retry_after_of(headers), **kw)
@@ -559,6 +564,6 @@ def classify(status: int, message: str, code: Any, etype: Any, headers: Any, dep
 def _json_instead_of_stream(raw: bytes, headers: Any, dep: Deployment) -> ModelyardError:
     doc = error_object(raw)
     if doc is not None:
+        log_body(dep, "answered JSON instead of an event stream", raw, level=logging.INFO)
         return error_from_payload({"error": doc}, dep)
-    return ConnectionFailed(f"deployment '{dep.name}' answered JSON instead of an event stream",
-                            deployment=dep.name)
+    return bad_body(dep, "answered JSON instead of an event stream", raw)

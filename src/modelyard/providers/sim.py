@@ -35,10 +35,11 @@ from typing import Any
 
 import orjson
 
+from ..deployment import Deployment
 from ..errors import BadRequest, ContextWindowExceeded, RateLimited, Unavailable
 from ..tokens import count_message_tokens, count_tokens, count_tools_tokens
 from ..types import ChatRequest, ChatResponse, Choice, Message, StreamChunk, Tool, ToolCall, ToolCallDelta, Usage
-from .base import Deployment, Provider
+from .base import Provider
 
 SIM_TIERS = ("sim/frontier", "sim/balanced", "sim/fast", "sim/local")
 # The embedded fleet, as deployment configs (the default config and `make demo` use these).
@@ -115,15 +116,18 @@ class SimProvider(Provider):
     def __init__(self, seed: int | None = None, zero_latency: bool = False) -> None:
         self._rng = random.Random(seed)  # failures, jitter and response ids; content never uses it
         self.zero_latency = zero_latency or os.environ.get("MODELYARD_SIM_ZERO_LATENCY") == "1"
+        # Each deployment's profile, computed when it is prepared (Deployments hash by identity).
+        self._profiles: dict[Deployment, _Profile] = {}
 
     def prepare(self, dep: Deployment) -> None:
-        dep.prepared["sim"] = _make_profile(dep, self.zero_latency)
+        prof = self._profiles[dep] = _make_profile(dep, self.zero_latency)
+        dep.adapter = self
+        dep.timeout_enforced = prof.zero_latency  # a simulation that never waits needs no timer
 
     def _profile(self, dep: Deployment) -> _Profile:
-        prof = dep.prepared.get("sim")
+        prof = self._profiles.get(dep)
         if prof is None:  # a Deployment built by hand, never prepared
-            self.prepare(dep)
-            prof = dep.prepared["sim"]
+            prof = self._profiles[dep] = _make_profile(dep, self.zero_latency)
         return prof
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:

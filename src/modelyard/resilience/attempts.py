@@ -30,7 +30,7 @@ from .breaker import REFUSED
 from .retry import retry_delay
 
 if TYPE_CHECKING:
-    from ..providers import Deployment
+    from ..deployment import Deployment
     from ..types import RouteDecision
     from .health import HealthTracker
     from .policy import Policy

@@ -18,7 +18,7 @@ from .breaker import REFUSED
 from .settings import HealthCheckSettings
 
 if TYPE_CHECKING:
-    from ..providers import Deployment
+    from ..deployment import Deployment
     from .health import HealthTracker
 
 log = logging.getLogger("modelyard.health")
@@ -59,7 +59,7 @@ class HealthChecks:
         try:
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
-                    await dep.prepared["provider"].complete(req, dep)
+                    await dep.adapter.complete(req, dep)
             except TimeoutError:
                 raise Timeout(f"deployment '{dep.name}' did not answer its health check within "
                               f"{self.settings.timeout_s:g} s", deployment=dep.name) from None

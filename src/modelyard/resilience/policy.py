@@ -23,7 +23,7 @@ from .settings import HedgeSettings, ResilienceSettings, RetrySettings
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..providers import Deployment
+    from ..deployment import Deployment
     from ..types import ChatRequest
 
 _OVERRIDES = frozenset(("timeout_s", "max_attempts", "fallbacks", "context_window_fallbacks",
@@ -180,8 +180,8 @@ class Resilience:
 
 def _enforces_total(dep: Deployment) -> bool:
     """Whether a call to `dep` ends by `timeout_s` without a timer of ours: adapters that precompute an
-    total timeout (`prepared["timeout"]`, the HTTP client's) enforce it, and a zero-latency sim never waits."""
-    return "timeout" in dep.prepared or bool(getattr(dep.prepared.get("sim"), "zero_latency", False))
+    total timeout (the HTTP client's) enforce it, and a zero-latency sim never waits."""
+    return dep.timeout_enforced
 
 
 def _merge(base: Any, override: Any) -> Any:

@@ -29,7 +29,7 @@ from ..errors import ModelyardError, Timeout
 from ..types import StreamChunk
 
 if TYPE_CHECKING:
-    from ..providers import Deployment
+    from ..deployment import Deployment
     from .health import HealthTracker
 
 MAX_TICK_S = 1.0

@@ -25,7 +25,7 @@ from ..resilience.health import HealthTracker
 from .features import Features
 
 if TYPE_CHECKING:
-    from ..providers import Deployment
+    from ..deployment import Deployment
 
 # hook: (features) -> (spent_usd, budget_usd) of the request's key/team, or None when it has none
 BudgetHook = Callable[[Features], "tuple[float, float] | None"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..types import Scored
 
 if TYPE_CHECKING:
-    from ..providers import Deployment
+    from ..deployment import Deployment
 
 
 class Ranking:

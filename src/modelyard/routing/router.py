@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..deployment import Deployment
 from ..errors import ConfigError, NoCandidate
-from ..providers import Deployment
 from ..resilience.health import HealthTracker
 from ..tokens import token_bound
 from ..types import ChatRequest, RouteDecision, Scored

@@ -41,7 +41,7 @@ from ..strategies.util import Options, parse_options
 if TYPE_CHECKING:
     import numpy as np
 
-    from ...providers import Deployment
+    from ...deployment import Deployment
     from .base import LearnedRouter
 
 _NEEDS = "learned routing needs numpy and the embedding model: pip install 'modelyard[learned]'"

@@ -41,7 +41,7 @@ from ..features import Features
 
 if TYPE_CHECKING:
     from ...catalog import Catalog
-    from ...providers import Deployment
+    from ...deployment import Deployment
     from ...resilience.health import HealthTracker
     from ..usage import UsageMeter
 

@@ -13,7 +13,7 @@ from .base import StrategyContext, register_strategy
 from .util import Options, TieBreak, normalise_low, ordered, parse_options
 
 if TYPE_CHECKING:
-    from ...providers import Deployment
+    from ...deployment import Deployment
 
 
 class LiveOptions(Options):

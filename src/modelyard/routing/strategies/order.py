@@ -14,7 +14,7 @@ from .base import StrategyContext, register_strategy
 from .util import Options, parse_options
 
 if TYPE_CHECKING:
-    from ...providers import Deployment
+    from ...deployment import Deployment
 
 
 class NoOptions(Options):

@@ -44,7 +44,7 @@ from .base import (
 from .util import Options, parse_options
 
 if TYPE_CHECKING:
-    from ...providers import Deployment
+    from ...deployment import Deployment
 
 Target = str | list[str]
 

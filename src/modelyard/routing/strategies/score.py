@@ -29,7 +29,7 @@ from .base import ConfigNames, StrategyConfigError, StrategyContext, register_st
 from .util import Options, TieBreak, normalise_high, normalise_low, ordered, parse_options
 
 if TYPE_CHECKING:
-    from ...providers import Deployment
+    from ...deployment import Deployment
     from ...resilience.health import Health, HealthTracker
 
 # (cost, latency, quality) per preset; per request: `optimize_for` in metadata / extra_body.modelyard.

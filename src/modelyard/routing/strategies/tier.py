@@ -31,7 +31,7 @@ from .rules import Target, _inner, _targets
 from .util import Options, parse_options
 
 if TYPE_CHECKING:
-    from ...providers import Deployment
+    from ...deployment import Deployment
 
 VALUES = ("low", "medium", "high")
 DEFAULT_MATRIX: dict[str, dict[str, str]] = {
