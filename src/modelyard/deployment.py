@@ -68,7 +68,7 @@ class Deployment:
     tags: tuple[str, ...] = ()
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
-    sim: SimSettings = field(default_factory=lambda: SimSettings())
+    sim: SimSettings = field(default_factory=lambda: SimSettings.model_validate({}))
     # Filled by the provider's `prepare` at start-up:
     adapter: Adapter = field(default=UNPREPARED, repr=False)  # the provider instance that calls it
     endpoint: Endpoint | None = field(default=None, repr=False)  # HTTP providers only

@@ -23,7 +23,7 @@ RouterKind = typer.Option("--router", help="router kind: knn (best cross-validat
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from ..cache.embed import EmbeddingError
+    from ..embed.backends import EmbeddingError
     from ..routing.learned.base import RouterFileError
     from ..routing.learned.data import DataError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache.embed import get_embedder
+from ..embed.backends import get_embedder
 from ..routing.learned.base import EMBED_TOKENS
 from ..routing.learned.data import Example, load_jsonl
 from ..routing.learned.train import TRAINABLE, embed_prompts, features_of, fit_router

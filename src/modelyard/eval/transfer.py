@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ..cache.embed import MINILM
+from ..embed.backends import MINILM
 from ..routing.learned.data import Example, load_jsonl
 from ..routing.learned.train import features_of, fit_router
 from . import synthetic

@@ -130,7 +130,8 @@ def to_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
             result: str | list[dict[str, Any]] = m.text()
             if isinstance(m.content, list) and m.has_image():
                 result = content_blocks(m.content)
-            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": result}]
+            blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "",
+                                             "content": result}]
             role = "user"
         else:
             blocks = content_blocks(m.content)

@@ -213,7 +213,7 @@ def test_a_router_without_embeddings_loads_no_model_and_needs_no_worker_thread(
     def no_model(*_: object) -> None:
         raise AssertionError("the embedding model was asked for")
 
-    monkeypatch.setattr("modelyard.cache.embed.get_embedder", no_model)
+    monkeypatch.setattr("modelyard.embed.backends.get_embedder", no_model)
     opts = {"router_file": str(path), "threshold": 0.3, "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
     gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
     assert "routed" not in gw.router.prepares

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from learnkit import MMLU_SMALL, STRONG, WEAK, synthetic
 
-from modelyard.cache.embed import HASH
+from modelyard.embed.backends import HASH
 from modelyard.routing.learned.base import RouterFileError, choose_many, load_router
 from modelyard.routing.learned.calibrate import threshold_for_budget, threshold_for_strong_share
 from modelyard.routing.learned.data import DataError, load_jsonl

@@ -175,9 +175,9 @@ def _string(schema: dict[str, Any], rng: random.Random, hints: _Hints, field: st
         h = f"{rng.getrandbits(128):032x}"
         value = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
     else:
-        value = hints.string_for(field, rng) if field else None
-        if value is None:
-            value = (rng.choice(hints.keywords[:4]) if hints.keywords else rng.choice(_WORDS))
+        hinted = hints.string_for(field, rng) if field else None
+        value = hinted if hinted is not None else (
+            rng.choice(hints.keywords[:4]) if hints.keywords else rng.choice(_WORDS))
     lo, hi = int(schema.get("minLength", 0)), schema.get("maxLength")
     if hi is not None:
         value = value[: int(hi)]

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import orjson
 
-from ...cache.embed import DIMS as EMBED_DIMS
+from ...embed.backends import DIMS as EMBED_DIMS
 from .textfeatures import FEATURE_NAMES, text_features
 
 FORMAT = "modelyard-router"
@@ -67,7 +67,7 @@ class LearnedRouter:
     # --- prediction ------------------------------------------------------------------------------
     def embedder(self) -> Any:
         if self._embedder is None:
-            from ...cache.embed import get_embedder
+            from ...embed.backends import get_embedder
 
             self._embedder = get_embedder(self.embedding)
         return self._embedder

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...cache.embed import MINILM, get_embedder
+from ...embed.backends import MINILM, get_embedder
 
 
 class SemanticRouter:

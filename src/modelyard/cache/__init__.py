@@ -1,1 +1,0 @@
-"""Caches and the embedding backend they (and learned routers) share; submodules load lazily."""
