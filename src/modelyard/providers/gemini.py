@@ -347,7 +347,9 @@ def map_error(dep: Deployment, status: int | None, err: dict[str, Any], headers:
     text = f"deployment '{dep.name}' {where}: {gstatus + ': ' if gstatus else ''}{message}"
     kw: dict[str, Any] = {"deployment": dep.name, "upstream_status": status, "code": gstatus or None}
     if gstatus == "RESOURCE_EXHAUSTED" or status == 429:
-        wait = (retry_after_of(headers) if headers else None) or retry_delay(details)
+        wait = retry_after_of(headers) if headers else None
+        if wait is None:
+            wait = retry_delay(details)
         return RateLimited(text, retry_after=wait, **kw)
     if gstatus == "INVALID_ARGUMENT" and _TOKEN_WORDING.search(message):
         return ContextWindowExceeded(text, **kw)
