@@ -34,7 +34,7 @@ import fake_upstream  # noqa: E402
 import uvloop  # noqa: E402
 
 from modelyard.gateway import Gateway  # noqa: E402
-from modelyard.providers import openai  # noqa: E402
+from modelyard.providers import http, openai  # noqa: E402
 from modelyard.server.app import GC_THRESHOLDS, create_app  # noqa: E402
 
 BODY = fake_upstream.completion_body("bench-model")
@@ -71,17 +71,17 @@ class _Stream:
         return None
 
 
-async def _post(clients: Any, dep: Any, url: str, body: bytes) -> tuple[int, Any, bytes]:
+async def _post(clients: Any, dep: Any, ep: Any, url: str, body: bytes) -> tuple[int, Any, bytes]:
     return 200, _Headers(), BODY
 
 
-async def _open(cls: Any, clients: Any, dep: Any, url: str, body: bytes) -> _Stream:
+async def _open(cls: Any, clients: Any, dep: Any, ep: Any, url: str, body: bytes) -> _Stream:
     return _Stream()
 
 
 async def pipeline(stream: bool, n: int) -> float:
-    openai.post = _post  # type: ignore[assignment]
-    openai.UpstreamStream.open = classmethod(_open)  # type: ignore[method-assign, assignment]
+    http.post = _post  # type: ignore[assignment]
+    http.UpstreamStream.open = classmethod(_open)  # type: ignore[method-assign, assignment]
     body = b'{"model":"bench-model","stream":%s,"messages":[{"role":"user","content":"Say hello."}]}' % (
         b"true" if stream else b"false")
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
