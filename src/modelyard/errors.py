@@ -127,12 +127,12 @@ class PermissionDenied(ModelyardError):
 
 class UpstreamAuth(Auth):
     """An upstream refused the gateway's own credentials for a deployment (its 401/403): the
-    operator's problem, never the client's key, so a 502 that another deployment may not share."""
+    operator's problem, never the client's key, so a 502. Not retried, and (as any auth failure)
+    no fallback: the breaker takes the deployment out of rotation instead (breaker.counts_against)."""
 
     status = 502
     type = "upstream_auth_error"
     anthropic_type = "api_error"
-    fallback = True
 
 
 class BadRequest(ModelyardError):

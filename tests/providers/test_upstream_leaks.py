@@ -188,7 +188,7 @@ async def test_refused_credentials_are_the_gateways_502(upstream: Upstream, kind
     assert err.status == 502 and err.type == "upstream_auth_error" and err.upstream_status == status
     assert err.code != "invalid_api_key" and err.openai_body()["error"]["code"] == "upstream_auth_error"
     assert "refused the gateway's credentials" in err.message and f"({status}" in err.message
-    assert err.fallback and not err.retryable  # another deployment's credentials may work; these will not
+    assert not err.retryable and not err.fallback  # an auth failure, as before: the breaker reacts
     assert_nothing_leaks(err, "Incorrect API key", "not allowed", "invalid x-api-key", "unregistered")
 
 
