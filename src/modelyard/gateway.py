@@ -19,7 +19,8 @@ from .catalog import Catalog, unknown_card
 from .config import Config, load_config, resolve_secret
 from .defaults import default_config
 from .errors import ModelyardError, NotFound
-from .execution import modes, single
+from .execution import single
+from .modes import dispatch as modes
 from .providers import Deployment, Provider, io_threads, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from ..errors import ConnectionFailed, ModelyardError
 from ..providers import Deployment
-from ..resilience.attempts import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import DeploymentTimeouts
 from ..resilience.timeouts import GuardedStream, deadline_error

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import ModelyardError
 from ..providers import Deployment
-from ..resilience.attempts import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy, default_policy
 from ..resilience.timeouts import GuardedStream

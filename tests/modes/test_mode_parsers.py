@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelyard.execution.judge import parse_verdict
-from modelyard.execution.normalize import choice, fold, normalizer, number
-from modelyard.execution.parse import OutputParser, ParseError, extract_json
-from modelyard.execution.spec import Spec, SpecError, parse_spec
-from modelyard.execution.template import TemplateError, as_text, compile_template
-from modelyard.execution.vote import count
+from modelyard.modes.judge import parse_verdict
+from modelyard.modes.normalize import choice, fold, normalizer, number
+from modelyard.modes.parse import OutputParser, ParseError, extract_json
+from modelyard.modes.spec import Spec, SpecError, parse_spec
+from modelyard.modes.template import TemplateError, as_text, compile_template
+from modelyard.modes.vote import count
 
 
 @pytest.mark.parametrize("text, n, index, source", [
