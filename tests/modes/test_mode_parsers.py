@@ -118,3 +118,12 @@ def test_templates() -> None:
         with pytest.raises(TemplateError):
             compile_template(bad)
     assert as_text(["a", 2]) == "- a\n- 2" and as_text({"k": 1}) == '{\n  "k": 1\n}' and as_text(None) == ""
+
+
+def test_the_registry_serves_every_mode_the_parser_accepts() -> None:
+    from modelyard.modes.base import Mode
+    from modelyard.modes.dispatch import MODES
+    from modelyard.modes.spec import MODES as PARSED
+
+    assert tuple(MODES) == PARSED
+    assert all(isinstance(m, Mode) and m.name == name for name, m in MODES.items())

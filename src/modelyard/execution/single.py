@@ -1,5 +1,5 @@
 """Single mode: call one deployment at a time along the chain, with the retry policy, typed
-fallbacks, breakers and deadline of resilience/attempts.py.
+fallbacks, breakers and deadline of resilience/attempt_plan.py.
 
 Streams may fall back and retry only until their first chunk exists; after that the stream belongs
 to the deployment that produced it (a later failure is the caller's to report). When the policy

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import Message
+from .base import Mode
 from .run import Call, Candidate, Result, Run, all_failed, error_dict, gather, strongest
 from .spec import Spec
-
-MIN_CANDIDATES = 2
 
 INSTRUCTIONS = (
     "Several assistants have already answered the conversation's last message; their answers are "
@@ -30,36 +29,40 @@ def fuse_messages(messages: list[Message], answers: list[str]) -> list[Message]:
     return [Message("system", f"{INSTRUCTIONS}\n\n{blocks}"), *messages]
 
 
-async def run(ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
-    aggregator = spec.aggregator or strongest(ctx.gw, cands)
-    ctx.gw.resolve(aggregator)  # an unknown aggregator is the caller's mistake: fail before any call
-    calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
-    ok = [c for c in calls if c.ok]
-    if not ok:
-        raise all_failed("fuse", calls)
+class Fuse(Mode):
+    name = "fuse"
+    min_candidates = 2
 
-    fused = len(ok) > 1
-    agg_call: Call | None = None
-    live: Any = None
-    if fused:
-        req = ctx.sub_request(aggregator, messages=fuse_messages(ctx.req.messages, [c.text for c in ok]))
-        if ctx.stream:
-            agg_call, live = await ctx.open("aggregator", req, role="aggregator")
-        else:
-            agg_call = await ctx.call("aggregator", req, role="aggregator")
-    served = agg_call if agg_call is not None and (agg_call.ok or live is not None) else ok[0]
+    async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
+        aggregator = spec.aggregator or strongest(ctx.gw, cands)
+        ctx.gw.resolve(aggregator)  # an unknown aggregator is the caller's mistake: fail before any call
+        calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
+        ok = [c for c in calls if c.ok]
+        if not ok:
+            raise all_failed("fuse", calls)
 
-    def describe() -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "aggregator": aggregator, "fused": served is agg_call, "deployment": served.deployment,
-            "candidates": [{"model": c.label, "deployment": c.deployment, "text": c.text} for c in ok],
-            "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None},
-        }
-        if agg_call is not None and agg_call.error is not None:
-            out["aggregator_error"] = error_dict(agg_call.error)
-        return out
+        fused = len(ok) > 1
+        agg_call: Call | None = None
+        live: Any = None
+        if fused:
+            req = ctx.sub_request(aggregator, messages=fuse_messages(ctx.req.messages, [c.text for c in ok]))
+            if ctx.stream:
+                agg_call, live = await ctx.open("aggregator", req, role="aggregator")
+            else:
+                agg_call = await ctx.call("aggregator", req, role="aggregator")
+        served = agg_call if agg_call is not None and (agg_call.ok or live is not None) else ok[0]
 
-    reason = f"{aggregator} fused {len(ok)} answers" if served is agg_call else "returned a candidate unfused"
-    if live is not None:
-        return Result(served, describe, live=live, reason=reason)
-    return Result(served, describe, response=served.response, reason=reason)
+        def describe() -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "aggregator": aggregator, "fused": served is agg_call, "deployment": served.deployment,
+                "candidates": [{"model": c.label, "deployment": c.deployment, "text": c.text} for c in ok],
+                "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None},
+            }
+            if agg_call is not None and agg_call.error is not None:
+                out["aggregator_error"] = error_dict(agg_call.error)
+            return out
+
+        reason = f"{aggregator} fused {len(ok)} answers" if served is agg_call else "returned a candidate unfused"
+        if live is not None:
+            return Result(served, describe, live=live, reason=reason)
+        return Result(served, describe, response=served.response, reason=reason)
