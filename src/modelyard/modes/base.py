@@ -32,6 +32,10 @@ class Mode(ABC):
         """The models to ask, checked before any sub-call: `spec.models`, else the group's deployments."""
         return candidates(gw, req, spec, minimum=self.min_candidates)
 
+    def calls(self, spec: Spec, n_candidates: int) -> int:
+        """The most upstream sub-calls one request makes (checked against `resilience.caps.max_calls`)."""
+        return n_candidates
+
     @abstractmethod
     async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
         """Make the sub-calls through `ctx` and decide what is served; raise a ModelyardError when the

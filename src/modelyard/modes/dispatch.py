@@ -11,8 +11,9 @@ request here when it names a pipeline (`model: "pipeline/<name>"`) or asks for a
 
 Each is a `Mode` (base.py). The decision costs the single-mode path one dict lookup
 (`req.model in gateway.pipelines`) and a truthiness test of `req.metadata`; everything else happens
-here: the spec is parsed and the candidates resolved before any sub-call. Each mode's answer comes
-back as an ordinary ChatResponse (or a stream) whose `modelyard` field describes the run.
+here: the spec is parsed, the candidates resolved and the request's fan-out checked against the
+operator's cap (`resilience.caps.max_calls`) before any sub-call. Each mode's answer comes back as an
+ordinary ChatResponse (or a stream) whose `modelyard` field describes the run.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def _prepare(gw: Gateway, req: ChatRequest, rid: str, api: str, stream: bool
         cands = mode.candidates(gw, req, spec)
     except ModelyardError as e:
         raise _Early(ctx, e) from None
+    calls, cap = mode.calls(spec, len(cands)), gw.resilience.settings.caps.max_calls
+    if calls > cap:
+        extra = f" ({len(cands)} candidates + {calls - len(cands)} {mode.name} calls)" if calls > len(cands) else ""
+        raise _Early(ctx, BadRequest(
+            f"modelyard.models: mode '{mode.name}' would make {calls} upstream calls{extra}; this gateway allows "
+            f"at most {cap} per request (resilience.caps.max_calls): ask fewer models", param="modelyard.models"))
     return ctx, mode, spec, cands
 
 

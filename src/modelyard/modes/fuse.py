@@ -33,6 +33,10 @@ class Fuse(Mode):
     name = "fuse"
     min_candidates = 2
 
+    def calls(self, spec: Spec, n_candidates: int) -> int:
+        """The candidates, then the aggregator."""
+        return n_candidates + 1
+
     async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
         aggregator = spec.aggregator or strongest(ctx.gw, cands)
         ctx.gw.resolve(aggregator)  # an unknown aggregator is the caller's mistake: fail before any call

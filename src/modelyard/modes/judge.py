@@ -126,6 +126,10 @@ class Judge(Mode):
     name = "judge"
     min_candidates = 2
 
+    def calls(self, spec: Spec, n_candidates: int) -> int:
+        """The candidates, then the judge (twice with `swap`)."""
+        return n_candidates + (2 if spec.swap else 1)
+
     async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
         judge_model = spec.judge or strongest(ctx.gw, cands)
         ctx.gw.resolve(judge_model)  # an unknown judge is the caller's mistake: fail before any call

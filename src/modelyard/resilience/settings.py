@@ -1,4 +1,5 @@
-"""The resilience part of the YAML config: retry policy, circuit breaker, hedging, health checks.
+"""The resilience part of the YAML config: retry policy, circuit breaker, hedging, health checks,
+and the operator caps on what one request may ask for.
 
 Kept here rather than in config.py so the knobs live next to the code that reads them; config.py
 embeds these models (top-level `resilience:`, and per model group `retry:` / `hedge:`).
@@ -79,6 +80,15 @@ class HealthCheckSettings(_Model):
     prompt: str = "ping"
 
 
+class CapsSettings(_Model):
+    """Operator caps on what one request may ask for. A request over a cap is refused with a 400
+    naming the field and the cap; the route's own configured settings are not capped."""
+
+    max_attempts: int = Field(default=5, ge=1, le=20)  # per-request `max_attempts` override
+    max_timeout_s: float = Field(default=600.0, gt=0)  # per-request `timeout_s` override
+    max_calls: int = Field(default=10, ge=1)  # upstream sub-calls of one race/all/vote/judge/fuse request
+
+
 class ResilienceSettings(_Model):
     """Defaults for every route; model groups may override `retry`, `timeout_s` and `hedge`."""
 
@@ -87,3 +97,4 @@ class ResilienceSettings(_Model):
     breaker: BreakerSettings = BreakerSettings()
     hedge: HedgeSettings = HedgeSettings()  # used by groups/requests in hedge mode
     health_checks: HealthCheckSettings = HealthCheckSettings()
+    caps: CapsSettings = CapsSettings()  # bounds on per-request overrides and mode fan-out
