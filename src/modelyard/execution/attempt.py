@@ -13,7 +13,7 @@ from ..providers import Deployment
 from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import DeploymentTimeouts
-from ..resilience.timeouts import GuardedStream, deadline_error
+from ..resilience.timeouts import GuardedStream, close_stream, deadline_error
 from ..types import ChatRequest, ChatResponse, StreamChunk
 
 
@@ -71,7 +71,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
             raise ConnectionFailed(f"deployment '{name}' returned an empty stream", deployment=name) from None
     except ModelyardError as e:
         with contextlib.suppress(Exception):
-            await agen.aclose()  # type: ignore[attr-defined]  # providers declare AsyncIterator; all are generators
+            await close_stream(agen)
         health.finished(name)
         health.breaker.release(name, token)
         health.failed(name, e)
