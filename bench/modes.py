@@ -18,8 +18,8 @@ import timeit
 os.environ["MODELYARD_SIM_ZERO_LATENCY"] = "1"
 
 from modelyard.config import parse_config
-from modelyard.execution import modes
 from modelyard.gateway import Gateway
+from modelyard.modes import dispatch as modes
 from modelyard.types import ChatRequest, Message
 
 CONFIG = {

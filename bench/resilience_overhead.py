@@ -22,7 +22,7 @@ import uvloop
 
 from modelyard.config import parse_config
 from modelyard.gateway import Gateway
-from modelyard.resilience.attempts import AttemptPlan
+from modelyard.resilience.attempt_plan import AttemptPlan
 from modelyard.resilience.timeouts import GuardedStream
 from modelyard.types import ChatRequest, Message, RouteDecision
 

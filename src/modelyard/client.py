@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .config import Config, load_config
-from .execution.methods import ModeMethods
 from .gateway import Gateway
+from .modes.methods import ModeMethods
 from .server.openai_api import parse_request
 from .types import ChatRequest, ChatResponse, StreamChunk
 

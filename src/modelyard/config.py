@@ -173,7 +173,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _check_pipelines(self) -> Config:
         if self.pipelines:  # templates, references and models checked now, not at request time
-            from .execution.pipeline import PipelineConfigError, compile_pipeline
+            from .modes.pipeline import PipelineConfigError, compile_pipeline
 
             known = set(self.deployments) | set(self.model_groups)
             for name, p in self.pipelines.items():

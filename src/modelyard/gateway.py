@@ -20,7 +20,8 @@ from .config import Config, load_config, resolve_secret
 from .defaults import default_config
 from .deployment import Deployment
 from .errors import ModelyardError, NotFound
-from .execution import modes, single
+from .execution import single
+from .modes import dispatch as modes
 from .providers import Provider, io_threads, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router

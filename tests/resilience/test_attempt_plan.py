@@ -21,7 +21,7 @@ from modelyard.errors import (
     Timeout,
     Unavailable,
 )
-from modelyard.resilience.attempts import AttemptPlan
+from modelyard.resilience.attempt_plan import AttemptPlan
 from modelyard.resilience.breaker import CircuitBreaker
 from modelyard.resilience.health import HealthTracker
 from modelyard.resilience.policy import Policy

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 from ..deployment import Deployment
 from ..errors import ConnectionFailed, ModelyardError
-from ..resilience.attempts import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import DeploymentTimeouts
-from ..resilience.timeouts import GuardedStream, deadline_error
+from ..resilience.timeouts import GuardedStream, close_stream, deadline_error
 from ..types import ChatRequest, ChatResponse, StreamChunk
 
 
@@ -72,7 +71,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
             raise ConnectionFailed(f"deployment '{name}' returned an empty stream", deployment=name) from None
     except ModelyardError as e:
         with contextlib.suppress(Exception):
-            await agen.aclose()  # type: ignore[attr-defined]
+            await close_stream(agen)
         health.finished(name)
         health.breaker.release(name, token)
         health.failed(name, e)
@@ -96,10 +95,10 @@ def _limit(plan: AttemptPlan, limits: DeploymentTimeouts | None, t0: float) -> t
     return plan.deadline, False
 
 
-async def discard_stream(opened: tuple[AsyncIterator[StreamChunk], StreamChunk]) -> None:
+async def discard_stream(opened: tuple[GuardedStream, StreamChunk]) -> None:
     """Close a stream that was opened but is not wanted (a hedge that lost by a hair)."""
     with contextlib.suppress(Exception):
-        await opened[0].aclose()  # type: ignore[attr-defined]
+        await opened[0].aclose()
 
 
 def _timeout(dep: Deployment, plan: AttemptPlan, until: float, t0: float, what: str) -> ModelyardError:

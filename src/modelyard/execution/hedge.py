@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..resilience.attempts import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy
 from ..resilience.settings import HedgeSettings

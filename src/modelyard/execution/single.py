@@ -1,5 +1,5 @@
 """Single mode: call one deployment at a time along the chain, with the retry policy, typed
-fallbacks, breakers and deadline of resilience/attempts.py.
+fallbacks, breakers and deadline of resilience/attempt_plan.py.
 
 Streams may fall back and retry only until their first chunk exists; after that the stream belongs
 to the deployment that produced it (a later failure is the caller's to report). When the policy
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..resilience.attempts import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy, default_policy
 from ..resilience.timeouts import GuardedStream

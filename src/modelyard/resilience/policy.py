@@ -4,7 +4,8 @@
 timeouts, and one `Policy` per route name (retry settings, deadline, typed fallback chains, hedge
 settings). `Resilience.policy(route, req)` returns that prebuilt policy, or, only when the request
 carries overrides in `req.metadata` (`timeout_s`, `max_attempts`, `fallbacks`,
-`context_window_fallbacks`, `content_policy_fallbacks`, `mode`), a copy with them applied.
+`context_window_fallbacks`, `content_policy_fallbacks`, `mode`), a copy with them applied; the
+numeric overrides are bounded by the operator's `resilience.caps` (a 400 names the field and cap).
 """
 
 from __future__ import annotations
@@ -145,14 +146,20 @@ class Resilience:
 
     def _override(self, p: Policy, md: dict[str, Any]) -> Policy:
         changes: dict[str, Any] = {}
+        caps = self.settings.caps
         if "timeout_s" in md:
-            changes["timeout_s"] = _positive(md["timeout_s"], "metadata.timeout_s")
+            t = _positive(md["timeout_s"], "metadata.timeout_s")
+            if t > caps.max_timeout_s:
+                raise BadRequest(f"metadata.timeout_s: {t:g} s is above this gateway's cap of {caps.max_timeout_s:g} s "
+                                 "(resilience.caps.max_timeout_s)", param="metadata.timeout_s")
+            changes["timeout_s"] = t
         if "max_attempts" in md:
             n = md["max_attempts"]
             if isinstance(n, str) and n.isdigit():
                 n = int(n)
-            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 20:
-                raise BadRequest("metadata.max_attempts: must be an integer from 1 to 20",
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= caps.max_attempts:
+                raise BadRequest(f"metadata.max_attempts: must be an integer from 1 to {caps.max_attempts} "
+                                 f"(resilience.caps.max_attempts), got {md['max_attempts']!r}",
                                  param="metadata.max_attempts")
             changes["retry"] = p.retry.model_copy(update={"max_attempts": n})
         if "fallbacks" in md:

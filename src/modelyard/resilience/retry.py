@@ -1,6 +1,6 @@
 """The retry rules: which errors may be retried on the same deployment, and how long to wait.
 
-Waiting is the last resort: the attempt plan (attempts.py) always moves to another deployment
+Waiting is the last resort: the attempt plan (attempt_plan.py) always moves to another deployment
 first, and only comes back to a failed one, after `delay`, once the others are used up.
 """
 

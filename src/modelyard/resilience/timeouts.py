@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, cast
 
 from ..errors import ModelyardError, Timeout
 from ..types import StreamChunk
@@ -102,6 +102,11 @@ def watchdog(loop: asyncio.AbstractEventLoop) -> Watchdog:
     return w
 
 
+async def close_stream(agen: AsyncIterator[StreamChunk]) -> None:
+    """Close a provider's stream: providers declare AsyncIterator, and every one is an async generator."""
+    await cast("AsyncGenerator[StreamChunk, None]", agen).aclose()
+
+
 class GuardedStream:
     """The rest of a started stream: idle and total timeouts, health accounting, breaker release."""
 
@@ -157,7 +162,7 @@ class GuardedStream:
         if self._late:
             err = Timeout(f"deployment '{self.dep.name}' stream passed its time limit", deployment=self.dep.name)
             try:
-                await self._agen.aclose()  # type: ignore[attr-defined]
+                await close_stream(self._agen)
             finally:
                 self._end(err)
             raise err
@@ -190,7 +195,7 @@ class GuardedStream:
         """Stop early: close the upstream call; no verdict on the deployment."""
         if not self._done:
             try:
-                await self._agen.aclose()  # type: ignore[attr-defined]
+                await close_stream(self._agen)
             finally:
                 self._end(None)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("race", "all", "vote", "judge", "fuse")
-SINGLE_MODES = ("single", "hedge")  # served by the single-request path, not by execution/modes.py
+SINGLE_MODES = ("single", "hedge")  # served by the single-request path, not by modes/dispatch.py
 NORMALIZERS = ("exact", "fold", "label", "number", "choice", "json")
 MAX_CANDIDATES = 16
 

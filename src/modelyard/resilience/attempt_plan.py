@@ -147,5 +147,5 @@ class AttemptPlan:
     def _tag(self, e: ModelyardError) -> ModelyardError:
         """Note the upstream calls made on the error the caller gets (the server sends it as
         x-modelyard-attempts)."""
-        e.attempts = self.attempts  # type: ignore[attr-defined]
+        e.attempts = self.attempts  # type: ignore[attr-defined]  # read by the server with getattr
         return e

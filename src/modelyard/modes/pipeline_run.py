@@ -7,14 +7,19 @@ does not parse, fails the request naming the step, unless it is `optional` (outp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, ModelyardError
 from ..types import ChatRequest, Message
+from .base import Mode
 from .parse import ParseError, walk
 from .pipeline import Pipeline, PipelineStepFailed, Step
-from .run import Call, Result, Run, error_dict, gather
+from .run import Call, Candidate, Result, Run, error_dict, gather
+from .spec import Spec
 from .template import Ref, as_text
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
 
 
 @dataclass(slots=True, eq=False)
@@ -156,3 +161,16 @@ def _fail(sr: _StepRun, scope: dict[str, Any], e: ModelyardError) -> None:
     if not sr.step.optional:
         raise e
     scope[sr.step.name] = None
+
+
+class PipelineMode(Mode):
+    """`pipeline/<name>` models: the steps come from config, not from candidates."""
+
+    name = "pipeline"
+    min_candidates = 0
+
+    def candidates(self, gw: Gateway, req: ChatRequest, spec: Spec) -> list[Candidate]:
+        return []
+
+    async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
+        return await run(ctx, ctx.gw.pipelines[ctx.req.model])

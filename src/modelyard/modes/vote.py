@@ -18,11 +18,10 @@ from collections import Counter
 from typing import Any
 
 from ..types import ChatResponse, Choice, Message
+from .base import Mode
 from .normalize import normalizer
 from .run import Call, Candidate, Result, Run, all_failed, error_dict, gather
 from .spec import Spec
-
-MIN_CANDIDATES = 2
 
 
 def count(votes: dict[str, str | None], need: int, replies: int) -> dict[str, Any]:
@@ -49,27 +48,31 @@ def count(votes: dict[str, str | None], need: int, replies: int) -> dict[str, An
     return out
 
 
-async def run(ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
-    calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
-    ok = [c for c in calls if c.ok]
-    if not ok:
-        raise all_failed("vote", calls)
-    norm = normalizer(spec)
-    votes = {c.label: norm(c.text) for c in ok}
-    need = spec.min_agreement or len(cands) // 2 + 1
-    result = count(votes, need, len(ok))
-    answer = result["answer"]
-    rep = next((c for c in ok if votes[c.label] == answer), ok[0]) if answer is not None else ok[0]
-    assert rep.response is not None
-    if answer is not None:
-        response = rep.response
-    else:  # no agreed answer: say nothing rather than pick one
-        response = ChatResponse(id=rep.response.id, model=rep.response.model, usage=rep.response.usage,
-                                created=rep.response.created,
-                                choices=[Choice(0, Message("assistant", None), "stop")])
+class Vote(Mode):
+    name = "vote"
+    min_candidates = 2
 
-    def describe() -> dict[str, Any]:
-        return {**result, "normalize": spec.normalize, "votes": votes,
-                "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None}}
+    async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
+        calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
+        ok = [c for c in calls if c.ok]
+        if not ok:
+            raise all_failed("vote", calls)
+        norm = normalizer(spec)
+        votes = {c.label: norm(c.text) for c in ok}
+        need = spec.min_agreement or len(cands) // 2 + 1
+        result = count(votes, need, len(ok))
+        answer = result["answer"]
+        rep = next((c for c in ok if votes[c.label] == answer), ok[0]) if answer is not None else ok[0]
+        assert rep.response is not None
+        if answer is not None:
+            response = rep.response
+        else:  # no agreed answer: say nothing rather than pick one
+            response = ChatResponse(id=rep.response.id, model=rep.response.model, usage=rep.response.usage,
+                                    created=rep.response.created,
+                                    choices=[Choice(0, Message("assistant", None), "stop")])
 
-    return Result(rep, describe, response=response, reason=f"vote: {result['outcome']}")
+        def describe() -> dict[str, Any]:
+            return {**result, "normalize": spec.normalize, "votes": votes,
+                    "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None}}
+
+        return Result(rep, describe, response=response, reason=f"vote: {result['outcome']}")

@@ -132,3 +132,14 @@ def test_bad_mode_options_are_400_with_the_field(scripted: ServerThread) -> None
         "model": "auto", "messages": [{"role": "user", "content": "x"}], "modelyard": {"mode": "judge",
                                                                                         "models": ["v1", "ghost"]}})
     assert r.status_code == 404 and r.json()["error"]["param"] == "modelyard.models[1]"
+
+
+def test_fan_out_over_the_cap_is_a_400_naming_the_cap(scripted: ServerThread) -> None:
+    r = httpx.post(scripted.url + "/v1/chat/completions", json={
+        "model": "auto", "messages": [{"role": "user", "content": "x"}],
+        "modelyard": {"mode": "judge", "swap": True, "models": ["v1", "v2", "v3"] * 5}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "modelyard.models"
+    assert "resilience.caps.max_calls" in r.json()["error"]["message"]
+    r = httpx.post(scripted.url + "/v1/chat/completions", json={
+        "model": "v1", "messages": [{"role": "user", "content": "x"}], "metadata": {"max_attempts": "20"}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "metadata.max_attempts"

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import ChatRequest, Message
+from .base import Mode
 from .parse import ParseError, excerpt, extract_json
 from .run import Call, Candidate, Result, Run, all_failed, error_dict, gather, strongest
 from .spec import Spec
-
-MIN_CANDIDATES = 2
 
 SYSTEM = (
     "You are a strict, impartial reviewer. You receive a request and several candidate answers to it, "
@@ -123,69 +122,77 @@ def _supports_json(ctx: Run, model: str) -> bool:
     return all("json" in d.card.capabilities for d in (*route.deployments, *route.fallbacks))
 
 
-async def run(ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
-    judge_model = spec.judge or strongest(ctx.gw, cands)
-    ctx.gw.resolve(judge_model)  # an unknown judge is the caller's mistake: fail before any call
-    calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
-    ok = [c for c in calls if c.ok]
-    if not ok:
-        raise all_failed("judge", calls)
-    position = {c.label: i for i, c in enumerate(cands)}
-    verdicts: list[dict[str, Any]] = []
-    consistent: bool | None = None
-    parsed = True
-    if len(ok) == 1:
-        winner, reason = ok[0], "only one candidate answered"
-    else:
-        rng = random.Random(ctx.req.seed) if ctx.req.seed is not None else random.Random()
-        shown = ok[:]
-        rng.shuffle(shown)
-        orders = [shown, shown[::-1]] if spec.swap else [shown]
-        rf = _verdict_format(len(shown)) if _supports_json(ctx, judge_model) else None
-        labels = ["judge", "judge (reversed)"]
-        jcalls: list[Call] = await gather(
-            ctx.call(labels[k], ctx.sub_request(
-                judge_model, messages=judge_messages(ctx.req, [c.text for c in order], spec.criteria),
-                tools=None, tool_choice=None, response_format=rf, temperature=0.0, seed=ctx.req.seed, stop=None,
-                max_tokens=None), role="judge")
-            for k, order in enumerate(orders))
-        picks: list[tuple[Call, str]] = []
-        for order, jc in zip(orders, jcalls, strict=True):
-            entry: dict[str, Any] = {"order": [c.label for c in order], "pick": None, "parsed": False}
-            if jc.ok:
-                v = parse_verdict(jc.text, len(order))
-                if v is not None:
-                    pick = order[v.index - 1]
-                    picks.append((pick, v.reason))
-                    entry.update(index=v.index, pick=pick.label, reason=v.reason, parsed=True, source=v.source)
-                else:
-                    entry["text"] = excerpt(jc.text, 300)
-            else:
-                assert jc.error is not None
-                entry["error"] = error_dict(jc.error)
-            verdicts.append(entry)
-        if not picks:
-            parsed = False
-            winner = min(ok, key=lambda c: position[c.label])
-            why = "failed" if all(not jc.ok for jc in jcalls) else "gave no verdict that could be read"
-            reason = f"the judge {why}; returned the first candidate that answered"
+class Judge(Mode):
+    name = "judge"
+    min_candidates = 2
+
+    def calls(self, spec: Spec, n_candidates: int) -> int:
+        """The candidates, then the judge (twice with `swap`)."""
+        return n_candidates + (2 if spec.swap else 1)
+
+    async def run(self, ctx: Run, spec: Spec, cands: list[Candidate]) -> Result:
+        judge_model = spec.judge or strongest(ctx.gw, cands)
+        ctx.gw.resolve(judge_model)  # an unknown judge is the caller's mistake: fail before any call
+        calls: list[Call] = await gather(ctx.call(c.label, ctx.sub_request(c.model, seed=c.seed)) for c in cands)
+        ok = [c for c in calls if c.ok]
+        if not ok:
+            raise all_failed("judge", calls)
+        position = {c.label: i for i, c in enumerate(cands)}
+        verdicts: list[dict[str, Any]] = []
+        consistent: bool | None = None
+        parsed = True
+        if len(ok) == 1:
+            winner, reason = ok[0], "only one candidate answered"
         else:
-            first_pick = picks[0][0]
-            if len(picks) == 2:
-                consistent = picks[0][0] is picks[1][0]
-            if consistent is False:
-                winner, reason = min((p for p, _ in picks), key=lambda c: position[c.label]), \
-                    "the judge preferred different answers when the order was reversed (position bias); " \
-                    "the tie went to the candidate listed first"
+            rng = random.Random(ctx.req.seed) if ctx.req.seed is not None else random.Random()
+            shown = ok[:]
+            rng.shuffle(shown)
+            orders = [shown, shown[::-1]] if spec.swap else [shown]
+            rf = _verdict_format(len(shown)) if _supports_json(ctx, judge_model) else None
+            labels = ["judge", "judge (reversed)"]
+            jcalls: list[Call] = await gather(
+                ctx.call(labels[k], ctx.sub_request(
+                    judge_model, messages=judge_messages(ctx.req, [c.text for c in order], spec.criteria),
+                    tools=None, tool_choice=None, response_format=rf, temperature=0.0, seed=ctx.req.seed, stop=None,
+                    max_tokens=None), role="judge")
+                for k, order in enumerate(orders))
+            picks: list[tuple[Call, str]] = []
+            for order, jc in zip(orders, jcalls, strict=True):
+                entry: dict[str, Any] = {"order": [c.label for c in order], "pick": None, "parsed": False}
+                if jc.ok:
+                    v = parse_verdict(jc.text, len(order))
+                    if v is not None:
+                        pick = order[v.index - 1]
+                        picks.append((pick, v.reason))
+                        entry.update(index=v.index, pick=pick.label, reason=v.reason, parsed=True, source=v.source)
+                    else:
+                        entry["text"] = excerpt(jc.text, 300)
+                else:
+                    assert jc.error is not None
+                    entry["error"] = error_dict(jc.error)
+                verdicts.append(entry)
+            if not picks:
+                parsed = False
+                winner = min(ok, key=lambda c: position[c.label])
+                why = "failed" if all(not jc.ok for jc in jcalls) else "gave no verdict that could be read"
+                reason = f"the judge {why}; returned the first candidate that answered"
             else:
-                winner, reason = first_pick, picks[0][1]
+                first_pick = picks[0][0]
+                if len(picks) == 2:
+                    consistent = picks[0][0] is picks[1][0]
+                if consistent is False:
+                    winner, reason = min((p for p, _ in picks), key=lambda c: position[c.label]), \
+                        "the judge preferred different answers when the order was reversed (position bias); " \
+                        "the tie went to the candidate listed first"
+                else:
+                    winner, reason = first_pick, picks[0][1]
 
-    def describe() -> dict[str, Any]:
-        return {
-            "winner": winner.label, "deployment": winner.deployment, "reason": reason, "judge": judge_model,
-            "verdict_parsed": parsed, "consistent": consistent, "verdicts": verdicts,
-            "candidates": [{"model": c.label, "deployment": c.deployment, "text": c.text} for c in ok],
-            "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None},
-        }
+        def describe() -> dict[str, Any]:
+            return {
+                "winner": winner.label, "deployment": winner.deployment, "reason": reason, "judge": judge_model,
+                "verdict_parsed": parsed, "consistent": consistent, "verdicts": verdicts,
+                "candidates": [{"model": c.label, "deployment": c.deployment, "text": c.text} for c in ok],
+                "errors": {c.label: error_dict(c.error) for c in calls if c.error is not None},
+            }
 
-    return Result(winner, describe, response=winner.response, reason=f"judge picked {winner.label}")
+        return Result(winner, describe, response=winner.response, reason=f"judge picked {winner.label}")

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelyard.execution.judge import parse_verdict
-from modelyard.execution.normalize import choice, fold, normalizer, number
-from modelyard.execution.parse import OutputParser, ParseError, extract_json
-from modelyard.execution.spec import Spec, SpecError, parse_spec
-from modelyard.execution.template import TemplateError, as_text, compile_template
-from modelyard.execution.vote import count
+from modelyard.modes.judge import parse_verdict
+from modelyard.modes.normalize import choice, fold, normalizer, number
+from modelyard.modes.parse import OutputParser, ParseError, extract_json
+from modelyard.modes.spec import Spec, SpecError, parse_spec
+from modelyard.modes.template import TemplateError, as_text, compile_template
+from modelyard.modes.vote import count
 
 
 @pytest.mark.parametrize("text, n, index, source", [
@@ -118,3 +118,12 @@ def test_templates() -> None:
         with pytest.raises(TemplateError):
             compile_template(bad)
     assert as_text(["a", 2]) == "- a\n- 2" and as_text({"k": 1}) == '{\n  "k": 1\n}' and as_text(None) == ""
+
+
+def test_the_registry_serves_every_mode_the_parser_accepts() -> None:
+    from modelyard.modes.base import Mode
+    from modelyard.modes.dispatch import MODES
+    from modelyard.modes.spec import MODES as PARSED
+
+    assert tuple(MODES) == PARSED
+    assert all(isinstance(m, Mode) and m.name == name for name, m in MODES.items())

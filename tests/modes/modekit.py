@@ -1,4 +1,4 @@
-"""Shared pieces for the execution-mode tests: gateways on scripted sim fleets, request-log reads,
+"""Shared pieces for the multi-model mode tests: gateways on scripted sim fleets, request-log reads,
 and a fake OpenAI-format upstream server that records what it saw (requests, in-flight counts,
 client disconnects)."""
 
