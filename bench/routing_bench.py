@@ -14,6 +14,12 @@ dict are built lazily, when the request log or explain reads them), the embedded
 the strategy alone on precomputed features (`order`, as the router calls it), and the token
 estimate alone on ~8k-character prompts (the labelled prompts run together, 600 distinct ones so the
 counter's LRU cache never holds the next one: what a long new prompt costs).
+Filter rows: `rules` and `score` with every deployment eligible, with one deployment's circuit
+breaker open (it goes to the back of the chain), and for an image request (a capability filter:
+7 of the 26 cards the fleet cycles through lack vision, so 12 of 50 deployments drop out) next to
+the same requests without the image. These are the rows that show per-request work a filter
+triggers; routing should cost the same with a filter active as without.
+`--only filters` runs just those rows.
 Reported: p50 / p99 / mean in µs.
 """
 
@@ -38,7 +44,7 @@ from modelyard.config import parse_config  # noqa: E402
 from modelyard.gateway import Gateway  # noqa: E402
 from modelyard.routing.analyze import analyze  # noqa: E402
 from modelyard.tokens import count_message_tokens  # noqa: E402
-from modelyard.types import ChatRequest, Message  # noqa: E402
+from modelyard.types import ChatRequest, ImagePart, Message, TextPart  # noqa: E402
 
 N_DEPLOYMENTS = 50
 
@@ -71,6 +77,8 @@ def config(exact: bool) -> dict[str, Any]:
     }
     return {
         "deployments": deps,
+        # a breaker opened by the benchmark stays open for the whole case
+        "resilience": {"breaker": {"cooldown_s": 3600, "max_cooldown_s": 3600}},
         "model_groups": {
             "rules": {"deployments": names, "strategy": "rules", "options": rules},
             "score": {"deployments": names, "strategy": "score", "options": {**common}},
@@ -96,6 +104,37 @@ def long_prompts(reqs: list[ChatRequest], n: int = 600, chars: int = 8000) -> li
             j += 7
         out.append(ChatRequest(model="", messages=[Message("user", "\n\n".join(parts) + f" ({i})")]))
     return out
+
+
+def with_image(reqs: list[ChatRequest]) -> list[ChatRequest]:
+    """The same prompts with an image attached to the user turn (the request needs `vision`)."""
+    return [ChatRequest(model="", messages=[r.messages[0], Message("user", [TextPart(r.messages[-1].text()),
+                                                                          ImagePart("https://x/cat.png")])])
+            for r in reqs]
+
+
+def filter_rows(reqs: list[ChatRequest], n: int) -> list[str]:
+    """`rules` and `score` decisions: every deployment eligible, one breaker open, a capability filter."""
+    rows = []
+    images = with_image(reqs)
+    for strategy in ("rules", "score"):
+        gw = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
+        route, plan = gw.resolve(strategy), gw.router.plan
+        rows.append(summary(f"`{strategy}` decision, all eligible",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+        for _ in range(5):
+            gw.health.failed("d03")
+        assert gw.health.breaker.state("d03") == "open"
+        chain, _ = plan(route, reqs[0])
+        assert chain[-1].name == "d03"
+        rows.append(summary(f"`{strategy}` decision, one breaker open",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+        gw.health.breaker.record("d03").state = "closed"
+        gw.health.breaker.not_closed.discard("d03")
+        assert len(plan(route, images[0])[0]) < N_DEPLOYMENTS
+        rows.append(summary(f"`{strategy}` decision, image request (vision filter: 38 of 50)",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), images, n)))
+    return rows
 
 
 def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
@@ -128,11 +167,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20_000, help="decisions per case")
     ap.add_argument("--pin", type=int, default=None, help="pin to this CPU core")
+    ap.add_argument("--only", choices=["filters"], default=None, help="run only these rows")
     args = ap.parse_args()
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin})
     reqs = prompts()
     rows = ["| case (50 deployments unless noted) | p50 µs | p99 µs | mean µs |", "|---|---:|---:|---:|"]
+    rows += filter_rows(reqs, args.n)
+    if args.only == "filters":
+        print("\n".join(rows))
+        return
     for exact in (False, True):
         try:
             gw = Gateway(parse_config(config(exact), "bench.yaml"), source="bench.yaml", request_log=False)
