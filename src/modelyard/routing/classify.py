@@ -23,7 +23,7 @@ import gzip
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from itertools import chain, pairwise, repeat
@@ -344,9 +344,11 @@ class TaskModel:
             **{f: row for f, row in packed.items() if f[:2] not in ("w:", "b:")}, **self._wrows, **self._brows}
         self._unpack = struct.Struct(f"<{len(classes)}I").unpack
         self._nbytes = len(classes) * _FIELD_BITS // 8
-        # (fields) -> the top class and its softmax probability, 1 / Σ exp((v − top) / 1000) summed
-        # in class order: written out for this many classes (see `_softmax_top`)
-        self._best: Callable[[tuple[int, ...]], tuple[str, float]] = _softmax_top(self.classes)
+
+    def _best(self, fields: tuple[int, ...]) -> tuple[str, float]:
+        """The top class and its softmax probability from the per-class fields (× 1000)."""
+        top = max(fields)
+        return self.classes[fields.index(top)], 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
 
     def _pack(self, w: tuple[float, ...]) -> int:
         out = 0
@@ -391,21 +393,6 @@ class TaskModel:
         if list(d["classes"]) != list(TASKS):
             raise ValueError(f"task model classes {d['classes']} do not match {list(TASKS)}")
         return cls(d["classes"], d["bias"], d["weights"])
-
-
-def _softmax_top(classes: tuple[str, ...]) -> Callable[[tuple[int, ...]], tuple[str, float]]:
-    """`TaskModel._best` for this many classes: `classes[s.index(top)], 1.0 / sum([exp((v − top) /
-    1000) for v in s])` written out — the same list of exp terms in class order handed to the same
-    `sum` (so the same double), without a comprehension's loop, frame and closure cells per prompt."""
-    n = len(classes)
-    terms = ", ".join(f"exp((s{i} - top) / {_SCALE!r})" for i in range(n))
-    src = (f"def best(s, classes=classes, exp=exp, max=max, sum=sum):\n"
-           f"    {', '.join(f's{i}' for i in range(n))}, = s\n"
-           f"    top = max(s)\n"
-           f"    return classes[s.index(top)], 1.0 / sum([{terms}])\n")
-    names: dict[str, Any] = {"classes": classes, "exp": math.exp, "max": max, "sum": sum}
-    exec(src, names)  # (the text holds only local names and the scale's float literal)
-    return names["best"]  # type: ignore[no-any-return]
 
 
 MODEL_FILE = "task_model.json.gz"
