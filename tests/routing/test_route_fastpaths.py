@@ -450,7 +450,7 @@ def test_rules_pick_the_first_rule_whose_condition_holds(f: Features, order: lis
     conds = [compile_condition(w, ("when",)) for w in whens]
     options = {"rules": [{"name": f"r{i}", "when": w, "to": "fast"} for i, w in enumerate(whens)], "then": "score"}
     plan = gateway(group("rules", options)).router.plans["g"]
-    rule, skipped = plan.strategy.pick(f, plan.deployments)
+    rule, _, skipped = plan.strategy.pick(f, plan.deployments)
     first = next((i for i, c in enumerate(conds) if c(f)), None)
     assert (rule.label if rule is not None else None) == (f"r{first}" if first is not None else None)
     assert skipped == []

@@ -47,8 +47,7 @@ class Ranking:
     def deployments(self) -> list[Deployment]:
         """The candidates best first: the chain."""
         if self._deployments is None:
-            cands = self.candidates
-            self._deployments = [cands[i] for i in self.order]
+            self._deployments = list(map(self.candidates.__getitem__, self.order))
         return self._deployments
 
     @classmethod

@@ -159,19 +159,19 @@ class Rules(Strategy):
         self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
 
-    def pick(self, features: Features, candidates: list[Deployment]) -> tuple[_CompiledRule | None, list[str]]:
-        """The first matching rule with a target among the candidates (or the default), and the rules
-        that matched but whose targets were all filtered out."""
+    def pick(self, features: Features, candidates: list[Deployment]
+             ) -> tuple[_CompiledRule | None, list[bool], list[str]]:
+        """The first matching rule with a target among the candidates (or the default), which
+        candidates are its targets, and the rules that matched but whose targets were all filtered out."""
         skipped: list[str] = []
-        names: set[str] | None = None
-        for rule in self.rules:
-            if rule.match(features):
-                if names is None:
-                    names = {d.name for d in candidates}
-                if not rule.targets.isdisjoint(names):
-                    return rule, skipped
+        for rule in [*self.rules, self.default]:
+            if rule is not None and rule.match(features):
+                targets = rule.targets
+                mask = [d.name in targets for d in candidates]
+                if True in mask or rule is self.default:
+                    return rule, mask, skipped
                 skipped.append(rule.label)
-        return self.default, skipped
+        return None, [], skipped
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         r = self.order(req, features, candidates)
@@ -179,14 +179,12 @@ class Rules(Strategy):
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """The inner strategy's order, with the matching rule's targets moved to the front."""
-        rule, skipped = self.pick(features, candidates)
+        rule, mask, skipped = self.pick(features, candidates)
         inner = self.inner.order(req, features, candidates)
         if rule is None:
             why = "no rule matched: whole group" if not skipped else \
                 f"rules {', '.join(skipped)} matched but their targets were filtered out: whole group"
             return inner.relabel(why, "default")
-        targets = rule.targets
-        mask = [d.name in targets for d in candidates]
         return Preferred(inner, mask, rule.hit, rule.miss, rule.label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:

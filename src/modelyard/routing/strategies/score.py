@@ -151,24 +151,26 @@ class Score(Strategy):
                     for r, d in zip(out, candidates, strict=True)]
         return out  # type: ignore[return-value]  (no None left)
 
-    def components(self, f: Features, candidates: list[Deployment], table: list[_Row] | None = None
-                   ) -> tuple[list[float], list[float], list[float]]:
+    def latencies(self, f: Features, candidates: list[Deployment], table: list[_Row]) -> list[float]:
+        """Expected ms to the whole reply per candidate: time to first token (observed EWMA, else
+        the card's prior) + the expected output at the card's speed."""
+        fo, health = f.output_tokens, self.health
+        if health is None or not health.ttft_observed:  # no time to first token observed yet: the priors
+            return [ttft + fo * v for _, _, ttft, v, _ in table]
+        by_name = health.by_name
+        lats = []
+        for d, (_, _, ttft, v, _) in zip(candidates, table, strict=True):
+            h = by_name.get(d.name)
+            observed = h.ewma_ttft_ms if h is not None else None
+            lats.append((ttft if observed is None else observed) + fo * v)
+        return lats
+
+    def components(self, f: Features, candidates: list[Deployment]) -> tuple[list[float], list[float], list[float]]:
         """(expected USD, expected ms to the whole reply, quality for the task) per candidate."""
-        if table is None:
-            table = self.table(f, candidates)
+        table = self.table(f, candidates)
         fi, fo = f.input_tokens, f.output_tokens
         costs = [fi * a + fo * b for a, b, _, _, _ in table]
-        health = self.health
-        if health is None or not health.ttft_observed:  # no time to first token observed yet: the priors
-            lats = [ttft + fo * v for _, _, ttft, v, _ in table]
-        else:
-            by_name = health.by_name
-            lats = []
-            for d, (_, _, ttft, v, _) in zip(candidates, table, strict=True):
-                h = by_name.get(d.name)
-                observed = h.ewma_ttft_ms if h is not None else None
-                lats.append((ttft if observed is None else observed) + fo * v)
-        return costs, lats, list(map(_QUALITY, table))
+        return costs, self.latencies(f, candidates, table), list(map(_QUALITY, table))
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         return self.order(req, features, candidates).scored()
@@ -180,7 +182,9 @@ class Score(Strategy):
         if not candidates:
             return Ranking(candidates, [], [], reason)
         table = self.table(features, candidates)
-        costs, lats, _ = self.components(features, candidates, table)
+        fi, fo = features.input_tokens, features.output_tokens
+        costs = [fi * a + fo * b for a, b, _, _, _ in table]
+        lats = self.latencies(features, candidates, table)
         kc, ac = _spread(costs, wc, low_is_best=True)
         kl, al = _spread(lats, wl, low_is_best=True)
         kq, aq = _spread(map(_QUALITY, table), wq, low_is_best=False)
