@@ -19,7 +19,8 @@ breaker open (it goes to the back of the chain), and for an image request (a cap
 7 of the 26 cards the fleet cycles through lack vision, so 12 of 50 deployments drop out) next to
 the same requests without the image. These are the rows that show per-request work a filter
 triggers; routing should cost the same with a filter active as without.
-`--only filters` runs just those rows.
+`--only filters` runs just those rows. `--only shortcuts`: the token estimate's bitwise count and
+the classifier's packed weights against their plain definitions (the regex; float rows summed).
 Reported: p50 / p99 / mean in µs.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import random
 import statistics
@@ -137,6 +139,35 @@ def filter_rows(reqs: list[ChatRequest], n: int) -> list[str]:
     return rows
 
 
+def shortcut_rows(reqs: list[ChatRequest], longs: list[ChatRequest], model: Any, n: int) -> list[str]:
+    """The two shortcuts kept on the request path against their plain definitions: the token
+    estimate's bitwise count against the regex (`_count_pieces`), and the classifier's packed
+    weights against summing each feature's float row."""
+    from modelyard.routing.classify import featurize, window
+    from modelyard.tokens import _count_pieces, count_tokens
+
+    def float_sums(r: ChatRequest) -> tuple[str, float]:
+        acc = list(model.bias)
+        for feat in featurize(window(r.messages[-1].text())):
+            row = model.weights.get(feat)
+            if row is not None:
+                for i, x in enumerate(row):
+                    acc[i] += x
+        top = max(acc)
+        return model.classes[acc.index(top)], 1.0 / sum([math.exp(v - top) for v in acc])
+
+    text = [r.messages[-1].text() for r in reqs]
+    return [
+        summary("token estimate, chat-length prompts (bitwise count)", measure(count_tokens, text, n)),
+        summary("token estimate, chat-length prompts (regex definition)", measure(_count_pieces, text, n)),
+        summary("token estimate, ~8k-character prompts (regex definition)",
+                measure(lambda r: _count_pieces(r.messages[-1].text()), longs, min(n, 2000))),
+        summary("classifier, packed weights", measure(lambda r: model.analyze_window(window(r.messages[-1].text())),
+                                                      reqs, n)),
+        summary("classifier, float rows summed (plain)", measure(float_sums, reqs, n)),
+    ]
+
+
 def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
     for r in reqs[:200]:  # warm-up
         fn(r)
@@ -167,12 +198,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20_000, help="decisions per case")
     ap.add_argument("--pin", type=int, default=None, help="pin to this CPU core")
-    ap.add_argument("--only", choices=["filters"], default=None, help="run only these rows")
+    ap.add_argument("--only", choices=["filters", "shortcuts"], default=None, help="run only these rows")
     args = ap.parse_args()
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin})
     reqs = prompts()
     rows = ["| case (50 deployments unless noted) | p50 µs | p99 µs | mean µs |", "|---|---:|---:|---:|"]
+    if args.only == "shortcuts":
+        model = Gateway(parse_config(config(False), "bench.yaml"), request_log=False).router.task_model
+        print("\n".join(rows + shortcut_rows(reqs, long_prompts(reqs), model, min(args.n, 5000))))
+        return
     rows += filter_rows(reqs, args.n)
     if args.only == "filters":
         print("\n".join(rows))
@@ -225,6 +260,7 @@ def main() -> None:
     longs = long_prompts(reqs)
     rows.append(summary("token estimate alone, ~8k-character prompts (~2k tokens)",
                         measure(lambda r: count_message_tokens(r.messages), longs, min(args.n, 5000))))
+    rows += shortcut_rows(reqs, longs, gw.router.task_model, min(args.n, 5000))
     print("\n".join(rows))
 
 

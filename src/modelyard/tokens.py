@@ -217,8 +217,9 @@ _MASK_BYTES = 1 << 15  # lane masks kept for texts up to this many bytes (4 x 32
 
 def _lane_masks(n: int) -> tuple[int, int, int, int]:
     """Integers with the given lane bits set in each of n bytes: runs, upper, symbol, blank."""
-    return tuple(int.from_bytes(bytes((lane,)) * n, "little")  # type: ignore[return-value]
-                 for lane in (_RUNS, _UPPER, _SYMBOL, _BLANK))
+    runs, upper, symbol, blank = (int.from_bytes(bytes((lane,)) * n, "little")
+                                  for lane in (_RUNS, _UPPER, _SYMBOL, _BLANK))
+    return runs, upper, symbol, blank
 
 
 _MASKS = _lane_masks(_MASK_BYTES)

@@ -145,11 +145,11 @@ class Score(Strategy):
     def table(self, f: Features, candidates: list[Deployment]) -> list[_Row]:
         """Each candidate's numbers for the request's task."""
         rows = self.rows.get(f.task) or self.rows["chat"]
-        out = [rows.get(d.name) for d in candidates]
-        if None in out:  # a deployment outside the config (a Router built without one)
-            return [r if r is not None else _rows(d, {}).get(f.task, _rows(d, {})["chat"])
-                    for r, d in zip(out, candidates, strict=True)]
-        return out  # type: ignore[return-value]  (no None left)
+        try:
+            return [rows[d.name] for d in candidates]
+        except KeyError:  # a deployment outside the config (a Router built without one)
+            return [rows[d.name] if d.name in rows else _rows(d, {}).get(f.task, _rows(d, {})["chat"])
+                    for d in candidates]
 
     def latencies(self, f: Features, candidates: list[Deployment], table: list[_Row]) -> list[float]:
         """Expected ms to the whole reply per candidate: time to first token (observed EWMA, else
