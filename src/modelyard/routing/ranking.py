@@ -10,6 +10,8 @@ and one reason (or a reason per position), and builds the `Scored` entries on fi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import compress
+from operator import not_
 from typing import TYPE_CHECKING
 
 from ..types import Scored
@@ -99,8 +101,9 @@ class Preferred(Ranking):
     __slots__ = ("hit", "inner", "mask", "miss")
 
     def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
-        first = [i for i in inner.order if mask[i]]
-        rest = [i for i in inner.order if not mask[i]]
+        flags = list(map(mask.__getitem__, inner.order))  # by rank: is it preferred?
+        first = list(compress(inner.order, flags))
+        rest = list(compress(inner.order, map(not_, flags)))
         super().__init__(inner.candidates, first + rest, inner.scores, hit, rule)
         self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
 

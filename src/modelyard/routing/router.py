@@ -210,14 +210,14 @@ class Router:
             for s in ranking.scored():
                 if s.deployment in detail:
                     s.reason = f"{s.reason}; {detail[s.deployment]}"
-        chain = list(ranking.deployments) if ranking is not None else []
+        chain = ranking.deployments if ranking is not None else []
         if filt.eligible and filt.deferred:
-            chain += filt.deferred
+            chain = chain + filt.deferred
         if route.fallbacks:
             fb = [d for d in route.fallbacks if d.name not in plan.by_name]
             if fb:
                 fb_rejected: dict[str, str] = {}
-                chain += plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
+                chain = chain + plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
                 rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
         if plan.meters_usage and chain:
             self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)

@@ -14,7 +14,6 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -100,11 +99,10 @@ def _rows(dep: Deployment, overrides: dict[str, float]) -> dict[str, _Row]:
     return {t: (a, b, ttft, v, q) for t, q in _quality(dep, overrides).items()}
 
 
-def _spread(values: list[float] | Iterable[float], weight: float, low_is_best: bool) -> tuple[float, float]:
+def _spread(values: list[float], weight: float, low_is_best: bool) -> tuple[float, float]:
     """(constant, coefficient) with weight·normalised(x) = constant + coefficient·x over `values`
     (min-max normalisation, 1 for the best, 0 for the worst; all 1 when every value is equal)."""
-    vals = values if isinstance(values, list) else list(values)
-    lo, hi = min(vals), max(vals)
+    lo, hi = min(values), max(values)
     if hi <= lo:
         return weight, 0.0
     a = weight / (hi - lo)
@@ -185,11 +183,12 @@ class Score(Strategy):
         fi, fo = features.input_tokens, features.output_tokens
         costs = [fi * a + fo * b for a, b, _, _, _ in table]
         lats = self.latencies(features, candidates, table)
+        quals = list(map(_QUALITY, table))
         kc, ac = _spread(costs, wc, low_is_best=True)
         kl, al = _spread(lats, wl, low_is_best=True)
-        kq, aq = _spread(map(_QUALITY, table), wq, low_is_best=False)
+        kq, aq = _spread(quals, wq, low_is_best=False)
         k = kc + kl + kq
-        scores = [k + ac * c + al * lt + aq * r[4] for c, lt, r in zip(costs, lats, table, strict=True)]
+        scores = [k + ac * c + al * lt + aq * q for c, lt, q in zip(costs, lats, quals, strict=True)]
         return Ranking(candidates, order_by_score(scores, self.tie_break, self.rng), scores, reason)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
