@@ -14,6 +14,13 @@ dict are built lazily, when the request log or explain reads them), the embedded
 the strategy alone on precomputed features (`order`, as the router calls it), and the token
 estimate alone on ~8k-character prompts (the labelled prompts run together, 600 distinct ones so the
 counter's LRU cache never holds the next one: what a long new prompt costs).
+Filter rows: `rules` and `score` with every deployment eligible, with one deployment's circuit
+breaker open (it goes to the back of the chain), and for an image request (a capability filter:
+7 of the 26 cards the fleet cycles through lack vision, so 12 of 50 deployments drop out) next to
+the same requests without the image. These are the rows that show per-request work a filter
+triggers; routing should cost the same with a filter active as without.
+`--only filters` runs just those rows. `--only shortcuts`: the token estimate's bitwise count and
+the classifier's packed weights against their plain definitions (the regex; float rows summed).
 Reported: p50 / p99 / mean in µs.
 """
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import random
 import statistics
@@ -38,7 +46,7 @@ from modelyard.config import parse_config  # noqa: E402
 from modelyard.gateway import Gateway  # noqa: E402
 from modelyard.routing.analyze import analyze  # noqa: E402
 from modelyard.tokens import count_message_tokens  # noqa: E402
-from modelyard.types import ChatRequest, Message  # noqa: E402
+from modelyard.types import ChatRequest, ImagePart, Message, TextPart  # noqa: E402
 
 N_DEPLOYMENTS = 50
 
@@ -71,6 +79,8 @@ def config(exact: bool) -> dict[str, Any]:
     }
     return {
         "deployments": deps,
+        # a breaker opened by the benchmark stays open for the whole case
+        "resilience": {"breaker": {"cooldown_s": 3600, "max_cooldown_s": 3600}},
         "model_groups": {
             "rules": {"deployments": names, "strategy": "rules", "options": rules},
             "score": {"deployments": names, "strategy": "score", "options": {**common}},
@@ -96,6 +106,66 @@ def long_prompts(reqs: list[ChatRequest], n: int = 600, chars: int = 8000) -> li
             j += 7
         out.append(ChatRequest(model="", messages=[Message("user", "\n\n".join(parts) + f" ({i})")]))
     return out
+
+
+def with_image(reqs: list[ChatRequest]) -> list[ChatRequest]:
+    """The same prompts with an image attached to the user turn (the request needs `vision`)."""
+    return [ChatRequest(model="", messages=[r.messages[0], Message("user", [TextPart(r.messages[-1].text()),
+                                                                          ImagePart("https://x/cat.png")])])
+            for r in reqs]
+
+
+def filter_rows(reqs: list[ChatRequest], n: int) -> list[str]:
+    """`rules` and `score` decisions: every deployment eligible, one breaker open, a capability filter."""
+    rows = []
+    images = with_image(reqs)
+    for strategy in ("rules", "score"):
+        gw = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
+        route, plan = gw.resolve(strategy), gw.router.plan
+        rows.append(summary(f"`{strategy}` decision, all eligible",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+        for _ in range(5):
+            gw.health.failed("d03")
+        assert gw.health.breaker.state("d03") == "open"
+        chain, _ = plan(route, reqs[0])
+        assert chain[-1].name == "d03"
+        rows.append(summary(f"`{strategy}` decision, one breaker open",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+        gw.health.breaker.record("d03").state = "closed"
+        gw.health.breaker.not_closed.discard("d03")
+        assert len(plan(route, images[0])[0]) < N_DEPLOYMENTS
+        rows.append(summary(f"`{strategy}` decision, image request (vision filter: 38 of 50)",
+                            measure(lambda r, route=route, plan=plan: plan(route, r), images, n)))
+    return rows
+
+
+def shortcut_rows(reqs: list[ChatRequest], longs: list[ChatRequest], model: Any, n: int) -> list[str]:
+    """The two shortcuts kept on the request path against their plain definitions: the token
+    estimate's bitwise count against the regex (`_count_pieces`), and the classifier's packed
+    weights against summing each feature's float row."""
+    from modelyard.routing.classify import featurize, window
+    from modelyard.tokens import _count_pieces, count_tokens
+
+    def float_sums(r: ChatRequest) -> tuple[str, float]:
+        acc = list(model.bias)
+        for feat in featurize(window(r.messages[-1].text())):
+            row = model.weights.get(feat)
+            if row is not None:
+                for i, x in enumerate(row):
+                    acc[i] += x
+        top = max(acc)
+        return model.classes[acc.index(top)], 1.0 / sum([math.exp(v - top) for v in acc])
+
+    text = [r.messages[-1].text() for r in reqs]
+    return [
+        summary("token estimate, chat-length prompts (bitwise count)", measure(count_tokens, text, n)),
+        summary("token estimate, chat-length prompts (regex definition)", measure(_count_pieces, text, n)),
+        summary("token estimate, ~8k-character prompts (regex definition)",
+                measure(lambda r: _count_pieces(r.messages[-1].text()), longs, min(n, 2000))),
+        summary("classifier, packed weights", measure(lambda r: model.analyze_window(window(r.messages[-1].text())),
+                                                      reqs, n)),
+        summary("classifier, float rows summed (plain)", measure(float_sums, reqs, n)),
+    ]
 
 
 def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
@@ -128,11 +198,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20_000, help="decisions per case")
     ap.add_argument("--pin", type=int, default=None, help="pin to this CPU core")
+    ap.add_argument("--only", choices=["filters", "shortcuts"], default=None, help="run only these rows")
     args = ap.parse_args()
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin})
     reqs = prompts()
     rows = ["| case (50 deployments unless noted) | p50 µs | p99 µs | mean µs |", "|---|---:|---:|---:|"]
+    if args.only == "shortcuts":
+        model = Gateway(parse_config(config(False), "bench.yaml"), request_log=False).router.task_model
+        print("\n".join(rows + shortcut_rows(reqs, long_prompts(reqs), model, min(args.n, 5000))))
+        return
+    rows += filter_rows(reqs, args.n)
+    if args.only == "filters":
+        print("\n".join(rows))
+        return
     for exact in (False, True):
         try:
             gw = Gateway(parse_config(config(exact), "bench.yaml"), source="bench.yaml", request_log=False)
@@ -181,6 +260,7 @@ def main() -> None:
     longs = long_prompts(reqs)
     rows.append(summary("token estimate alone, ~8k-character prompts (~2k tokens)",
                         measure(lambda r: count_message_tokens(r.messages), longs, min(args.n, 5000))))
+    rows += shortcut_rows(reqs, longs, gw.router.task_model, min(args.n, 5000))
     print("\n".join(rows))
 
 

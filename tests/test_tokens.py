@@ -312,3 +312,21 @@ def test_western_text_counts_as_its_stand_ins(text: str) -> None:
     # Windows-1252 text (Latin-1, curly quotes, dashes...) is classed byte by byte (`_CLASS`'s upper
     # half); Latin-1's C1 controls and other scripts are mapped: either way the count of the stand-ins
     assert count_tokens(text) == _count_ascii(_stand_ins(text))
+
+
+def test_the_codec_error_handler_is_registered_on_first_use_not_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = ("import codecs, modelyard.tokens as t\n"
+            "def known():\n"
+            "    try:\n"
+            "        codecs.lookup_error(t._ERRORS)\n"
+            "        return True\n"
+            "    except LookupError:\n"
+            "        return False\n"
+            "before = known()\n"
+            "n = t.count_tokens('αβγ δεζ ' * 60)\n"
+            "print(before, known(), n > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True"]

@@ -122,7 +122,11 @@ def _stand_ins(text: str) -> bytes:
     """`text` with each non-ASCII character replaced by its stand-in, as ASCII bytes: a short text in
     one translation; a long one through the encoder, so its ASCII runs are copied in C and only
     windows from each other character are mapped (see the error handler)."""
-    return text.translate(_TABLE).encode() if len(text) <= _WINDOW else text.encode("ascii", _ERRORS)
+    if len(text) <= _WINDOW:
+        return text.translate(_TABLE).encode()
+    if not _handler_registered:
+        _register_handler()
+    return text.encode("ascii", _ERRORS)
 
 
 def _stand_in(c: str) -> str:
@@ -145,7 +149,14 @@ def _ascii_stand_ins(err: UnicodeError) -> tuple[str, int]:
     return out, end
 
 
-codecs.register_error(_ERRORS, _ascii_stand_ins)
+_handler_registered = False
+
+
+def _register_handler() -> None:
+    """Register `_ascii_stand_ins` with the codec registry (process-wide): on first use, not at import."""
+    global _handler_registered
+    codecs.register_error(_ERRORS, _ascii_stand_ins)
+    _handler_registered = True
 
 
 class SystemPromptCache:
@@ -206,8 +217,9 @@ _MASK_BYTES = 1 << 15  # lane masks kept for texts up to this many bytes (4 x 32
 
 def _lane_masks(n: int) -> tuple[int, int, int, int]:
     """Integers with the given lane bits set in each of n bytes: runs, upper, symbol, blank."""
-    return tuple(int.from_bytes(bytes((lane,)) * n, "little")  # type: ignore[return-value]
-                 for lane in (_RUNS, _UPPER, _SYMBOL, _BLANK))
+    runs, upper, symbol, blank = (int.from_bytes(bytes((lane,)) * n, "little")
+                                  for lane in (_RUNS, _UPPER, _SYMBOL, _BLANK))
+    return runs, upper, symbol, blank
 
 
 _MASKS = _lane_masks(_MASK_BYTES)

@@ -62,7 +62,7 @@ def test_group_constraints_from_config_and_requests_only_tighten() -> None:
 
 def test_budget_hook_removes_what_the_remaining_budget_cannot_pay() -> None:
     gw = gateway(group("first-healthy"))
-    gw.router.hooks["budget"] = lambda f: (9.9999, 10.0) if f.team == "growth" else None
+    gw.router.hooks.budget = lambda f: (9.9999, 10.0) if f.team == "growth" else None
     assert chain(gw, req(metadata={"team": "growth"})) == ["fast", "local"]
     assert chain(gw, req()) == list(FLEET)
     assert "remaining budget" in verdicts(gw, req(metadata={"team": "growth"}))["balanced"][1]

@@ -12,6 +12,7 @@ from modelyard.deployment import Deployment
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import Route, Router
 from modelyard.routing.features import TASKS, Features
+from modelyard.routing.hooks import RoutingHooks
 from modelyard.routing.strategies import StrategyContext, lookup
 from modelyard.types import ChatRequest, ImagePart, Message, TextPart, Tool
 
@@ -63,7 +64,7 @@ def test_every_strategy_returns_a_permutation_of_its_candidates(fleet, f, data) 
         if name == "rules" and "d1" not in deps:
             options = {**options, "rules": options["rules"][:1]}
         ctx = StrategyContext(group="g", deployments=deps, groups={"g": list(deps)}, health=health,
-                              hooks={"budget": lambda f: (50.0, 100.0)})
+                              hooks=RoutingHooks(budget=lambda f: (50.0, 100.0)))
         strategy = lookup(name)(options, ctx)
         ranked = strategy.rank(ChatRequest(model="g", messages=[]), f, candidates)
         assert sorted(s.deployment for s in ranked) == sorted(d.name for d in candidates), name

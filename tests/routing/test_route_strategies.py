@@ -137,7 +137,7 @@ def test_tier_matrix() -> None:
 def test_budget_aware_shifts_to_cheaper_models_near_the_budget() -> None:
     gw = gateway(group("budget-aware", {"optimize_for": "quality", "start": 0.5}))
     spent = {"growth": 0.0}
-    gw.router.hooks["budget"] = lambda f: (spent[f.team], 100.0) if f.team in spent else None
+    gw.router.hooks.budget = lambda f: (spent[f.team], 100.0) if f.team in spent else None
     r = req("Explain the trade-offs between B-trees and LSM trees.", metadata={"team": "growth"})
     assert chain(gw, r)[0] == "frontier"
     spent["growth"] = 75.0

@@ -14,23 +14,16 @@ quality per task) is read from the card, which is built once at config load.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter, countOf
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import NoCandidate
-from ..resilience.breaker import CLOSED, BreakerRecord, CircuitBreaker
 from ..resilience.health import HealthTracker
 from .features import Features
+from .hooks import RoutingHooks
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
-
-# hook: (features) -> (spent_usd, budget_usd) of the request's key/team, or None when it has none
-BudgetHook = Callable[[Features], "tuple[float, float] | None"]
-# hook: (deployment, features) -> why it has no rate-limit headroom now, or None when it has some
-HeadroomHook = Callable[["Deployment", Features], "str | None"]
 
 
 def est_cost(dep: Deployment, f: Features) -> float:
@@ -69,25 +62,35 @@ class Filtered:
 
 
 class CandidateFilter:
-    """The filters of one model group, with what can be precomputed from its deployments."""
+    """The filters of one model group, with what can be worked out from its deployments at load."""
 
     def __init__(self, deployments: list[Deployment], constraints: Constraints | None = None,
-                 health: HealthTracker | None = None, hooks: dict[str, Any] | None = None) -> None:
+                 health: HealthTracker | None = None, hooks: RoutingHooks | None = None) -> None:
         self.deployments = deployments
-        self.constraints = constraints or Constraints()
+        self.names = frozenset(d.name for d in deployments)
+        self.constraints = cons = constraints or Constraints()
         self.health = health
-        # Fast path: a request that needs no more than every deployment offers skips the scans.
+        self.hooks = hooks if hooks is not None else RoutingHooks()
+        # What every deployment offers: a request asking no more than this passes the per-deployment
+        # hard filters everywhere (`unconstrained`).
         self.common_caps = frozenset.intersection(*(d.card.capabilities for d in deployments)) \
             if deployments else frozenset()
         self.min_context = min((d.card.context_window for d in deployments), default=0)
         self.min_max_output = min((d.card.max_output for d in deployments), default=0)
+        self.constrained = cons.min_quality is not None or cons.max_cost_usd is not None \
+            or cons.max_latency_ms is not None or bool(cons.tags)
         self.limited = [d for d in deployments if d.max_concurrency]
-        self.hooks: dict[str, Any] = {} if hooks is None else hooks  # "budget", "headroom" (read per request)
-        self.headroom: HeadroomHook | None = None  # the built-in rpm/tpm check, when a deployment sets limits
-        self._breaker: CircuitBreaker | None = None  # whose records `_records` are (the breaker's live objects)
-        self._records: list[BreakerRecord] = []
-        self._open: Constraints | None = None  # see `_is_open`
-        self._plain_health = health is not None and type(health).healthy is HealthTracker.healthy
+
+    def unconstrained(self, caps: frozenset[str], context_tokens: int, max_tokens: int | None,
+                      f: Features | None = None) -> bool:
+        """True when no hard filter can remove a deployment of the group from a request that needs
+        `caps` and `context_tokens` of context (with request hints `f`, when analysed): the one test
+        every shortcut uses."""
+        return (caps <= self.common_caps and context_tokens <= self.min_context
+                and (max_tokens or 0) <= self.min_max_output and not self.constrained
+                and self.hooks.budget is None
+                and (f is None or (f.min_quality is None and f.max_cost_usd is None
+                                   and f.latency_budget_ms is None and not f.tags)))
 
     def hard(self, deps: list[Deployment], f: Features, max_tokens: int | None,
              rejected: dict[str, str]) -> list[Deployment]:
@@ -98,15 +101,10 @@ class CandidateFilter:
         max_lat = _tighter(f.latency_budget_ms, cons.max_latency_ms)
         tags = f.tags | cons.tags if cons.tags else f.tags
         remaining = None
-        budget = self.hooks.get("budget")
-        if budget is not None:
-            sb = budget(f)
+        if self.hooks.budget is not None:
+            sb = self.hooks.budget(f)
             if sb is not None:
                 remaining = sb[1] - sb[0]
-        if (f.capabilities <= self.common_caps and f.context_tokens <= self.min_context
-                and (max_tokens or 0) <= self.min_max_output and min_q is None and max_cost is None
-                and max_lat is None and not tags and remaining is None and deps is self.deployments):
-            return deps  # the common case: nothing to check
         ok = []
         for d in deps:
             why = self._hard(d, f, max_tokens, min_q, max_cost, max_lat, tags, remaining)
@@ -117,97 +115,48 @@ class CandidateFilter:
         return ok
 
     def run(self, f: Features, max_tokens: int | None = None, now: float | None = None) -> Filtered:
-        health = self.health
-        if (f.capabilities <= self.common_caps and f.context_tokens <= self.min_context
-                and (max_tokens or 0) <= self.min_max_output and f.min_quality is None and f.max_cost_usd is None
-                and f.latency_budget_ms is None and not f.tags and not self.hooks and self.headroom is None
-                and (self._open is (cons := self.constraints) or self._is_open(cons))
-                and (health is None or (self._plain_health and (not (b := health.breaker).enabled or not b.not_closed))
-                     or self._all_closed(health))):  # (`_all_closed`'s first answer inline)
-            # the common case, in one test: nothing for a hard filter to check (as `hard` finds), every
-            # circuit closed, no concurrency limit or headroom check (as `soft` finds)
-            return Filtered(self.deployments, [], {})
+        """Hard then soft filters over the group."""
         rejected: dict[str, str] = {}
-        return self.soft(self.hard(self.deployments, f, max_tokens, rejected), f, rejected, now)
+        if self.unconstrained(f.capabilities, f.context_tokens, max_tokens, f):
+            ok = self.deployments
+        else:
+            ok = self.hard(self.deployments, f, max_tokens, rejected)
+        return self.soft(ok, f, rejected, now)
 
-    def _is_open(self, cons: Constraints) -> bool:
-        """No concurrency limit and no group-level constraint (remembered for this constraints object
-        while it has none: `run`'s common case reads one attribute for it)."""
-        if self.limited or cons.min_quality is not None or cons.max_cost_usd is not None \
-                or cons.max_latency_ms is not None or cons.tags:
-            self._open = None
-            return False
-        self._open = cons
-        return True
-
-    def fits_all(self, caps: frozenset[str], context_bound: int, max_tokens: int | None) -> bool:
-        """True when the hard filters cannot remove anything from a request that needs `caps` and at
-        most `context_bound` tokens of context, and carries no hints (no tags, cost or latency
-        limits, min quality) — so they need not run, nor the prompt be counted exactly. Only for
-        groups without group-level constraints and without a budget hook."""
-        cons = self.constraints
-        return (caps <= self.common_caps and context_bound <= self.min_context
-                and (max_tokens or 0) <= self.min_max_output and not cons.tags and cons.min_quality is None
-                and cons.max_cost_usd is None and cons.max_latency_ms is None and "budget" not in self.hooks)
+    def all_closed(self) -> bool:
+        """True when no deployment of the group has a circuit that is not closed."""
+        health = self.health
+        if health is None:
+            return True
+        breaker = health.breaker
+        return not breaker.enabled or not breaker.not_closed or breaker.not_closed.isdisjoint(self.names)
 
     def soft(self, ok: list[Deployment], f: Features | None, rejected: dict[str, str],
              now: float | None = None) -> Filtered:
         """The soft filters over what passed the hard ones: circuit / cool-down, concurrency,
-        rate-limit headroom (`f` may be None only when no headroom check is configured)."""
+        rate-limit headroom (`f` may be None only when no headroom hook is set)."""
         health = self.health
+        headroom = self.hooks.headroom
+        if health is None or (not self.limited and headroom is None and self.all_closed()):
+            return Filtered(ok, [], rejected)
         eligible: list[Deployment] = []
-        deferred: list[Deployment] = []
-        if health is not None:
-            if ok is self.deployments and self._all_closed(health):
-                flags = None  # the common case: every circuit closed, nothing to ask per deployment
+        # set aside in this order: open circuits, then full concurrency, then no headroom
+        deferred: tuple[list[Deployment], list[Deployment], list[Deployment]] = ([], [], [])
+        t = time.monotonic() if now is None else now
+        closed = self.all_closed()
+        for d in ok:
+            if not closed and not health.healthy(d.name, t):
+                kind, why = 0, "cooling down after failures (circuit open)"
+            elif d.max_concurrency and health.by_name[d.name].inflight >= d.max_concurrency:
+                kind, why = 1, f"at max concurrency ({d.max_concurrency} in flight)"
+            elif headroom is not None and f is not None and (room := headroom(d, f)) is not None:
+                kind, why = 2, room
             else:
-                t = time.monotonic() if now is None else now
-                healthy = health.healthy
-                flags = [healthy(d.name, t) for d in ok]
-            if flags is None or all(flags):
-                eligible = ok  # the common case: the same list object (strategies recognise it)
-            else:
-                for d, fine in zip(ok, flags, strict=True):
-                    if fine:
-                        eligible.append(d)
-                    else:
-                        deferred.append(d)
-                        rejected[d.name] = "cooling down after failures (circuit open)"
-        else:
-            eligible = ok
-        if self.limited and health is not None:
-            for d in self.limited:
-                if d in eligible and health.by_name[d.name].inflight >= (d.max_concurrency or 0):
-                    if eligible is ok:
-                        eligible = list(ok)
-                    eligible.remove(d)
-                    deferred.append(d)
-                    rejected[d.name] = f"at max concurrency ({d.max_concurrency} in flight)"
-        headroom = self.headroom or self.hooks.get("headroom")
-        if headroom is not None:
-            assert f is not None
-            for d in list(eligible):
-                why = headroom(d, f)
-                if why is not None:
-                    if eligible is ok:
-                        eligible = list(ok)
-                    eligible.remove(d)
-                    deferred.append(d)
-                    rejected[d.name] = why
-        return Filtered(eligible, deferred, rejected)
-
-    def _all_closed(self, health: HealthTracker) -> bool:
-        """True when every deployment's circuit breaker is closed (so all are available), read from
-        the breakers' live records in one C-level pass; False means: ask each deployment."""
-        if type(health).healthy is not HealthTracker.healthy:
-            return False  # a tracker with its own notion of healthy
-        breaker = health.breaker
-        if not breaker.enabled or not breaker.not_closed:  # (no breaker anywhere is open or probing)
-            return True
-        if self._breaker is not breaker:
-            self._breaker = breaker
-            self._records = [breaker.record(d.name) for d in self.deployments]
-        return countOf(map(_STATE, self._records), CLOSED) == len(self._records)
+                eligible.append(d)
+                continue
+            deferred[kind].append(d)
+            rejected[d.name] = why
+        return Filtered(eligible, deferred[0] + deferred[1] + deferred[2], rejected)
 
     def _hard(self, d: Deployment, f: Features, max_tokens: int | None, min_q: float | None,
               max_cost: float | None, max_lat: float | None, tags: frozenset[str],
@@ -237,9 +186,6 @@ class CandidateFilter:
             if lat > max_lat:
                 return f"estimated latency {lat:.0f} ms > budget {max_lat:.0f} ms"
         return None
-
-
-_STATE = attrgetter("state")
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:

@@ -23,7 +23,7 @@ import gzip
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from itertools import chain, pairwise, repeat
@@ -239,7 +239,8 @@ def scan(text: str) -> tuple[list[str], list[str], set[str]]:
     """(words, other features, marks): everything the features are made of. The other features are
     the prefix (`p:`, `p2:`), CJK (`h:`, CJK cues) and `k:` cue features; word (`w:`), bigram
     (`b:`) and word-cue (`c:`) features follow from the words alone."""
-    return _scan(text)[:3]  # type: ignore[return-value]
+    words, extra, found, _ = _scan(text)
+    return words, extra, found
 
 
 def _scan(text: str) -> tuple[list[str], list[str], set[str], int]:
@@ -282,8 +283,7 @@ def _scan(text: str) -> tuple[list[str], list[str], set[str], int]:
             found.update(filter(None, map(_PAIR_MARKS.get, pairwise(words))))
     if found:
         cues = set(map(_K_CUE.get, found, repeat("k:math")))  # the distinct k: cues; x: marks give None
-        cues.discard(None)
-        extra += cues
+        extra += [c for c in cues if c is not None]
     if "?" in text or "？" in text:
         extra.append("k:question")
         if n < 15:
@@ -296,7 +296,8 @@ def _scan(text: str) -> tuple[list[str], list[str], set[str], int]:
 _SEP_BYTES = bytes(i if (c := bytes((i,)).decode("cp1252", "replace")).isalnum() or c == "_" else 32
                    for i in range(256))  # Windows-1252 bytes: word characters kept, others a blank
 _WORD_MARK_SET = frozenset(w for w in _WORD_MARKS if " " not in w)
-_PAIR_MARKS: dict[tuple[str, str], str] = {tuple(w.split(" ")): w for w in _WORD_MARKS if " " in w}  # type: ignore[misc]
+_PAIR_MARKS: dict[tuple[str, str], str] = {(w.partition(" ")[0], w.partition(" ")[2]): w
+                                           for w in _WORD_MARKS if " " in w}
 _PAIR_FIRST = frozenset(a for a, _ in _PAIR_MARKS)
 _K_CUE: dict[str, str | None] = {m: c if c[0] == "k" else None for m, c in _ALL_MARKS.items()}  # see mark_category
 _FLAGGED = _WORD_MARK_SET | _PAIR_FIRST | _LANG_NAMES | frozenset(_STOP_LANG)  # words some lookup of `scan` is after
@@ -341,12 +342,17 @@ class TaskModel:
         # One dict for the single pass: `scan`'s other features by name (they all hold a colon, which
         # no word does), words, and word pairs (tuples).
         self._rows: dict[str | tuple[str, str], int] = {
-            **{f: row for f, row in packed.items() if f[:2] not in ("w:", "b:")}, **self._wrows, **self._brows}
+            f: row for f, row in packed.items() if f[:2] not in ("w:", "b:")}
+        self._rows.update(self._wrows)
+        for pair, row in self._brows.items():
+            self._rows[pair] = row
         self._unpack = struct.Struct(f"<{len(classes)}I").unpack
         self._nbytes = len(classes) * _FIELD_BITS // 8
-        # (fields) -> the top class and its softmax probability, 1 / Σ exp((v − top) / 1000) summed
-        # in class order: written out for this many classes (see `_softmax_top`)
-        self._best: Callable[[tuple[int, ...]], tuple[str, float]] = _softmax_top(self.classes)
+
+    def _best(self, fields: tuple[int, ...]) -> tuple[str, float]:
+        """The top class and its softmax probability from the per-class fields (× 1000)."""
+        top = max(fields)
+        return self.classes[fields.index(top)], 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
 
     def _pack(self, w: tuple[float, ...]) -> int:
         out = 0
@@ -377,7 +383,8 @@ class TaskModel:
         `predict_features(featurize(text))`, `featurize_words`' words and marks, and
         `language(text, words)`, without building the feature list."""
         words, extra, found, look = _scan(text)
-        total = sum(filter(None, map(self._rows.get, chain(extra, words, pairwise(words)))), self._packed_bias)
+        keys: Iterable[str | tuple[str, str]] = chain(extra, words, pairwise(words))
+        total = sum(filter(None, map(self._rows.get, keys)), self._packed_bias)
         task, p = self._best(self._unpack(total.to_bytes(self._nbytes, "little")))
         lang = "en" if not look else _stopword_language(words[:40]) if look == 1 else language(text, words)
         return task, p, words, found, lang
@@ -391,21 +398,6 @@ class TaskModel:
         if list(d["classes"]) != list(TASKS):
             raise ValueError(f"task model classes {d['classes']} do not match {list(TASKS)}")
         return cls(d["classes"], d["bias"], d["weights"])
-
-
-def _softmax_top(classes: tuple[str, ...]) -> Callable[[tuple[int, ...]], tuple[str, float]]:
-    """`TaskModel._best` for this many classes: `classes[s.index(top)], 1.0 / sum([exp((v − top) /
-    1000) for v in s])` written out — the same list of exp terms in class order handed to the same
-    `sum` (so the same double), without a comprehension's loop, frame and closure cells per prompt."""
-    n = len(classes)
-    terms = ", ".join(f"exp((s{i} - top) / {_SCALE!r})" for i in range(n))
-    src = (f"def best(s, classes=classes, exp=exp, max=max, sum=sum):\n"
-           f"    {', '.join(f's{i}' for i in range(n))}, = s\n"
-           f"    top = max(s)\n"
-           f"    return classes[s.index(top)], 1.0 / sum([{terms}])\n")
-    names: dict[str, Any] = {"classes": classes, "exp": math.exp, "max": max, "sum": sum}
-    exec(src, names)  # (the text holds only local names and the scale's float literal)
-    return names["best"]  # type: ignore[no-any-return]
 
 
 MODEL_FILE = "task_model.json.gz"

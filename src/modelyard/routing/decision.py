@@ -55,16 +55,21 @@ class _Built:
 
 
 class LazyDecision(RouteDecision):
-    __slots__ = ("_make_candidates", "_make_features")
+    __slots__ = ("_log_cache", "_make_candidates", "_make_features")
+    _make_candidates: Callable[[], list[Scored]] | None
+    _make_features: Callable[[], dict[str, Any]] | None
+    _log_cache: dict[Any, str] | None
 
     @classmethod
     def build(cls, model: str, deployment: str, strategy: str, reason: str, rule: str | None,
-              candidates: Callable[[], list[Scored]], features: Callable[[], dict[str, Any]]) -> LazyDecision:
-        """A decision whose candidates and features come from these functions, called once, when read."""
+              candidates: Callable[[], list[Scored]], features: Callable[[], dict[str, Any]],
+              log_cache: dict[Any, str] | None = None) -> LazyDecision:
+        """A decision whose candidates and features come from these functions, called once, when read.
+        `log_cache`: where to keep the logged JSON when the candidates follow from the group alone."""
         d = cls.__new__(cls)
         d.model, d.deployment, d.strategy, d.reason, d.rule = model, deployment, strategy, reason, rule
         d.fallbacks, d.attempts = [], 0
-        d._make_candidates, d._make_features = candidates, features
+        d._make_candidates, d._make_features, d._log_cache = candidates, features, log_cache
         return d
 
     candidates = _Built(_CANDIDATES, "_make_candidates")  # type: ignore[assignment]
@@ -77,12 +82,11 @@ class LazyDecision(RouteDecision):
 
     def log_json(self) -> str:
         """`log_dict` as JSON text. A decision routed without analysis whose candidates the router
-        marks as a function of the group alone (`log_cache` on the candidates maker: first-healthy
-        with nothing filtered out, say) is encoded once per distinct outcome, not per request: the
-        log would otherwise build every candidate's verdict for each row."""
-        make = self._make_candidates
-        cache = getattr(make, "log_cache", None) if make is not None else None
-        if cache is None or not isinstance(self._make_features, DeferredAnalysis):
+        marks as a function of the group alone (a `log_cache`: first-healthy with nothing filtered
+        out, say) is encoded once per distinct outcome, not per request: the log would otherwise
+        build every candidate's verdict for each row."""
+        cache = self._log_cache
+        if cache is None or self._make_candidates is None or not isinstance(self._make_features, DeferredAnalysis):
             return orjson.dumps(self.log_dict()).decode()
         key = (self.deployment, self.reason, self.rule, tuple(self.fallbacks), self.attempts)
         text = cache.get(key)

@@ -16,7 +16,6 @@ each deployment, the constraint that removed it.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -33,8 +32,10 @@ from .candidates import CandidateFilter, Constraints, Filtered, no_candidate
 from .classify import TaskModel, default_model
 from .decision import DeferredAnalysis, LazyDecision
 from .features import Features
+from .hooks import RoutingHooks
 from .ranking import Ranking
 from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
+from .strategies.base import as_strategy, traits_of
 from .strategies.order import InGroupOrder
 from .usage import UsageMeter
 from .validate import split_options
@@ -42,9 +43,6 @@ from .validate import split_options
 if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..config import Config
-
-log = logging.getLogger("modelyard.routing")
-
 
 @dataclass(slots=True)
 class Route:
@@ -71,9 +69,7 @@ class GroupPlan:
     names: list[str]  # group order
     counter: MessageCounter | None = None  # exact token counts (tiktoken), when the group asks
     meters_usage: bool = False  # charge picks to the usage meter (rpm/tpm limits or `usage` strategy)
-    trusted: bool = False  # a built-in strategy: only the cheap permutation check
     light: bool = False  # neither strategy nor constraints read task/complexity: skip the classifier
-    order: Callable[[ChatRequest, Features, list[Deployment]], Ranking] | None = None  # the strategy's fast path
     quick: bool = False  # light, and the strategy reads no features: skip the analysis when nothing needs it
     # The request log's JSON of decisions whose candidates follow from the group alone (see _Verdicts)
     log_cache: dict[Any, str] = field(default_factory=dict)
@@ -89,11 +85,13 @@ class Router:
         self.deterministic = deterministic
         self.catalog = catalog
         self.source = source
-        # Hooks other subsystems plug in after load: "budget" (features → (spent, budget) | None) and
-        # "headroom" (deployment, features → reason | None). Shared with every strategy and filter.
-        self.hooks: dict[str, Any] = {}
+        # Shared with every strategy and filter, read per request (see hooks.py); the rpm/tpm
+        # headroom of the deployments that set limits is the router's own (`rate_headroom`).
+        self.hooks = RoutingHooks()
         self.usage = UsageMeter()
         self.deployments: dict[str, Deployment] = dict(deployments or {})
+        if any(d.rpm or d.tpm for d in self.deployments.values()):
+            self.hooks.headroom = self.rate_headroom
         self.groups: dict[str, list[str]] = {}
         self.plans: dict[str, GroupPlan] = {}
         self._task_model = task_model
@@ -104,7 +102,7 @@ class Router:
                                                 dict(gc.options))
         # Groups whose strategy has slow per-request work (an embedding) to run off the event loop first.
         self.prepares: dict[str, Callable[[ChatRequest], None]] = {
-            g: prep for g, p in self.plans.items() if (prep := getattr(p.strategy, "prepare", None)) is not None}
+            g: p.strategy.prepare for g, p in self.plans.items() if traits_of(p.strategy).prepares}
 
     @property
     def task_model(self) -> TaskModel:
@@ -126,26 +124,25 @@ class Router:
                               hooks=self.hooks, usage=self.usage)
         try:
             common, own = split_options(options)
-            strat = factory(own, ctx)
+            strat = as_strategy(factory(own, ctx), strategy)
         except StrategyConfigError as e:
             from ..config import format_loc
 
             raise ConfigError(self.source, f"{where}.options.{format_loc(e.loc)}", e.msg) from None
         cons = Constraints(min_quality=common.min_quality, max_cost_usd=common.max_cost_usd,
                            max_latency_ms=common.max_latency_ms, tags=frozenset(common.tags))
+        if any(d.rpm or d.tpm for d in deps) and self.hooks.headroom is None:  # (a group built after load)
+            self.hooks.headroom = self.rate_headroom
         filt = CandidateFilter(deps, cons, self.health, self.hooks)
-        limited = any(d.rpm or d.tpm for d in deps)
-        if limited:
-            filt.headroom = self._rate_headroom
         counter = self._exact_counter(deps, where) if common.exact_tokens else None
         self.task_model  # noqa: B018  (load the classifier now, not on the first request)
-        trusted = type(strat).__module__.startswith(f"{__package__}.strategies.")
-        meters = limited or strategy == "usage"
-        light = not getattr(strat, "needs_task", True) and cons.min_quality is None \
-            and cons.max_cost_usd is None and cons.max_latency_ms is None
-        quick = light and counter is None and not meters and not getattr(strat, "reads_features", True)
+        traits = traits_of(strat)
+        meters = any(d.rpm or d.tpm for d in deps) or strategy == "usage"
+        light = not traits.needs_task and cons.min_quality is None and cons.max_cost_usd is None \
+            and cons.max_latency_ms is None
+        quick = light and counter is None and not meters and not traits.reads_features
         return GroupPlan(gname, deps, strategy, strat, filt, {d.name: d for d in deps}, [d.name for d in deps],
-                         counter, meters, trusted, light, getattr(strat, "order", None) if trusted else None, quick)
+                         counter, meters, light, quick)
 
     def _exact_counter(self, deps: list[Deployment], where: str) -> MessageCounter:
         from .exact_tokens import ExactTokensUnavailable, encoding_for, message_counter
@@ -156,7 +153,7 @@ class Router:
         except ExactTokensUnavailable as e:
             raise ConfigError(self.source, f"{where}.options.exact_tokens", str(e)) from None
 
-    def _rate_headroom(self, dep: Deployment, f: Features) -> str | None:
+    def rate_headroom(self, dep: Deployment, f: Features) -> str | None:
         """The built-in rpm/tpm soft filter, against what this router sent this minute."""
         if not (dep.rpm or dep.tpm):
             return None
@@ -188,16 +185,17 @@ class Router:
                ) -> tuple[list[Deployment], RouteDecision, dict[str, str]]:
         """Like `plan`, but never raises NoCandidate: an empty chain and the rejections instead
         (what `explain` shows). `explain` adds the strategy's `describe` detail to each reason."""
-        plan = self.plans.get(route.name) or self.plan_for(route)
+        plan = self.plan_for(route)
+        hooks = self.hooks
         if plan.quick and not explain and not req.metadata and not req.tools and not route.fallbacks \
-                and not self.hooks:
+                and hooks.budget is None and hooks.headroom is None:
             bound = token_bound(req.messages) + (req.max_tokens or LIGHT_OUTPUT)
-            if plan.filter.fits_all(request_capabilities(req), bound, req.max_tokens):
+            if plan.filter.unconstrained(request_capabilities(req), bound, req.max_tokens):
                 # nothing to analyse: the strategy reads no features and no hard filter can remove a
                 # deployment; the features are worked out if the decision is explained or logged
                 filt = plan.filter.soft(plan.deployments, None, {}, now)
                 return self._finish(route, plan, req, _UNREAD, filt, False, _LightFeatures(req, time.time()))
-        light = plan.light and not explain and "budget" not in self.hooks  # cost filters want the task
+        light = plan.light and not explain and hooks.budget is None  # cost filters want the task
         f = analyze(req, model=self._task_model or self.task_model, counter=plan.counter, light=light)
         return self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens, now), explain, f.to_dict)
 
@@ -206,53 +204,34 @@ class Router:
         """Rank what the filters left, build the chain and the (lazily explained) decision."""
         rejected = filt.rejected
         pool = filt.eligible or filt.deferred  # nothing healthy: rank the rest anyway, better than failing
-        if not pool:
-            ranking = None
-        elif plan.order is not None:  # (`_order`, the common case)
-            ranking = plan.order(req, f, pool)
-        else:
-            ranking = self._order(plan, req, f, pool)
+        ranking = plan.strategy.order(req, f, pool) if pool else None
         if explain and ranking is not None:
-            describe = getattr(plan.strategy, "describe", None)
-            if describe is not None:
-                detail = describe(req, f, pool)
-                for s in ranking.scored():
-                    if s.deployment in detail:
-                        s.reason = f"{s.reason}; {detail[s.deployment]}"
-        chain = [] if ranking is None else ranking._deployments or ranking.deployments
-        if (filt.eligible and filt.deferred) or route.fallbacks:
-            chain = list(chain)
-            if filt.eligible and filt.deferred:
-                chain += filt.deferred
-            if route.fallbacks:
-                members = plan.by_name
-                fb = [d for d in route.fallbacks if d.name not in members]
-                if fb:
-                    fb_rejected: dict[str, str] = {}
-                    chain += plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
-                    rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
+            detail = plan.strategy.describe(req, f, pool)
+            for s in ranking.scored():
+                if s.deployment in detail:
+                    s.reason = f"{s.reason}; {detail[s.deployment]}"
+        chain = ranking.deployments if ranking is not None else []
+        if filt.eligible and filt.deferred:
+            chain = chain + filt.deferred
+        if route.fallbacks:
+            fb = [d for d in route.fallbacks if d.name not in plan.by_name]
+            if fb:
+                fb_rejected: dict[str, str] = {}
+                chain = chain + plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
+                rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
         if plan.meters_usage and chain:
             self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)
         if ranking is not None:
             reason = ranking.top_reason()
         else:
             reason = f"only fallbacks fit; first fallback {chain[0].name}" if chain else "no deployment fits"
+        verdicts = _Verdicts(plan, ranking, rejected, bool(filt.eligible))
         decision = LazyDecision.build(route.name, chain[0].name if chain else "", plan.strategy_name, reason,
-                                      ranking.rule if ranking is not None else None,
-                                      _Verdicts(plan, ranking, rejected, bool(filt.eligible)), features)
+                                      ranking.rule if ranking is not None else None, verdicts, features,
+                                      verdicts.log_cache())
         if explain:
             decision.candidates  # noqa: B018  (built now: the describe details are in them)
         return chain, decision, rejected
-
-    def _order(self, plan: GroupPlan, req: ChatRequest, f: Features, pool: list[Deployment]) -> Ranking:
-        """The strategy's order of the pool: its `order` when it has one, else its checked `rank`."""
-        order = plan.order
-        if order is not None:
-            return order(req, f, pool)
-        ranked = plan.strategy.rank(req, f, pool)
-        if len(ranked) != len(pool) or (not plan.trusted and {s.deployment for s in ranked} != {d.name for d in pool}):
-            ranked = _repair(ranked, pool, plan.strategy_name)
-        return Ranking.of(ranked, pool)
 
     def _direct(self, route: Route) -> tuple[list[Deployment], RouteDecision]:
         dep = route.deployments[0]
@@ -307,7 +286,6 @@ class _Verdicts:
     def __init__(self, plan: GroupPlan, ranking: Ranking | None, rejected: dict[str, str], eligible: bool) -> None:
         self.plan, self.ranking, self.rejected, self.eligible = plan, ranking, rejected, eligible
 
-    @property
     def log_cache(self) -> dict[Any, str] | None:
         """The group's cache of logged decisions when these verdicts are the group's fixed ones: every
         deployment eligible and in group order (first-healthy: scores and reasons by position)."""
@@ -333,21 +311,6 @@ class _Verdicts:
                 candidates.append(Scored(d.name, s.score, False, f"{rejected[d.name]}; ranked anyway, nothing "
                                                                    f"healthy: {s.reason}"))
         return candidates
-
-
-def _repair(ranked: list[Scored], pool: list[Deployment], strategy: str) -> list[Scored]:
-    """A strategy broke the contract (every candidate exactly once): keep its order for the valid
-    entries, drop the rest, append what it forgot — and say so once in the log."""
-    names = {d.name for d in pool}
-    seen: set[str] = set()
-    out = []
-    for s in ranked:
-        if s.deployment in names and s.deployment not in seen:
-            seen.add(s.deployment)
-            out.append(s)
-    out += [Scored(d.name, 0.0, True, "not ranked by the strategy") for d in pool if d.name not in seen]
-    log.warning("strategy %r did not return a permutation of its candidates; repaired", strategy)
-    return out
 
 
 __all__ = ["GroupPlan", "NoCandidate", "Route", "Router"]

@@ -217,7 +217,7 @@ def test_a_router_without_embeddings_loads_no_model_and_needs_no_worker_thread(
     opts = {"router_file": str(path), "threshold": 0.3, "models": {"sim/frontier": "strong", "sim/fast": "weak"}}
     gw = Gateway(parse_config(_config(tmp_path, opts), "t.yaml"), source="t.yaml", request_log=False)
     assert "routed" not in gw.router.prepares
-    assert not hasattr(gw.router.plans["routed"].strategy, "prepare")  # the plain strategy: no hook at all
+    assert not gw.router.plans["routed"].strategy.traits.prepares  # the plain strategy: no pre-routing step
     route = gw.resolve("routed")
     assert gw.plan(route, gw_request(HARD))[0][0].name == "sim/frontier"
     assert gw.plan(route, gw_request(EASY))[0][0].name == "sim/fast"

@@ -45,8 +45,8 @@ class LearnedRouter:
     """Base class: subclasses set `kind`, implement `_predict(E, F)` and their array (de)serialisation."""
 
     kind: ClassVar[str] = ""
-    uses_features: ClassVar[bool] = False
-    uses_embedding: ClassVar[bool] = True  # False: predictions ignore the embedding, which is then never computed
+    uses_features: bool = False
+    uses_embedding: bool = True  # False: predictions ignore the embedding, which is then never computed
 
     def __init__(self, models: Sequence[str], embedding: str, *, strong: str | None = None,
                  weak: str | None = None, threshold: float | None = None,
@@ -148,7 +148,7 @@ class LearnedRouter:
                 "params": self._params(), "info": self.info}
 
     def save(self, path: str | Path) -> None:
-        arrays = dict(self._arrays())
+        arrays: dict[str, Any] = dict(self._arrays())
         if self.calib is not None:
             arrays["calib"] = self.calib.astype(np.float32)
         arrays["header"] = np.frombuffer(orjson.dumps(self.header()), dtype=np.uint8)
@@ -191,7 +191,7 @@ def load_router(path: str | Path) -> LearnedRouter:
         raise RouterFileError(f"router file {p} has format version {header.get('version')}; this modelyard "
                               f"reads version {VERSION}: retrain it with `modelyard train`")
     kind = header.get("kind")
-    cls = KINDS.get(kind)  # type: ignore[arg-type]
+    cls = KINDS.get(str(kind))
     if cls is None:
         raise RouterFileError(f"router file {p}: unknown router kind {kind!r}; one of: {', '.join(sorted(KINDS))}")
     if header.get("features", list(FEATURE_NAMES)) != list(FEATURE_NAMES):

@@ -8,26 +8,27 @@ gateway config's `strong_share:` uses at load, with no data at hand).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .base import choose_many
 
 
-def _bisect(fn_decreasing: object, target: float, lo: float, hi: float) -> float:
+def _bisect(fn_decreasing: Callable[[float], float], target: float, lo: float, hi: float) -> float:
     """Smallest t in [lo, hi] with f(t) ≤ target, for f non-increasing in t."""
     f = fn_decreasing
     for _ in range(64):
         mid = (lo + hi) / 2
-        if f(mid) <= target:  # type: ignore[operator]
+        if f(mid) <= target:
             hi = mid
         else:
             lo = mid
     return hi
 
 
-def threshold_for_strong_share(Q: np.ndarray, costs: Sequence[float], strong_index: int, share: float) -> float:
+def threshold_for_strong_share(Q: np.ndarray, costs: Sequence[float] | np.ndarray, strong_index: int,
+                               share: float) -> float:
     """Threshold under which about `share` of these prompts go to the strong model.
 
     With a pair this is exact: the preference score of the round(share·n)-th most strong-leaning

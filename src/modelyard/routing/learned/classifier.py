@@ -107,7 +107,7 @@ class ClassifierRouter(LearnedRouter):
             raise ValueError("classifier arrays do not fit the header")
         self.W, self.b, self.mu, self.sd = W, b, mu, sd
         self.emb_scale, self.link, self.impute = float(emb_scale), link, bool(impute)
-        self.uses_embedding = self.emb_scale != 0  # type: ignore[misc]
+        self.uses_embedding = self.emb_scale != 0
 
     @classmethod
     def needs_embedding(cls, params: dict[str, Any]) -> bool:

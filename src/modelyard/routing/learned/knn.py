@@ -46,7 +46,7 @@ class KnnRouter(LearnedRouter):
         if X.ndim != 2 or X.shape[1] != self.dim or Y.ndim != 2 or len(X) != len(Y) or Y.shape[1] != m:
             raise ValueError(f"knn arrays do not fit: X {X.shape}, Y {Y.shape}, {m} models")
         self.feat_weight, self.base = float(feat_weight), bool(base)
-        self.uses_features = self.feat_weight > 0 or self.base  # type: ignore[misc]
+        self.uses_features = self.feat_weight > 0 or self.base
         if self.uses_features:
             if mu is None or sd is None or mu.shape != sd.shape or mu.ndim != 1:
                 raise ValueError("knn feature scaling arrays missing")
@@ -117,7 +117,7 @@ class KnnRouter(LearnedRouter):
                     offset: int | None) -> np.ndarray:
         X, Y, G, B = self.X, self.Y, self.G, self.B  # one consistent snapshot even while add_examples runs
         known = ~np.isnan(Y)  # fed-back rows score only the model that answered
-        S = E @ X.T
+        S: np.ndarray = E @ X.T
         if Gq is not None and G is not None:
             S = (S + self.feat_weight * (Gq @ G.T)) / (1.0 + self.feat_weight)
         if offset is not None:  # leave each stored prompt out of its own neighbourhood
@@ -159,7 +159,7 @@ class KnnRouter(LearnedRouter):
             self.X, self.Y = np.vstack([self.X, E]), np.vstack([self.Y, Y])
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        out = {"X": self.X.astype(np.float16), "Y": self.Y}
+        out: dict[str, np.ndarray] = {"X": self.X.astype(np.float16), "Y": self.Y}
         if self.mu is not None and self.sd is not None:
             out |= {"mu": self.mu, "sd": self.sd}
         if self.G is not None:

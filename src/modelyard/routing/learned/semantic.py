@@ -16,7 +16,7 @@ similar enough. Configured, not trained: the examples are embedded once, at conf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ...embed.backends import MINILM, get_embedder
 class SemanticRouter:
     """`predict(prompt) -> {route: similarity}`: the best cosine between the prompt and the route's examples."""
 
-    def __init__(self, routes: dict[str, Sequence[str]], *, backend: str = MINILM) -> None:
+    def __init__(self, routes: Mapping[str, Sequence[str]], *, backend: str = MINILM) -> None:
         self.names = list(routes)
         self.embedder = get_embedder(backend)
         examples = [u for r in self.names for u in routes[r]]

@@ -16,10 +16,10 @@ file is a config error naming `options.router_file`), deployments are mapped to 
 model is loaded. Per request: one embedding of the last user message (LRU-cached), a few µs of
 arithmetic, and the decision rule of base.py over the candidates' expected costs.
 
-Pre-routing hook: the routing engine collects a `prepare(req)` method from every strategy that has
-one (`Router.prepares`) and the gateway runs it in a worker thread before planning. Only routers
-that embed have slow per-request work, so the factory builds `EmbeddingLearnedStrategy` (which
-defines `prepare`: the embedding, into the cache) for them and plain `LearnedStrategy` (no hook, no
+Pre-routing step: the routing engine collects `prepare(req)` from every strategy whose traits say
+`prepares` (`Router.prepares`) and the gateway runs it in a worker thread before planning. Only
+routers that embed have slow per-request work, so the factory builds `EmbeddingLearnedStrategy`
+(`prepares`: the embedding, into the cache) for them and plain `LearnedStrategy` (no step, no
 thread hop) for the others and when `cache_size: 0` leaves nowhere to keep the result.
 """
 
@@ -35,7 +35,14 @@ from pydantic import Field, model_validator
 
 from ...types import ChatRequest, Scored
 from ..features import Features
-from ..strategies.base import ConfigNames, StrategyConfigError, StrategyContext, register_strategy
+from ..strategies.base import (
+    ConfigNames,
+    Strategy,
+    StrategyConfigError,
+    StrategyContext,
+    StrategyTraits,
+    register_strategy,
+)
 from ..strategies.util import Options, parse_options
 
 if TYPE_CHECKING:
@@ -144,7 +151,7 @@ def learned_strategy(options: dict[str, Any], ctx: StrategyContext) -> LearnedSt
     return cls(opts, router, ctx)
 
 
-class LearnedStrategy:
+class LearnedStrategy(Strategy):
     """Ranks the group's deployments by a trained router's predictions and the decision rule.
     Built by `learned_strategy` (the registered factory) from parsed options and a loaded router."""
 
@@ -257,10 +264,12 @@ class LearnedStrategy:
 
 
 class EmbeddingLearnedStrategy(LearnedStrategy):
-    """The learned strategy for routers that embed the prompt (knn, mf): adds the pre-routing hook."""
+    """The learned strategy for routers that embed the prompt (knn, mf): adds the pre-routing step."""
+
+    traits = StrategyTraits(prepares=True)
 
     def prepare(self, req: ChatRequest) -> None:
-        """Pre-routing hook (routing engine: `Router.prepares`; the gateway awaits it in a worker
+        """Pre-routing step (routing engine: `Router.prepares`; the gateway awaits it in a worker
         thread before `plan`): embed the prompt into the LRU cache — onnxruntime releases the GIL —
         so `rank`, on the event loop, finds the embedding ready."""
         self.embedding(prompt_of(req))
@@ -312,7 +321,7 @@ def _validate_semantic(options: dict[str, Any], names: ConfigNames) -> None:
         raise StrategyConfigError("backend", f"unknown embedding backend; one of: {', '.join(BACKENDS)}")
 
 
-class SemanticStrategy:
+class SemanticStrategy(Strategy):
     """Deployments ordered by similarity of the prompt to their example utterances."""
 
     name = "semantic"

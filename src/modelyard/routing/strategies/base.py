@@ -1,43 +1,54 @@
 """The strategy interface and registry.
 
 A strategy orders the candidates that survived the filters. It is pure and fast: no I/O, nothing
-computed per request that could be computed at config load (do that in the factory). Strategies are
+per request that could be done at config load (do that in `__init__` / the factory). Strategies are
 registered by name; a model group's `strategy:` names one, and its `options:` dict is handed to the
 factory once, when the config is loaded.
 
-    from modelyard.routing.strategies.base import register_strategy
+    from modelyard.routing.strategies.base import Strategy, StrategyTraits, register_strategy
 
-    class MyStrategy:
-        name = "mine"
+    class Reverse(Strategy):
+        name = "reverse"
+        traits = StrategyTraits(needs_task=False)   # reads no task/complexity: no classifier run
+
         def __init__(self, options, ctx): ...
-        def rank(self, req, features, candidates): return [Scored(d.name, 1.0) for d in candidates]
+        def rank(self, req, features, candidates):
+            return [Scored(d.name, float(i), True, "reversed") for i, d in enumerate(candidates)][::-1]
 
-    register_strategy("mine", MyStrategy)
+    register_strategy("reverse", Reverse)
 
-Contract of `rank`: return every candidate exactly once (a permutation) as fresh `Scored` objects (wrappers
-such as `rules` annotate them in place), best first, with a score
-(higher is better; the scale is the strategy's own) and a short reason. `rank` runs on every request,
-so keep reasons cheap (a constant string per strategy or rule; no per-candidate formatting). A
-strategy may also implement `describe(req, features, candidates) -> {deployment: detail}`: the router
-calls it only for explanations (`route --explain`, POST /v1/route/explain) and appends the detail
-(cost, latency, quality figures...) to each reason. A strategy that never reads the task, complexity
-or output estimate may set `needs_task = False`: the router then skips the classifier for its group
-(`Features.analyzed` is False). A strategy may also define `prepare(req) -> None` for slow
-per-request work (an embedding, say): the router collects it in `Router.prepares` and the gateway
-runs it in a worker thread before `plan`. A strategy with nothing to prepare must not define it:
-every defined `prepare` costs a thread hop per request. A factory may raise `StrategyConfigError` naming
-the option that is wrong; config loading reports it as `file: model_groups.<group>.options.<field>`.
+The interface (`Strategy`):
+- `rank(req, features, candidates) -> list[Scored]` (required): every candidate exactly once, best
+  first, as fresh `Scored` objects with a score (higher is better; the scale is the strategy's
+  own) and a short reason. Keep reasons cheap: a constant string, no per-candidate formatting.
+- `order(...) -> Ranking`: what the router calls. The default wraps `rank`, checking that it returned
+  a permutation (a broken one is repaired and logged). Built-ins override it to build the ranking
+  without a `Scored` per candidate (ranking.py).
+- `describe(...) -> {deployment: detail}`: only for explanations (`route --explain`, POST
+  /v1/route/explain); the router appends the detail to each reason. Default: nothing.
+- `prepare(req)`: slow per-request work (an embedding), run by the gateway in a worker thread
+  before `plan`; only for strategies whose traits say `prepares=True` (each costs a thread hop).
+- `traits` (`StrategyTraits`): what the router may skip for this strategy.
+
+A factory may also return any object with `name` and `rank` (and optionally `describe`, `prepare`,
+`needs_task`) without subclassing: `as_strategy` adapts it once, at load. A factory may raise
+`StrategyConfigError` naming the option that is wrong; config loading reports it as
+`file: model_groups.<group>.options.<field>`.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...types import ChatRequest, Scored
 from ..features import Features
+from ..hooks import RoutingHooks
+from ..ranking import Ranked, Ranking
 
 if TYPE_CHECKING:
     from ...catalog import Catalog
@@ -56,16 +67,6 @@ class StrategyConfigError(ValueError):
         self.msg = msg
 
 
-class Ranked(list[Scored]):
-    """A ranking that can also say which rule decided it (rules, tier); plain lists are fine too."""
-
-    rule: str | None = None
-
-    def __init__(self, items: list[Scored] | None = None, rule: str | None = None) -> None:
-        super().__init__(items or ())
-        self.rule = rule
-
-
 @dataclass
 class StrategyContext:
     """What a strategy factory may use at build time (and keep references to for `rank`)."""
@@ -77,23 +78,98 @@ class StrategyContext:
     health: HealthTracker | None = None
     rng: random.Random = field(default_factory=random.Random)
     deterministic: bool = False  # tests: no randomness (weighted → by weight, random ties → group order)
-    # Hooks supplied by other subsystems, looked up at rank time (so they can be set after load):
-    # "budget": (features) -> (spent_usd, budget_usd) | None  — see candidates.BudgetHook
-    # "headroom": (deployment, features) -> reason | None     — see candidates.HeadroomHook
-    hooks: dict[str, Any] = field(default_factory=dict)
+    hooks: RoutingHooks = field(default_factory=RoutingHooks)  # read per request (filled after load)
     usage: UsageMeter | None = None  # requests/tokens per deployment in the current minute
 
 
-@runtime_checkable
-class Strategy(Protocol):
-    name: str
+@dataclass(frozen=True, slots=True)
+class StrategyTraits:
+    """What a strategy reads, so the router can skip the rest."""
 
+    needs_task: bool = True  # reads task, complexity or the output estimate: False skips the classifier
+    reads_features: bool = True  # reads any feature: False lets a group skip the analysis altogether
+    prepares: bool = False  # has a `prepare` step for the gateway to run in a worker thread
+
+
+class Strategy(ABC):
+    """A routing strategy (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    traits: ClassVar[StrategyTraits] = StrategyTraits()
+
+    @abstractmethod
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         """Every candidate once, best first."""
-        ...
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        """The candidates best first, as the router reads them: `rank`, checked."""
+        return Ranking.of(checked(self.rank(req, features, candidates), candidates, self.name), candidates)
+
+    def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
+        """Per-candidate detail for explanations only."""
+        return {}
+
+    def prepare(self, req: ChatRequest) -> None:  # noqa: B027  (optional step: a no-op by default)
+        """Slow per-request work, run off the event loop before routing (when `traits.prepares`)."""
 
 
-StrategyFactory = Callable[[dict[str, Any], StrategyContext], Strategy]
+class _Adapted(Strategy):
+    """A strategy object that does not subclass `Strategy` (a duck-typed plugin), read once at load."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self.inner = inner
+        self.plugin_name = getattr(inner, "name", name)
+        self._describe = getattr(inner, "describe", None)
+        self._prepare = getattr(inner, "prepare", None)
+        self.strategy_traits = StrategyTraits(needs_task=getattr(inner, "needs_task", True),
+                                              prepares=self._prepare is not None)
+
+    def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        return list(self.inner.rank(req, features, candidates))
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        ranked = self.inner.rank(req, features, candidates)
+        return Ranking.of(checked(ranked, candidates, self.plugin_name), candidates,
+                          ranked.rule if isinstance(ranked, Ranked) else None)
+
+    def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
+        return self._describe(req, features, candidates) if self._describe is not None else {}
+
+    def prepare(self, req: ChatRequest) -> None:
+        if self._prepare is not None:
+            self._prepare(req)
+
+
+def as_strategy(obj: Any, name: str) -> Strategy:
+    """`obj` as a `Strategy`: itself when it subclasses it, else adapted (a plugin's own class)."""
+    return obj if isinstance(obj, Strategy) else _Adapted(obj, name)
+
+
+def traits_of(strategy: Strategy) -> StrategyTraits:
+    return strategy.strategy_traits if isinstance(strategy, _Adapted) else strategy.traits
+
+
+log = logging.getLogger("modelyard.routing")
+
+
+def checked(ranked: list[Scored], candidates: list[Deployment], strategy: str) -> list[Scored]:
+    """`ranked` when it is a permutation of the candidates; else repaired — the valid entries in
+    its order, then what it forgot — and said once in the log."""
+    names = {d.name for d in candidates}
+    if len(ranked) == len(candidates) and {s.deployment for s in ranked} == names:
+        return ranked
+    seen: set[str] = set()
+    out: list[Scored] = []
+    for s in ranked:
+        if s.deployment in names and s.deployment not in seen:
+            seen.add(s.deployment)
+            out.append(s)
+    out += [Scored(d.name, 0.0, True, "not ranked by the strategy") for d in candidates if d.name not in seen]
+    log.warning("strategy %r did not return a permutation of its candidates; repaired", strategy)
+    return Ranked(out, ranked.rule) if isinstance(ranked, Ranked) else out
+
+
+StrategyFactory = Callable[[dict[str, Any], StrategyContext], Any]  # returns a Strategy (or a duck-typed one)
 # validator: (options, names) -> None, raising StrategyConfigError; run when the config is parsed
 StrategyValidator = Callable[[dict[str, Any], "ConfigNames"], None]
 STRATEGIES: dict[str, StrategyFactory] = {}
@@ -126,7 +202,7 @@ def register_strategy(name: str, factory: StrategyFactory, *, validate: Strategy
 
 def build_strategy(name: str, options: dict[str, Any], ctx: StrategyContext) -> Strategy:
     """Instantiate a registered strategy; KeyError if the name is unknown."""
-    return STRATEGIES[name](options, ctx)
+    return as_strategy(STRATEGIES[name](options, ctx), name)
 
 
 def known_strategies() -> list[str]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ...types import ChatRequest, Scored
 from ..candidates import est_latency_ms
 from ..features import Features
-from .base import StrategyContext, register_strategy
+from .base import Strategy, StrategyContext, StrategyTraits, register_strategy
 from .util import Options, TieBreak, normalise_low, ordered, parse_options
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def _validate(options: dict[str, Any], names: Any) -> None:
     parse_options(LiveOptions, options)
 
 
-class _Live:
+class _Live(Strategy):
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         opts = parse_options(LiveOptions, options)
         self.health = ctx.health
@@ -69,7 +69,7 @@ class LeastBusy(_Live):
     """Fewest requests in flight (the health tracker's count); ties keep group order."""
 
     name = "least-busy"
-    needs_task = False
+    traits = StrategyTraits(needs_task=False)
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         by_name = self.health.by_name if self.health is not None else {}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...types import ChatRequest, Scored
 from ..features import Features
 from ..ranking import Ranking
-from .base import StrategyContext, register_strategy
+from .base import Strategy, StrategyContext, StrategyTraits, register_strategy
 from .util import Options, parse_options
 
 if TYPE_CHECKING:
@@ -25,12 +25,11 @@ def _no_options(options: dict[str, Any], names: Any) -> None:
     parse_options(NoOptions, options)
 
 
-class FirstHealthy:
+class FirstHealthy(Strategy):
     """The group's order as written: the first healthy deployment serves, the rest are fallbacks."""
 
     name = "first-healthy"
-    needs_task = False  # order only: the router may skip the classifier
-    reads_features = False  # ... and the whole analysis, when no filter needs it
+    traits = StrategyTraits(needs_task=False, reads_features=False)  # order only
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)
@@ -49,10 +48,7 @@ class InGroupOrder(Ranking):
     __slots__ = ()
 
     def __init__(self, candidates: list[Deployment]) -> None:
-        # Ranking's fields set here, not through super().__init__: this runs on every quick-path decision
-        self.candidates, self.order, self.scores, self.reason, self.rule = \
-            candidates, range(len(candidates)), (), "", None  # (a range: the order as given)
-        self._deployments, self._scored = list(candidates), None  # the chain: a list of its own
+        super().__init__(candidates, range(len(candidates)), (), "")
 
     def score(self, pos: int) -> float:
         n = len(self.candidates)
@@ -62,13 +58,12 @@ class InGroupOrder(Ranking):
         return f"position {pos + 1} in group order"
 
 
-class Weighted:
+class Weighted(Strategy):
     """Each position drawn with probability ∝ `weight` among those left (traffic splits, canaries).
     Deterministic mode: by weight, heaviest first."""
 
     name = "weighted"
-    needs_task = False  # order only: the router may skip the classifier
-    reads_features = False  # ... and the whole analysis, when no filter needs it
+    traits = StrategyTraits(needs_task=False, reads_features=False)  # order only
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)
@@ -85,12 +80,11 @@ class Weighted:
                 for d in order]
 
 
-class RoundRobin:
+class RoundRobin(Strategy):
     """Rotate the group: request i starts at deployment i mod n (of those eligible)."""
 
     name = "round-robin"
-    needs_task = False  # order only: the router may skip the classifier
-    reads_features = False  # ... and the whole analysis, when no filter needs it
+    traits = StrategyTraits(needs_task=False, reads_features=False)  # order only
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
         parse_options(NoOptions, options)

@@ -22,21 +22,21 @@ strategy's order; targets score 1 + their inner score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from ...types import ChatRequest, Scored
-from ..conditions import Condition, compile_condition, first_true
+from ..conditions import Condition, compile_condition
 from ..features import Features
-from ..ranking import BONUS, Boosted, Preferred, Ranking
+from ..ranking import Preferred, Ranked, Ranking
 from .base import (
     VALIDATORS,
     ConfigNames,
-    Ranked,
+    Strategy,
     StrategyConfigError,
     StrategyContext,
+    build_strategy,
     lookup,
     plugin_errors,
     register_strategy,
@@ -118,19 +118,30 @@ def validate_rules(options: dict[str, Any], names: ConfigNames) -> None:
 
 
 class _CompiledRule:
-    __slots__ = ("bonus", "hit", "label", "mask", "match", "miss", "targets")
+    __slots__ = ("hit", "label", "match", "miss", "targets")
 
-    def __init__(self, label: str, match: Condition, targets: frozenset[str], group: tuple[str, ...]) -> None:
+    def __init__(self, label: str, match: Condition, targets: frozenset[str]) -> None:
         self.label, self.match, self.targets = label, match, targets
-        # reasons built once: rank must not format a string per candidate
+        # reasons built once: a decision must not format a string per candidate
         self.hit = f"rule '{label}' target" if label != "default" else "default target"
         self.miss = f"not a target of rule '{label}' (fallback)" if label != "default" else \
             "not the default target (fallback)"
-        self.mask = [n in targets for n in group]  # by group position: the common candidate list
-        self.bonus = [BONUS if m else 0.0 for m in self.mask]
 
 
-class Rules:
+def inner_strategy(then: str, options: dict[str, Any], ctx: StrategyContext) -> Strategy:
+    """The strategy that orders within the targets and the rest (`then`), built at load."""
+    _inner(then, options, None)
+    return build_strategy(then, options, ctx)
+
+
+def inner_detail(inner: Strategy, then: str, req: ChatRequest, features: Features,
+                 candidates: list[Deployment]) -> dict[str, str]:
+    """The inner strategy's explanation of each candidate, prefixed with its name."""
+    detail = inner.describe(req, features, candidates)
+    return {d.name: f"{then}: {detail[d.name]}" if d.name in detail else then for d in candidates}
+
+
+class Rules(Strategy):
     name = "rules"
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
@@ -138,87 +149,46 @@ class Rules:
         names = ConfigNames(group=ctx.group, group_deployments=tuple(ctx.groups.get(ctx.group, ())),
                             deployments=frozenset(ctx.deployments),
                             groups={g: tuple(d) for g, d in ctx.groups.items()})
-        group = names.group_deployments
-        self.group = tuple(ctx.deployments[n] for n in group if n in ctx.deployments)
         self.rules = [
             _CompiledRule(r.name or f"rule {i + 1}", compile_condition(r.when, ("rules", i, "when")),
-                          _targets(r.to, ("rules", i, "to"), names), group)
+                          _targets(r.to, ("rules", i, "to"), names))
             for i, r in enumerate(opts.rules)
         ]
-        self._first = first_true([r.match for r in self.rules])  # the rules in one function
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
-        self.default = _CompiledRule("default", lambda f: True, default, group) if default is not None else None
-        _inner(opts.then, opts.then_options, None)
-        factory = lookup(opts.then)
-        assert factory is not None
-        self.inner = factory(opts.then_options, ctx)
-        self._inner_order = getattr(self.inner, "order", None)
-        self._boost = getattr(self.inner, "takes_bonus", False)  # one sort puts the targets first
+        self.default = _CompiledRule("default", lambda f: True, default) if default is not None else None
+        self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
-        self._whole: Sequence[Deployment] | None = None
 
-    def _whole_group(self, candidates: Sequence[Deployment]) -> bool:
-        g = self.group
-        if len(candidates) != len(g):
-            return False
-        if candidates is self._whole:  # the list last found to be the group (the router's: never mutated)
-            return True
-        if tuple(candidates) == g:
-            self._whole = candidates
-            return True
-        return False
-
-    def pick(self, features: Features, candidates: list[Deployment], whole: bool | None = None
-             ) -> tuple[_CompiledRule | None, list[str]]:
-        """The first matching rule with a target among the candidates (or the default), and the rules
-        that matched but whose targets were all filtered out. `whole`: whether the candidates are
-        the whole group (worked out when not given)."""
-        if whole if whole is not None else self._whole_group(candidates):
-            i = self._first(features)  # every target (validated at load) is a candidate: the first match
-            return self.rules[i] if i >= 0 else self.default, []
+    def pick(self, features: Features, candidates: list[Deployment]
+             ) -> tuple[_CompiledRule | None, list[bool], list[str]]:
+        """The first matching rule with a target among the candidates (or the default), which
+        candidates are its targets, and the rules that matched but whose targets were all filtered out."""
         skipped: list[str] = []
-        names = {d.name for d in candidates}
-        for rule in self.rules:
-            if rule.match(features):
-                if not rule.targets.isdisjoint(names):
-                    return rule, skipped
+        for rule in [*self.rules, self.default]:
+            if rule is not None and rule.match(features):
+                targets = rule.targets
+                mask = [d.name in targets for d in candidates]
+                if True in mask or rule is self.default:
+                    return rule, mask, skipped
                 skipped.append(rule.label)
-        return self.default, skipped
+        return None, [], skipped
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         r = self.order(req, features, candidates)
         return Ranked(r.scored(), rule=r.rule)
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
-        """`rank` without building the per-candidate entries (see ranking.py)."""
-        whole = self._whole_group(candidates)
-        rule, skipped = self.pick(features, candidates, whole)
-        if rule is not None and self._boost:
-            if whole:
-                bonus = rule.bonus
-            else:
-                targets = rule.targets
-                bonus = [BONUS if d.name in targets else 0.0 for d in candidates]
-            ranked = self.inner.order(req, features, candidates, bonus)  # type: ignore[attr-defined]
-            return Boosted(ranked, bonus, rule.hit, rule.miss, rule.label)
-        order = self._inner_order
-        inner = order(req, features, candidates) if order is not None else \
-            Ranking.of(self.inner.rank(req, features, candidates), candidates)
+        """The inner strategy's order, with the matching rule's targets moved to the front."""
+        rule, mask, skipped = self.pick(features, candidates)
+        inner = self.inner.order(req, features, candidates)
         if rule is None:
             why = "no rule matched: whole group" if not skipped else \
                 f"rules {', '.join(skipped)} matched but their targets were filtered out: whole group"
             return inner.relabel(why, "default")
-        if whole:  # the inner ranking is over the group, in group order
-            mask = rule.mask
-        else:
-            targets = rule.targets
-            mask = [d.name in targets for d in inner.candidates]
         return Preferred(inner, mask, rule.hit, rule.miss, rule.label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
-        detail = getattr(self.inner, "describe", None)
-        inner = detail(req, features, candidates) if detail is not None else {}
-        return {d.name: f"{self.then}: {inner[d.name]}" if d.name in inner else self.then for d in candidates}
+        return inner_detail(self.inner, self.then, req, features, candidates)
 
 
 register_strategy("rules", Rules, validate=validate_rules)

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ...types import ChatRequest, Scored
 from ..features import Features
-from .base import ConfigNames, Ranked, StrategyConfigError, StrategyContext, lookup, register_strategy
-from .rules import Target, _inner, _targets
+from ..ranking import Preferred, Ranked, Ranking
+from .base import ConfigNames, Strategy, StrategyConfigError, StrategyContext, register_strategy
+from .rules import Target, _inner, _targets, inner_detail, inner_strategy
 from .util import Options, parse_options
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def validate_tier(options: dict[str, Any], names: ConfigNames) -> None:
     _check(parse_options(TierOptions, options), names)
 
 
-class Tier:
+class Tier(Strategy):
     name = "tier"
 
     def __init__(self, options: dict[str, Any], ctx: StrategyContext) -> None:
@@ -97,9 +98,7 @@ class Tier:
                 self.classes[cls] = self.classes.get(cls, frozenset()) | {name}
         self.matrix = opts.matrix
         self.default_tier, self.default_value = opts.default_tier, opts.default_value
-        factory = lookup(opts.then)
-        assert factory is not None
-        self.inner = factory(opts.then_options, ctx)
+        self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
 
     def class_for(self, f: Features) -> tuple[str, str, str]:
@@ -109,26 +108,19 @@ class Tier:
         return tier, value, row.get(value, row.get("*", ""))
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
+        r = self.order(req, features, candidates)
+        return Ranked(r.scored(), rule=r.rule)
+
+    def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        """The inner strategy's order, with the class's deployments moved to the front."""
         tier, value, cls = self.class_for(features)
         members = self.classes.get(cls, frozenset())
         label = f"{tier}/{value} -> {cls}"
-        hit, miss = f"class {cls} ({label})", f"outside class {cls} (fallback)"
-        first: list[Scored] = []
-        rest: list[Scored] = []
-        for s in self.inner.rank(req, features, candidates):  # fresh objects: annotate in place
-            if s.deployment in members:
-                s.score += 1.0
-                s.reason = hit
-                first.append(s)
-            else:
-                s.reason = miss
-                rest.append(s)
-        return Ranked(first + rest, rule=label)
+        return Preferred(self.inner.order(req, features, candidates), [d.name in members for d in candidates],
+                         f"class {cls} ({label})", f"outside class {cls} (fallback)", label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
-        detail = getattr(self.inner, "describe", None)
-        inner = detail(req, features, candidates) if detail is not None else {}
-        return {d.name: f"{self.then}: {inner[d.name]}" if d.name in inner else self.then for d in candidates}
+        return inner_detail(self.inner, self.then, req, features, candidates)
 
 
 register_strategy("tier", Tier, validate=validate_tier)

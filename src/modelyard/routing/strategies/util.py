@@ -43,15 +43,20 @@ def ordered(names: list[str], scores: list[float], reasons: list[str] | str, *, 
     """Scored entries, best (highest score) first. Ties keep group order, or are shuffled with
     `tie_break: random` (spreading load over equally good deployments). `reasons`: one per name, or
     one string for all (the cheap form `rank` should use; see base.py)."""
-    n = len(names)
-    if tie_break == "random" and rng is not None and n > 1:
-        keys = [rng.random() for _ in range(n)]
-        idx = sorted(range(n), key=lambda i: (-scores[i], keys[i]))
-    else:
-        idx = sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ties keep group order
+    idx = order_by_score(scores, tie_break, rng)
     if isinstance(reasons, str):
         return [Scored(names[i], scores[i], True, reasons) for i in idx]
     return [Scored(names[i], scores[i], True, reasons[i]) for i in idx]
+
+
+def order_by_score(scores: list[float], tie_break: TieBreak = "order", rng: random.Random | None = None
+                   ) -> list[int]:
+    """Positions, highest score first; ties keep their order, or are shuffled with `tie_break: random`."""
+    n = len(scores)
+    if tie_break == "random" and rng is not None and n > 1:
+        keys = [rng.random() for _ in range(n)]
+        return sorted(range(n), key=lambda i: (-scores[i], keys[i]))
+    return sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ties keep group order
 
 
 def normalise_low(values: list[float]) -> list[float]:
