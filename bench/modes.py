@@ -17,9 +17,9 @@ import timeit
 
 os.environ["MODELYARD_SIM_ZERO_LATENCY"] = "1"
 
-from modelyard.config import parse_config
 from modelyard.execution import modes
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 CONFIG = {

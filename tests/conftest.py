@@ -61,9 +61,9 @@ class ServerThread:
 
 
 def make_server(tmp_path: Path, config: dict[str, Any] | None = None, **app_kw: Any) -> ServerThread:
-    from modelyard.config import parse_config
     from modelyard.defaults import default_config_data
     from modelyard.gateway import Gateway
+    from modelyard.loader import parse_config
     from modelyard.server.app import create_app
 
     data = config if config is not None else default_config_data(sim_only=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.config import load_config, parse_config, resolve_secret
+from modelyard.config import resolve_secret
 from modelyard.errors import ConfigError
+from modelyard.loader import load_config, parse_config
 
 BASE = """
 deployments:

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .catalog import Catalog, unknown_card
-from .config import Config, load_config, resolve_secret
+from .config import Config, resolve_secret
 from .defaults import default_config
 from .errors import ModelyardError, NotFound
 from .execution import modes, single
+from .loader import load_config
 from .providers import Deployment, Provider, io_threads, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelyard.catalog import CAPABILITIES, Catalog, ModelCard, _card, builtin_cards, unknown_card
-from modelyard.config import parse_config
+from modelyard.loader import parse_config
 from modelyard.types import Usage
 
 TASKS = {"general", "code_generation", "code_review", "math", "reasoning", "summarization", "translation",

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from routekit import FLEET, gateway, group, req, sim
 
 from modelyard.catalog import builtin_cards
-from modelyard.config import parse_config
 from modelyard.errors import NoCandidate
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.resilience.health import HealthTracker
 from modelyard.routing import classify
 from modelyard.routing.analyze import round3

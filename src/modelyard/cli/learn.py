@@ -171,11 +171,12 @@ def calibrate(
         if strong_share is not None:
             if r.strong is None:
                 fail("this router has no default strong model: pass --strong and --weak")
-            t = threshold_for_strong_share(Q, costs, r.index[r.strong], strong_share)  # type: ignore[index]
+            t = threshold_for_strong_share(Q, costs.tolist(), r.index[r.strong], strong_share)
         else:
             if not all(m in r.costs for m in r.models):
                 fail("the router file has no per-model costs (the training data had no 'cost'): use --strong-share")
-            t = threshold_for_budget(Q, costs, float(budget))  # type: ignore[arg-type]
+            assert budget is not None  # exactly one of the two: checked above
+            t = threshold_for_budget(Q, costs.tolist(), float(budget))
     except _errors() as e:
         fail(str(e))
     picks = choose_many(Q, costs, threshold=t)
@@ -233,17 +234,17 @@ def replay(
         res = run_replay(log, r, prices, dep_model, threshold=t)
     except _errors() as e:
         fail(str(e))
-    t = Table(title=f"replay of {log}: {res.replayed} of {res.requests} logged requests have a known prompt")
+    table = Table(title=f"replay of {log}: {res.replayed} of {res.requests} logged requests have a known prompt")
     for col in ("policy", "cost (USD)", "predicted quality", "feedback score", "picks"):
-        t.add_column(col)
+        table.add_column(col)
 
     def q(x: float | None) -> str:
         return "—" if x is None else f"{x:.3f}"
 
-    t.add_row("as logged", f"{res.logged_cost:.6f}", q(res.logged_quality), q(res.feedback_quality), "")
-    t.add_row(f"{r.kind} router", f"{res.policy_cost:.6f}", q(res.policy_quality if res.replayed else None), "",
+    table.add_row("as logged", f"{res.logged_cost:.6f}", q(res.logged_quality), q(res.feedback_quality), "")
+    table.add_row(f"{r.kind} router", f"{res.policy_cost:.6f}", q(res.policy_quality if res.replayed else None), "",
               ", ".join(f"{m}: {n}" for m, n in sorted(res.picks.items())))
-    Console(width=None if sys.stdout.isatty() else 140).print(t)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
     if res.unpriced:
         typer.echo(f"note: no price known for {', '.join(res.unpriced)} (pass --config with deployments of those "
                    "models); their cost counts as the training data's, else 0", err=True)
