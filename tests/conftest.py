@@ -23,6 +23,27 @@ if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per t
     atexit.register(shutil.rmtree, os.environ["MODELYARD_CACHE_DIR"], True)
 
 
+_DEMO_LOG = Path("modelyard.db").resolve()  # the request log `make demo` writes, in the directory tests run from
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@pytest.fixture(autouse=True)
+def _no_rows_in_the_demo_log() -> Iterator[None]:
+    """Tests log into temporary directories: a test that writes ./modelyard.db fails, named."""
+    before = _stamp(_DEMO_LOG)
+    yield
+    if _stamp(_DEMO_LOG) != before:
+        pytest.fail(f"this test wrote into {_DEMO_LOG}: give its gateway a request_log path under tmp_path "
+                    "(or request_log=False)")
+
+
 class ServerThread:
     """Runs the real ASGI app on uvicorn (httptools, uvloop) in a background thread."""
 

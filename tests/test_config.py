@@ -174,7 +174,8 @@ def test_references_and_placeholders_are_not_literal_keys(tmp_path, value) -> No
 
 def test_literal_secrets_in_headers_are_refused_ids_are_not(tmp_path) -> None:
     p = write(tmp_path, "deployments:\n  a: {provider: openai, model: m, api_key: env:K, headers: "
-                        "{Authorization: 'Bearer 9f8Qz2LmX7cR4tV1bN6wK3yP0sD5hJ8e', x-other: 'gsk_Ab3dEf6hIj9kLm2nOp5q', "
+                        "{Authorization: 'Bearer 9f8Qz2LmX7cR4tV1bN6wK3yP0sD5hJ8e', "
+                        "x-other: 'gsk_Ab3dEf6hIj9kLm2nOp5q', "
                         "OpenAI-Organization: 'org-9f8Qz2LmX7cR4tV1bN6wK3yP'}}\n")
     with pytest.raises(ConfigError) as e:
         load_config(p)

@@ -30,7 +30,15 @@ def load_gateway(config: str | None, *, sim_only: bool = False, request_log: boo
             return Gateway.from_file(config, request_log=request_log)
         return Gateway.default(sim_only=sim_only, request_log=request_log)
     except ConfigError as e:
-        fail(str(e))
+        fail(config_message(e))
+
+
+def config_message(e: ConfigError) -> str:
+    """One problem: its line; several: how many, then one indented line each."""
+    if len(e.problems) == 1:
+        return str(e)
+    lines = str(e).splitlines()
+    return f"{e.file} has {len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def parse_pairs(items: list[str], option: str) -> dict[str, Any]:

@@ -22,6 +22,19 @@ RouterKind = typer.Option("--router", help="router kind: knn (best cross-validat
                                            "mf (N models)")
 
 
+LEARNED_EXTRA = "pip install 'modelyard[learned]'"
+
+
+def need_learned(command: str, *modules: str) -> None:
+    """One line naming the extra to install when a module of the learned extra is missing, instead of
+    the import's traceback."""
+    import importlib.util
+
+    for module in ("numpy", *modules):
+        if importlib.util.find_spec(module) is None:
+            fail(f"modelyard {command} needs the learned-routing extra ({module} is not installed): {LEARNED_EXTRA}")
+
+
 def _errors() -> tuple[type[Exception], ...]:
     from ..cache.embed import EmbeddingError
     from ..routing.learned.base import RouterFileError
@@ -58,6 +71,7 @@ def train(
     param: Annotated[list[str] | None, typer.Option("--param", help="router hyper-parameter key=value")] = None,
 ) -> None:
     """Train a learned router (knn, classifier or mf) and write it to a router file."""
+    need_learned("train", *(["sklearn"] if router == "classifier" else []))
     from ..routing.learned.data import load_jsonl
     from ..routing.learned.train import TRAINABLE, embed_prompts, fit_router, needs_embedding, pick_models
 
@@ -101,6 +115,7 @@ def eval_cmd(
     plot: Annotated[str | None, typer.Option("--plot", help="write the cost-quality curve (PNG)")] = None,
 ) -> None:
     """Evaluate a router on a strong/weak pair: APGR, CPT(50%), CPT(80%), quality and cost per strong share."""
+    need_learned("eval", *(["matplotlib"] if plot else []))
     import orjson
 
     from ..eval.pair import PairEval
@@ -145,6 +160,7 @@ def calibrate(
     write: Annotated[bool, typer.Option("--write", help="store the threshold in the router file")] = False,
 ) -> None:
     """Find the decision threshold for a target strong-call share or cost budget; prints it on stdout."""
+    need_learned("calibrate")
     import numpy as np
 
     from ..routing.learned.base import choose_many, load_router
@@ -199,6 +215,7 @@ def replay(
                                                                         "router file's, else 0)")] = None,
 ) -> None:
     """Estimate cost and predicted quality of logged traffic had this router decided."""
+    need_learned("replay")
     from pathlib import Path
 
     from rich.console import Console
