@@ -18,6 +18,11 @@ import pytest
 
 os.environ.setdefault("MODELYARD_SIM_ZERO_LATENCY", "1")
 os.environ.setdefault("MODELYARD_NO_OLLAMA", "1")
+# provider keys put real deployments into the embedded groups: tests never call a real provider (the
+# tests of that behaviour set the variables themselves, pointing at a fake upstream on loopback)
+for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+             "GEMINI_BASE_URL"):
+    os.environ.pop(_var, None)
 if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per test session, not into ~/.cache
     os.environ["MODELYARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="modelyard-test-cache-")
     atexit.register(shutil.rmtree, os.environ["MODELYARD_CACHE_DIR"], True)
@@ -32,6 +37,16 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_mtime_ns, st.st_size
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests run in a temporary directory: a gateway on a config without a request-log path (the
+    examples, a file config) writes its `modelyard.db` there, not into the checkout."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(here)
 
 
 @pytest.fixture(autouse=True)
