@@ -125,11 +125,23 @@ pipelines:
       - {{name: two, model: a, prompt: "{{{{ one }}}}"}}
 """)
     r = subprocess.run([sys.executable, "-c", UNCLOSED, str(cfg), kind], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and not r.stderr, r.stderr
     with sqlite3.connect(db) as conn:
         (n,) = conn.execute("select count(*) from requests").fetchone()
     # chat + the pipeline's request (+ the stream, async): a 60 s flush interval never came round
     assert n >= (2 if kind == "sync" else 3)
+
+
+def test_a_collected_client_closes_its_gateway_and_thread() -> None:
+    import gc
+
+    client = modelyard.Client(sim_only=True)
+    client.chat("hi", model="fast")
+    thread = client._thread
+    del client
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
 
 
 # --- provider keys in the environment -------------------------------------------------------------
