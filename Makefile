@@ -1,18 +1,19 @@
 # The two commands a new user needs: `make demo` and `make test`. Both build .venv from scratch.
+# `make test` is what CI runs: the suite, then ruff, then mypy over src/ (each fails the target).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 PORT   ?= 4000
 
-.PHONY: demo test install dev lint bench clean
+.PHONY: demo test install dev lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e '.[demo]'  # + the openai SDK, for the README's snippet
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -29,9 +30,13 @@ demo: install
 
 test: dev
 	MODELYARD_SIM_ZERO_LATENCY=1 $(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory lint typecheck
 
 lint: dev
 	$(BIN)/ruff check src tests bench
+
+typecheck: dev
+	$(BIN)/mypy  # files and settings: [tool.mypy] in pyproject.toml
 
 bench: install
 	bash bench/run.sh

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from modelyard import tokens
-from modelyard.config import parse_config
 from modelyard.defaults import default_config_data
 from modelyard.embed.backends import MAX_TOKENS, MINILM, get_embedder
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.routing.learned.base import load_router
 from modelyard.routing.learned.data import load_jsonl
 from modelyard.routing.learned.train import TRAINABLE, embed_prompts, fit_router

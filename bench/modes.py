@@ -17,8 +17,8 @@ import timeit
 
 os.environ["MODELYARD_SIM_ZERO_LATENCY"] = "1"
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.modes import dispatch as modes
 from modelyard.types import ChatRequest, Message
 

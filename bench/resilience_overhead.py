@@ -20,8 +20,8 @@ from typing import Any
 
 import uvloop
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.resilience.attempt_plan import AttemptPlan
 from modelyard.resilience.timeouts import GuardedStream
 from modelyard.types import ChatRequest, Message, RouteDecision

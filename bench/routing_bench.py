@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from modelyard.catalog import builtin_cards  # noqa: E402
-from modelyard.config import parse_config  # noqa: E402
 from modelyard.gateway import Gateway  # noqa: E402
+from modelyard.loader import parse_config  # noqa: E402
 from modelyard.routing.analyze import analyze  # noqa: E402
 from modelyard.tokens import count_message_tokens  # noqa: E402
 from modelyard.types import ChatRequest, ImagePart, Message, TextPart  # noqa: E402

@@ -7,8 +7,27 @@
 #   WORKERS=1 bash bench/run.sh             # modelyard --workers 1 vs --workers 2 (both cores)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-HARNESS="${HARNESS:-$ROOT/../shared/bench}"
-[ -x "$HARNESS/run_gateway_bench.sh" ] || { echo "harness not found at $HARNESS (set HARNESS=...)" >&2; exit 2; }
+# The harness (fake upstream, wrk script, the floor and nginx references) lives outside the repo: $HARNESS,
+# or ../shared/bench beside the checkout (beside the main checkout when this is a git worktree).
+find_harness() {
+  local common dir
+  common="$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+  for dir in "${HARNESS:-}" "$ROOT/../shared/bench" "${common:+$(dirname "$common")/../shared/bench}"; do
+    if [ -n "$dir" ] && [ -x "$dir/run_gateway_bench.sh" ]; then (cd "$dir" && pwd); return 0; fi
+  done
+  return 1
+}
+if ! HARNESS="$(find_harness)"; then
+  cat >&2 <<'TEXT'
+The gateway benchmark needs the shared harness (run_gateway_bench.sh, fake_upstream.py, post.lua with wrk,
+floor_proxy.py), looked for in $HARNESS and in ../shared/bench beside the checkout: set HARNESS=/path/to/it.
+The benchmarks that need nothing outside the repo:
+  .venv/bin/python bench/routing_bench.py     # routing decisions, p50/p99 (docs/BENCHMARKS.md)
+  .venv/bin/python bench/modes.py             # the multi-model modes' overhead
+Running the routing benchmark now.
+TEXT
+  exec "${PYTHON:-$ROOT/.venv/bin/python}" "$ROOT/bench/routing_bench.py" -n "${DECISIONS:-5000}"
+fi
 PORT="${MODELYARD_BENCH_PORT:-14020}"
 SERVE="$ROOT/.venv/bin/modelyard serve --config $ROOT/bench/gateway.yaml --host 127.0.0.1"
 GW="modelyard|http://127.0.0.1:$PORT/v1|$SERVE --port $PORT"

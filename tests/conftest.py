@@ -18,9 +18,45 @@ import pytest
 
 os.environ.setdefault("MODELYARD_SIM_ZERO_LATENCY", "1")
 os.environ.setdefault("MODELYARD_NO_OLLAMA", "1")
+# provider keys put real deployments into the embedded groups: tests never call a real provider (the
+# tests of that behaviour set the variables themselves, pointing at a fake upstream on loopback)
+for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+             "GEMINI_BASE_URL"):
+    os.environ.pop(_var, None)
 if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per test session, not into ~/.cache
     os.environ["MODELYARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="modelyard-test-cache-")
     atexit.register(shutil.rmtree, os.environ["MODELYARD_CACHE_DIR"], True)
+
+
+_DEMO_LOG = Path("modelyard.db").resolve()  # the request log `make demo` writes, in the directory tests run from
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests run in a temporary directory: a gateway on a config without a request-log path (the
+    examples, a file config) writes its `modelyard.db` there, not into the checkout."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(here)
+
+
+@pytest.fixture(autouse=True)
+def _no_rows_in_the_demo_log() -> Iterator[None]:
+    """Tests log into temporary directories: a test that writes ./modelyard.db fails, named."""
+    before = _stamp(_DEMO_LOG)
+    yield
+    if _stamp(_DEMO_LOG) != before:
+        pytest.fail(f"this test wrote into {_DEMO_LOG}: give its gateway a request_log path under tmp_path "
+                    "(or request_log=False)")
 
 
 class ServerThread:
@@ -61,9 +97,9 @@ class ServerThread:
 
 
 def make_server(tmp_path: Path, config: dict[str, Any] | None = None, **app_kw: Any) -> ServerThread:
-    from modelyard.config import parse_config
     from modelyard.defaults import default_config_data
     from modelyard.gateway import Gateway
+    from modelyard.loader import parse_config
     from modelyard.server.app import create_app
 
     data = config if config is not None else default_config_data(sim_only=True)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from modelyard.config import parse_config
 from modelyard.errors import NotFound, Unavailable
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 

@@ -1,20 +1,22 @@
-"""The YAML configuration: pydantic models, `${VAR}` interpolation, key references, and errors
-that name the file and the field (`config.yaml: model_groups.fast.deployments[1]: unknown
-deployment 'gpt4o'`).
+"""The shapes of the YAML configuration: pydantic models, `${VAR}` interpolation, key references,
+and errors that name the file and the field (`config.yaml: server.port: ...`), every problem at once.
 
-Key references (`env:OPENAI_API_KEY`) stay references in the config object; they are resolved
-once at start-up by `resolve_secret`, and never printed: `SecretRef` reprs as its reference.
+This module knows no subsystem: cross-references (groups → deployments, strategy options, pipelines)
+are checked by loader.py, which is what loads a config that can run. Key references
+(`env:OPENAI_API_KEY`) stay references in the config object; `resolve_secret` turns them into keys
+once at start-up, and no error ever contains a key.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
@@ -94,6 +96,14 @@ class ServerConfig(_Model):
     # while several requests are in flight, normal otherwise. One policy per process.
     io_threads: Literal["auto", "batch", "normal"] = "auto"
 
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_not_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():  # `${X:-}` or `${X}` with X="": authentication would be off
+            raise ValueError("is empty: set the variable it references to the key, or leave master_key out "
+                             "to serve without authentication")
+        return v
+
 
 class CardOverride(_Model):
     provider: str | None = None
@@ -108,7 +118,7 @@ class CardOverride(_Model):
     tokens_per_s: float | None = Field(None, gt=0)
 
 
-# --- pipelines (execution/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
+# --- pipelines (modes/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
 
 class PipelineRouteConfig(_Model):
     by: str  # an earlier step (or step.field) whose output picks the model ("on" is a YAML boolean)
@@ -141,6 +151,9 @@ class PipelineConfig(_Model):
 
 
 class Config(_Model):
+    """The whole file's shape. Cross-references (groups → deployments, strategy options, pipelines)
+    are checked by loader.py, which knows the subsystems that own them."""
+
     server: ServerConfig = ServerConfig()
     deployments: dict[str, DeploymentConfig] = {}
     model_groups: dict[str, ModelGroupConfig] = {}
@@ -148,53 +161,8 @@ class Config(_Model):
     resilience: ResilienceSettings = ResilienceSettings()
     pipelines: dict[str, PipelineConfig] = {}
 
-    @model_validator(mode="after")
-    def _check_references(self) -> Config:
-        for gname, group in self.model_groups.items():
-            if gname in self.deployments:
-                raise _FieldError(("model_groups", gname), f"'{gname}' is also a deployment name")
-            for i, d in enumerate(group.deployments):
-                if d not in self.deployments:
-                    raise _FieldError(("model_groups", gname, "deployments", i),
-                                      f"unknown deployment '{d}'" + _choices(d, self.deployments))
-            for kind in ("fallbacks", "rate_limit_fallbacks", "context_window_fallbacks",
-                         "content_policy_fallbacks"):
-                for i, f in enumerate(getattr(group, kind)):
-                    if f not in self.deployments and f not in self.model_groups:
-                        raise _FieldError(("model_groups", gname, kind, i), f"unknown group or deployment '{f}'")
-            from .routing.validate import check_group  # lazy: routing imports this module
 
-            problem = check_group(gname, group.strategy, group.options, group.deployments, self.deployments,
-                                  {g: c.deployments for g, c in self.model_groups.items()})
-            if problem is not None:
-                raise _FieldError(("model_groups", gname, *problem[0]), problem[1])
-        return self
-
-    @model_validator(mode="after")
-    def _check_pipelines(self) -> Config:
-        if self.pipelines:  # templates, references and models checked now, not at request time
-            from .modes.pipeline import PipelineConfigError, compile_pipeline
-
-            known = set(self.deployments) | set(self.model_groups)
-            for name, p in self.pipelines.items():
-                try:
-                    compile_pipeline(name, p, known)
-                except PipelineConfigError as e:
-                    raise _FieldError(("pipelines", name, *e.loc), e.message) from None
-        return self
-
-
-class _FieldError(ValueError):
-    def __init__(self, loc: tuple[Any, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc, self.message = loc, message
-
-
-def _choices(name: str, known: dict[str, Any]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+Problem = tuple[str, str]  # (field path, message): one line of a ConfigError
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -207,90 +175,166 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def interpolate(value: Any, environ: dict[str, str] | None = None, *, _path: str = "",
-                _file: str = "<config>") -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
-    env = os.environ if environ is None else environ
+def interpolate(value: Any, environ: Mapping[str, str] | None = None, *, file: str = "<config>") -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree; a ConfigError
+    lists every variable that is not set."""
+    problems: list[Problem] = []
+    out = _interpolate(value, os.environ if environ is None else environ, "", problems)
+    if problems:
+        raise ConfigError.from_problems(file, problems)
+    return out
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str, problems: list[Problem]) -> Any:
     if isinstance(value, str):
+        if "${" not in value:
+            return value
+
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(_file, _path, f"environment variable {name} is not set (used as ${{{name}}})")
-        return _VAR.sub(sub, value) if "${" in value else value
+            problems.append((path, f"environment variable {name} is not set (used as ${{{name}}})"))
+            return m.group(0)
+
+        return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: interpolate(v, env, _path=f"{_path}.{k}" if _path else str(k), _file=_file)
-                for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, env, _path=f"{_path}[{i}]", _file=_file) for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     return value
 
 
-def parse_config(data: Any, file: str = "<config>", environ: dict[str, str] | None = None) -> Config:
-    """Validate a parsed YAML document; raise ConfigError naming the file and field."""
+def parse_shapes(data: Any, file: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
+    """Validate the shape of a parsed YAML document (types, ranges, unknown fields, literal keys,
+    `${VAR}`s). Raise one ConfigError listing every problem as `file: field: message`.
+    Cross-references are loader.py's: use `loader.parse_config` to get a config that can run."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(file, "", "the top level must be a mapping (server, deployments, model_groups, catalog)")
-    _refuse_literal_keys(data, file)  # before interpolation: `${OPENAI_API_KEY}` is a fine reference
-    data = interpolate(data, environ, _file=file)
+    problems = literal_key_problems(data)  # before interpolation: `${OPENAI_API_KEY}` is a fine reference
+    env_problems: list[Problem] = []
+    data = _interpolate(data, os.environ if environ is None else environ, "", env_problems)
+    problems += env_problems
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _FieldError):
-            raise ConfigError(file, format_loc(ctx_err.loc), ctx_err.message) from None
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field '{loc[-1]}'"
-        elif err["type"] == "literal_error":
-            msg = f"{msg}, got {err.get('input')!r}" if not _secretish(loc) else msg
-        more = len(e.errors()) - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ConfigError(file, format_loc(loc), msg) from None
+        seen = {path for path, _ in problems}
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            path = format_loc(loc)
+            if path in seen:  # one line per field: an unset ${VAR} also fails the field's type
+                continue
+            seen.add(path)
+            problems.append((path, _message(err, loc)))
+        raise ConfigError.from_problems(file, problems) from None
+    if problems:
+        raise ConfigError.from_problems(file, problems)
+    return config
 
 
-def _refuse_literal_keys(data: dict[str, Any], file: str) -> None:
+def _message(err: Any, loc: tuple[Any, ...]) -> str:
+    msg: str = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"unknown field '{loc[-1]}'"
+    if err["type"] == "literal_error" and not _secretish(loc):
+        return f"{msg}, got {err.get('input')!r}"
+    return msg
+
+
+# --- literal keys: keys are references (env:NAME, file:/path, ${NAME}), never values in the file ---
+
+# prefixes of provider keys and tokens: OpenAI/Anthropic/OpenRouter (sk-), Stripe-style (sk_), Google
+# (AIza), Groq, xAI, Perplexity, Hugging Face, Replicate, GitHub, GitLab, AWS, NVIDIA, Fireworks,
+# Cerebras, Together, Slack
+KEY_PREFIXES = ("sk-", "sk_", "AIza", "gsk_", "xai-", "pplx-", "hf_", "r8_", "ghp_", "gho_", "github_pat_",
+                "glpat-", "AKIA", "ASIA", "nvapi-", "fw_", "csk-", "tgp_v1_", "xoxb-", "xoxp-")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=]{20,}")
+_REFERENCE = ("env:", "file:")
+_FIX = "looks like a literal API key: use a reference such as 'env:OPENAI_API_KEY' or '${OPENAI_API_KEY}'"
+
+
+def looks_like_key(value: str) -> bool:
+    """A known key prefix, or a long high-entropy token of mixed letters and digits."""
+    for word in value.replace(",", " ").split():
+        if len(word) >= 16 and word.startswith(KEY_PREFIXES):
+            return True
+        if _TOKEN.fullmatch(word) and not word.startswith(("http", "/", "./")) and _entropy_key(word):
+            return True
+    return False
+
+
+def _header_secret(name: str, value: str) -> bool:
+    """Headers carry ids too (organisation, project): by entropy only where the name says secret."""
+    words = value.replace(",", " ").split()
+    if any(len(w) >= 16 and w.startswith(KEY_PREFIXES) for w in words):
+        return True
+    lower = name.lower()
+    return any(s in lower for s in ("auth", "key", "token", "secret")) and looks_like_key(value)
+
+
+def _entropy_key(word: str) -> bool:
+    import math
+    from collections import Counter
+
+    if not (any(c.isdigit() for c in word) and any(c.isalpha() for c in word)):
+        return False
+    if word.replace("-", "").replace("_", "").isalpha() or sum(c.isdigit() for c in word) < 3:
+        return False
+    n = len(word)
+    bits = -sum(k / n * math.log2(k / n) for k in Counter(word).values())
+    return bits >= 3.5 and len(set(word)) >= 12
+
+
+def literal_key_problems(data: dict[str, Any]) -> list[Problem]:
+    """Every `api_key` and header value of every deployment that holds a key instead of a reference.
+    The value is never echoed."""
+    out: list[Problem] = []
     deployments = data.get("deployments")
     if not isinstance(deployments, dict):
-        return
+        return out
     for name, d in deployments.items():
-        key = d.get("api_key") if isinstance(d, dict) else None
-        if isinstance(key, str) and "${" not in key and not key.startswith(("env:", "file:")) \
-                and key.startswith(("sk-", "sk_", "AIza")) and len(key) > 20:
-            raise ConfigError(file, f"deployments.{name}.api_key",
-                              "looks like a literal API key: use a reference such as 'env:OPENAI_API_KEY'")
+        if not isinstance(d, dict):
+            continue
+        key = d.get("api_key")
+        if isinstance(key, str) and "${" not in key and not key.startswith(_REFERENCE) and looks_like_key(key):
+            out.append((f"deployments.{name}.api_key", _FIX))
+        headers = d.get("headers")
+        if isinstance(headers, dict):
+            for h, v in headers.items():
+                if isinstance(v, str) and "${" not in v and _header_secret(str(h), v):
+                    out.append((f"deployments.{name}.headers.{h}", "looks like a literal secret: use "
+                                "'${NAME}' interpolation, e.g. 'Bearer ${MY_TOKEN}'"))
+    return out
 
 
 def _secretish(loc: tuple[Any, ...]) -> bool:
-    return any(str(p) in ("api_key", "master_key") for p in loc)
+    return any(str(p) in ("api_key", "master_key", "headers") for p in loc)
 
 
-def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
-    p = Path(path)
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML document of a config file; ConfigError naming the file (and line) if unreadable."""
     name = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(name, "", "file not found") from None
     except OSError as e:
         raise ConfigError(name, "", f"cannot read: {e.strerror}") from None
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(name, where, f"invalid YAML: {getattr(e, 'problem', None) or e}") from None
-    return parse_config(data, name, environ)
 
 
-def resolve_secret(ref: str | None, *, where: str, environ: dict[str, str] | None = None) -> str | None:
-    """Turn a key reference into the key. Errors name the reference, never a value."""
+def resolve_secret(ref: str | None, *, where: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Turn a key reference into the key. A reference to an empty value is an error (for a master key
+    it would silently turn authentication off). Errors name the reference, never a value."""
     if ref is None or ref == "":
         return None
     env = os.environ if environ is None else environ
@@ -299,10 +343,16 @@ def resolve_secret(ref: str | None, *, where: str, environ: dict[str, str] | Non
         if name not in env:
             raise ConfigError("<environment>", where,
                               f"environment variable {name} is not set (referenced as env:{name})")
+        if not env[name].strip():
+            raise ConfigError("<environment>", where, f"environment variable {name} is empty (referenced as "
+                              f"env:{name}): set it to the key")
         return env[name]
     if ref.startswith("file:"):
         try:
-            return Path(ref[5:]).read_text(encoding="utf-8").strip()
+            value = Path(ref[5:]).read_text(encoding="utf-8").strip()
         except OSError as e:
             raise ConfigError("<environment>", where, f"cannot read key file {ref[5:]}: {e.strerror}") from None
+        if not value:
+            raise ConfigError("<environment>", where, f"key file {ref[5:]} is empty: write the key into it")
+        return value
     return ref

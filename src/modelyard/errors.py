@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 
@@ -168,11 +168,20 @@ class NoCandidate(ModelyardError):
 
 
 class ConfigError(Exception):
-    """A configuration problem, reported as `file: field.path: what is wrong`."""
+    """Configuration problems, all of them, one line each: `file: field.path: what is wrong`.
 
-    def __init__(self, file: str, path: str, message: str) -> None:
+    `path` and `message` are the first problem's; `problems` holds every (path, message) pair.
+    """
+
+    def __init__(self, file: str, path: str, message: str, *, more: Sequence[tuple[str, str]] = ()) -> None:
         self.file, self.path, self.message = file, path, message
-        super().__init__(f"{file}: {path}: {message}" if path else f"{file}: {message}")
+        self.problems: list[tuple[str, str]] = [(path, message), *more]
+        super().__init__("\n".join(f"{file}: {p}: {m}" if p else f"{file}: {m}" for p, m in self.problems))
+
+    @classmethod
+    def from_problems(cls, file: str, problems: Sequence[tuple[str, str]]) -> ConfigError:
+        (path, message), *more = problems
+        return cls(file, path, message, more=more)
 
 
 def error_for_status(status: int, message: str, *, retry_after: float | None = None,

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .catalog import Catalog, unknown_card
-from .config import Config, load_config, resolve_secret
+from .config import Config, resolve_secret
 from .defaults import default_config
 from .deployment import Deployment
 from .errors import ModelyardError, NotFound
 from .execution import single
+from .loader import load_config
 from .modes import dispatch as modes
 from .providers import Provider, io_threads, provider_class
 from .resilience.policy import Resilience

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelyard.catalog import CAPABILITIES, Catalog, ModelCard, _card, builtin_cards, unknown_card
-from modelyard.config import parse_config
+from modelyard.config import parse_shapes
 from modelyard.types import Usage
 
 TASKS = {"general", "code_generation", "code_review", "math", "reasoning", "summarization", "translation",
@@ -120,7 +120,7 @@ def test_overrides_add_new_cards() -> None:
 
 
 def test_overrides_from_a_config_file_section() -> None:
-    cfg = parse_config({"catalog": {"gpt-4o-mini": {"output_per_m": 0.5},
+    cfg = parse_shapes({"catalog": {"gpt-4o-mini": {"output_per_m": 0.5},
                                     "local-llama": {"provider": "ollama", "context_window": 8192}}})
     cat = Catalog({name: o.model_dump() for name, o in cfg.catalog.items()})
     mini = cat.get("gpt-4o-mini")

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 

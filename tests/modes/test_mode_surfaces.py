@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import modelyard
 from modelyard.cli import app
-from modelyard.config import parse_config
+from modelyard.loader import parse_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
 QUESTION = "What is the capital of Australia?"

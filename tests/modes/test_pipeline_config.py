@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from modelyard.config import load_config, parse_config
 from modelyard.errors import ConfigError
+from modelyard.loader import load_config, parse_config
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "pipelines").glob("*.yaml"))
 DEPLOYMENTS = {"fast": {"provider": "sim", "model": "sim/fast"}, "smart": {"provider": "sim", "model": "sim/frontier"}}

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.providers import io_threads
 from modelyard.providers.http import HttpClients
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 

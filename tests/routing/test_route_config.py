@@ -9,9 +9,9 @@ import pytest
 import yaml
 from routekit import FLEET, chain, gateway, req
 
-from modelyard.config import load_config, parse_config
 from modelyard.errors import ConfigError
 from modelyard.gateway import Gateway
+from modelyard.loader import load_config, parse_config
 from modelyard.routing.strategies import register_strategy
 from modelyard.types import Scored
 

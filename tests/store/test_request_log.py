@@ -7,8 +7,8 @@ import asyncio
 import json
 import sqlite3
 
-from modelyard.config import parse_config
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.routing.decision import LazyDecision
 from modelyard.store.sqlite import COLUMNS, LogRow, RequestLog
 from modelyard.types import ChatRequest, Message, RouteDecision, Scored, Usage

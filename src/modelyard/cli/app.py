@@ -5,7 +5,7 @@ Config errors print `file: field: problem` and exit 2, without a traceback.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (default: embedded defaults)")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -30,7 +30,15 @@ def load_gateway(config: str | None, *, sim_only: bool = False, request_log: boo
             return Gateway.from_file(config, request_log=request_log)
         return Gateway.default(sim_only=sim_only, request_log=request_log)
     except ConfigError as e:
-        fail(str(e))
+        fail(config_message(e))
+
+
+def config_message(e: ConfigError) -> str:
+    """One problem: its line; several: how many, then one indented line each."""
+    if len(e.problems) == 1:
+        return str(e)
+    lines = str(e).splitlines()
+    return f"{e.file} has {len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def parse_pairs(items: list[str], option: str) -> dict[str, Any]:

@@ -22,6 +22,19 @@ RouterKind = typer.Option("--router", help="router kind: knn (best cross-validat
                                            "mf (N models)")
 
 
+LEARNED_EXTRA = "pip install 'modelyard[learned]'"
+
+
+def need_learned(command: str, *modules: str) -> None:
+    """One line naming the extra to install when a module of the learned extra is missing, instead of
+    the import's traceback."""
+    import importlib.util
+
+    for module in ("numpy", *modules):
+        if importlib.util.find_spec(module) is None:
+            fail(f"modelyard {command} needs the learned-routing extra ({module} is not installed): {LEARNED_EXTRA}")
+
+
 def _errors() -> tuple[type[Exception], ...]:
     from ..embed.backends import EmbeddingError
     from ..routing.learned.base import RouterFileError
@@ -58,6 +71,7 @@ def train(
     param: Annotated[list[str] | None, typer.Option("--param", help="router hyper-parameter key=value")] = None,
 ) -> None:
     """Train a learned router (knn, classifier or mf) and write it to a router file."""
+    need_learned("train", *(["sklearn"] if router == "classifier" else []))
     from ..routing.learned.data import load_jsonl
     from ..routing.learned.train import TRAINABLE, embed_prompts, fit_router, needs_embedding, pick_models
 
@@ -101,6 +115,7 @@ def eval_cmd(
     plot: Annotated[str | None, typer.Option("--plot", help="write the cost-quality curve (PNG)")] = None,
 ) -> None:
     """Evaluate a router on a strong/weak pair: APGR, CPT(50%), CPT(80%), quality and cost per strong share."""
+    need_learned("eval", *(["matplotlib"] if plot else []))
     import orjson
 
     from ..eval.pair import PairEval
@@ -145,6 +160,7 @@ def calibrate(
     write: Annotated[bool, typer.Option("--write", help="store the threshold in the router file")] = False,
 ) -> None:
     """Find the decision threshold for a target strong-call share or cost budget; prints it on stdout."""
+    need_learned("calibrate")
     import numpy as np
 
     from ..routing.learned.base import choose_many, load_router
@@ -171,11 +187,12 @@ def calibrate(
         if strong_share is not None:
             if r.strong is None:
                 fail("this router has no default strong model: pass --strong and --weak")
-            t = threshold_for_strong_share(Q, costs, r.index[r.strong], strong_share)  # type: ignore[index]
+            t = threshold_for_strong_share(Q, costs.tolist(), r.index[r.strong], strong_share)
         else:
             if not all(m in r.costs for m in r.models):
                 fail("the router file has no per-model costs (the training data had no 'cost'): use --strong-share")
-            t = threshold_for_budget(Q, costs, float(budget))  # type: ignore[arg-type]
+            assert budget is not None  # exactly one of the two: checked above
+            t = threshold_for_budget(Q, costs.tolist(), float(budget))
     except _errors() as e:
         fail(str(e))
     picks = choose_many(Q, costs, threshold=t)
@@ -198,6 +215,7 @@ def replay(
                                                                         "router file's, else 0)")] = None,
 ) -> None:
     """Estimate cost and predicted quality of logged traffic had this router decided."""
+    need_learned("replay")
     from pathlib import Path
 
     from rich.console import Console
@@ -233,17 +251,17 @@ def replay(
         res = run_replay(log, r, prices, dep_model, threshold=t)
     except _errors() as e:
         fail(str(e))
-    t = Table(title=f"replay of {log}: {res.replayed} of {res.requests} logged requests have a known prompt")
+    table = Table(title=f"replay of {log}: {res.replayed} of {res.requests} logged requests have a known prompt")
     for col in ("policy", "cost (USD)", "predicted quality", "feedback score", "picks"):
-        t.add_column(col)
+        table.add_column(col)
 
     def q(x: float | None) -> str:
         return "—" if x is None else f"{x:.3f}"
 
-    t.add_row("as logged", f"{res.logged_cost:.6f}", q(res.logged_quality), q(res.feedback_quality), "")
-    t.add_row(f"{r.kind} router", f"{res.policy_cost:.6f}", q(res.policy_quality if res.replayed else None), "",
+    table.add_row("as logged", f"{res.logged_cost:.6f}", q(res.logged_quality), q(res.feedback_quality), "")
+    table.add_row(f"{r.kind} router", f"{res.policy_cost:.6f}", q(res.policy_quality if res.replayed else None), "",
               ", ".join(f"{m}: {n}" for m, n in sorted(res.picks.items())))
-    Console(width=None if sys.stdout.isatty() else 140).print(t)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
     if res.unpriced:
         typer.echo(f"note: no price known for {', '.join(res.unpriced)} (pass --config with deployments of those "
                    "models); their cost counts as the training data's, else 0", err=True)

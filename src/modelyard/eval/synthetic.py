@@ -34,6 +34,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,22 @@ PEOPLE = ("Ana", "Ben", "Carla", "Dev", "Eli", "Fay", "Gus")
 ORD = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh")
 
 
+def _ahead(q: dict[str, int], a: str, b: str) -> bool:
+    return q[a] < q[b]
+
+
+def _gap(q: dict[str, int], a: str, b: str, gap: int) -> bool:
+    return abs(q[a] - q[b]) - 1 == gap
+
+
+def _at(q: dict[str, int], a: str, k: int) -> bool:
+    return q[a] == k
+
+
+def _not_at(q: dict[str, int], a: str, k: int) -> bool:
+    return q[a] != k
+
+
 def _ordering(rng: np.random.Generator) -> tuple[str, float, dict[str, Any]]:
     """Who finished k-th in a race, from clues that pin down one order (brute force over n!)."""
     n = int(rng.integers(3, 8))
@@ -214,24 +231,25 @@ def _ordering(rng: np.random.Generator) -> tuple[str, float, dict[str, Any]]:
     perms = list(itertools.permutations(people))
     clues: list[tuple[str, Callable[[dict[str, int]], bool]]] = []
     n_indirect = 0
+    clue: tuple[str, Callable[[dict[str, int]], bool]]
     while len(perms) > 1 and len(clues) < 4 * n:
         a, b = (str(x) for x in rng.choice(people, size=2, replace=False))
         if rng.random() < indirect_share:
             kind = int(rng.integers(3))
             if kind == 0:
                 first, second = (a, b) if pos[a] < pos[b] else (b, a)
-                clue = (f"{first} finished ahead of {second}.", lambda q, f=first, s=second: q[f] < q[s])
+                clue = (f"{first} finished ahead of {second}.", partial(_ahead, a=first, b=second))
             elif kind == 1:
                 gap = abs(pos[a] - pos[b]) - 1
                 clue = (f"Exactly {gap} runner{'s' if gap != 1 else ''} finished between {a} and {b}.",
-                        lambda q, x=a, y=b, g=gap: abs(q[x] - q[y]) - 1 == g)
+                        partial(_gap, a=a, b=b, gap=gap))
             else:
                 wrong = int(rng.choice([i for i in range(n) if i != pos[a]]))
-                clue = (f"{a} did not finish {ORD[wrong]}.", lambda q, x=a, w=wrong: q[x] != w)
+                clue = (f"{a} did not finish {ORD[wrong]}.", partial(_not_at, a=a, k=wrong))
             indirect = True
         else:
             indirect = False
-            clue = (f"{a} finished {ORD[pos[a]]}.", lambda q, x=a, k=pos[a]: q[x] == k)
+            clue = (f"{a} finished {ORD[pos[a]]}.", partial(_at, a=a, k=pos[a]))
         keep = [pm for pm in perms if clue[1]({p: i for i, p in enumerate(pm)})]
         if len(keep) < len(perms):  # only clues that narrow the orders down are kept (and counted)
             clues.append(clue)

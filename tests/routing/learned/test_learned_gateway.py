@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from conftest import make_server
 from modelyard.cli import app as cli
-from modelyard.config import parse_config
 from modelyard.defaults import default_config_data
 from modelyard.errors import ConfigError
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.routing.learned.train import fit_router
 
 HARD = "prove that theorem 77 holds for every prime number and derive the bound step by step"
