@@ -269,6 +269,7 @@ class RequestLog:
         and log what could not be kept."""
         if self._task is not None:
             self._stop.set()
+            self._wake.set()
             await self._task  # it finishes the batch it is writing, then stops
             self._task = None
         deadline = time.monotonic() + self.close_timeout_s
