@@ -82,6 +82,12 @@ class RequestLogConfig(_Model):
     path: str = "modelyard.db"
     flush_interval_s: float = Field(0.5, gt=0)
     batch_size: int = Field(500, ge=1)
+    max_buffer_rows: int = Field(10_000, ge=1)  # rows held in memory while the database refuses writes
+    overflow: Literal["spill", "drop"] = "spill"  # past the buffer: <path>.spill-<pid>.jsonl, or count a loss
+    max_spill_mb: float = Field(100.0, ge=0)  # per process; past it, rows are dropped and counted
+    busy_timeout_s: float = Field(5.0, ge=0)  # SQLite's wait on a locked database, per write
+    retry_max_interval_s: float = Field(5.0, gt=0)  # backoff cap between retries of a failed write
+    close_timeout_s: float = Field(5.0, ge=0)  # shutdown: time to write what is left before spilling it
 
 
 class ServerConfig(_Model):

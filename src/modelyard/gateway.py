@@ -26,7 +26,7 @@ from .modes import dispatch as modes
 from .providers import Provider, io_threads, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
-from .store.sqlite import LogRow, RequestLog
+from .store.sqlite import RequestLog, request_row
 from .tokens import count_message_tokens, count_tokens
 from .types import ChatRequest, ChatResponse, RouteDecision, StreamChunk, Usage
 
@@ -82,10 +82,7 @@ class Gateway:
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
-        self.request_log: RequestLog | None = (
-            RequestLog(log_cfg.path, flush_interval_s=log_cfg.flush_interval_s, batch_size=log_cfg.batch_size)
-            if enabled else None
-        )
+        self.request_log: RequestLog | None = RequestLog.from_config(log_cfg) if enabled else None
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -201,9 +198,11 @@ class Gateway:
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
         if self.request_log is None:
             return
-        self.request_log.record_call(rid, req.model, dep.name, dep.provider, status,
-                                     error.type if error else None, error.message if error else error_text,
-                                     usage, cost, latency_ms, ttft_ms, stream, req.user, api, decision)
+        self.request_log.record(request_row(
+            rid, req.model, status, deployment=dep.name, provider=dep.provider,
+            error_type=error.type if error else None, error=error.message if error else error_text,
+            usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
+            api=api, decision=decision))
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:
@@ -224,12 +223,10 @@ class Gateway:
         if self.request_log is None:
             return
         dep = self.deployments.get(deployment) if deployment else None
-        self.request_log.record(LogRow(
-            id=rid, model=req.model, deployment=deployment, provider=dep.provider if dep else None,
-            status=e.status, error_type=e.type, error=e.message,
-            latency_ms=(time.perf_counter() - t0) * 1000, stream=stream, user=req.user, api=api,
-            decision=decision,
-        ))
+        self.request_log.record(request_row(
+            rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
+            error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
+            user=req.user, api=api, decision=decision))
 
 
 class GatewayStream:

@@ -10,7 +10,7 @@ import sqlite3
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
 from modelyard.routing.decision import LazyDecision
-from modelyard.store.sqlite import COLUMNS, LogRow, RequestLog
+from modelyard.store.sqlite import COLUMNS, RequestLog, request_row
 from modelyard.types import ChatRequest, Message, RouteDecision, Scored, Usage
 
 
@@ -26,8 +26,8 @@ async def test_rows_reach_disk_on_flush_and_close(tmp_path) -> None:
     decision = RouteDecision(model="g", deployment="d1", strategy="score", reason="best score",
                              candidates=[Scored("d1", 0.9), Scored("d2", 0.1, False, "too small")],
                              features={"task": "math"})
-    log.record(LogRow(id="req_1", model="g", deployment="d1", provider="sim", status=200, input_tokens=12,
-                      cost_usd=0.5, decision=decision))
+    log.record(request_row("req_1", "g", 200, deployment="d1", provider="sim", usage=Usage(input_tokens=12),
+                           cost_usd=0.5, decision=decision))
     assert rows(path) == []  # buffered, not written on the request path
     await log.flush()
     (rid, status, tokens, cost, route), = rows(path)
@@ -35,27 +35,26 @@ async def test_rows_reach_disk_on_flush_and_close(tmp_path) -> None:
     d = json.loads(route)
     assert d["chosen"] == "d1" and d["features"] == {"task": "math"}
     assert d["candidates"][1] == {"deployment": "d2", "eligible": False, "reason": "too small", "score": 0.1}
-    log.record(LogRow(id="req_2", model="g", deployment=None, provider=None, status=404, error="unknown model"))
+    log.record(request_row("req_2", "g", 404, error="unknown model"))
     await log.close()  # a clean shutdown loses nothing
     assert [r[:2] for r in rows(path)] == [("req_1", 200), ("req_2", 404)]
 
 
-def test_record_call_queues_the_row_record_would() -> None:
-    # the gateway's hot path builds the row tuple directly: column for column what LogRow gives
-    log = RequestLog(":memory:")
+def test_request_row_fills_every_column_and_bounds_client_text() -> None:
     decision = RouteDecision(model="g", deployment="d1", strategy="score", reason="best score",
-                             candidates=[Scored("d1", 0.9)], features={"task": "math"})
+                             candidates=[Scored("d1", 0.9)], features={"task": "math", "blob": "x" * 50_000})
     usage = Usage(input_tokens=12, output_tokens=7, cached_input_tokens=3, reasoning_tokens=2)
-    log.record(LogRow(id="req_1", model="g", deployment="d1", provider="sim", status=502, error_type="upstream_error",
-                      error="boom", input_tokens=12, output_tokens=7, cached_input_tokens=3, reasoning_tokens=2,
-                      cost_usd=0.25, latency_ms=80.5, ttft_ms=12.5, stream=True, user="u1", api="anthropic",
-                      decision=decision))
-    log.record_call("req_1", "g", "d1", "sim", 502, "upstream_error", "boom", usage, 0.25, 80.5, 12.5, True,
-                    "u1", "anthropic", decision)
-    by_row, by_call = log._buffer
-    assert by_call[:1] + by_call[2:] == by_row[:1] + by_row[2:]
-    assert abs(by_call[1] - by_row[1]) < 5  # ts: the time of queueing
-    assert len(by_call) == len(COLUMNS)
+    row = request_row("r" * 5000, "m" * 5000, 502, deployment="d1", provider="sim", error_type="upstream_error",
+                      error="e" * 50_000, usage=usage, cost_usd=0.25, latency_ms=80.5, ttft_ms=12.5, stream=True,
+                      user="u" * 100_000, api="anthropic", decision=decision)
+    assert len(row) == len(COLUMNS)
+    v = dict(zip(COLUMNS, row, strict=True))
+    assert len(v["id"]) == 200 and v["id"].endswith("…[truncated]")
+    assert len(v["user"]) == 256 and len(v["model"]) == 256 and len(v["error"]) == 2000
+    assert (v["input_tokens"], v["output_tokens"], v["cached_input_tokens"], v["reasoning_tokens"]) == (12, 7, 3, 2)
+    assert (v["stream"], v["api"], v["status"], v["deployment"]) == (1, "anthropic", 502, "d1")
+    route = json.loads(v["route"])  # still JSON, still says what was chosen, without the oversized features
+    assert len(v["route"]) <= 16_384 and route["chosen"] == "d1" and "blob" not in route["features"]
 
 
 async def test_a_flush_waits_for_the_batch_already_being_written(tmp_path) -> None:
@@ -63,7 +62,7 @@ async def test_a_flush_waits_for_the_batch_already_being_written(tmp_path) -> No
     log = RequestLog(path, flush_interval_s=60, batch_size=10_000)
     await log.start()
     for i in range(2000):
-        log.record(LogRow(id=f"req_{i:05d}", model="g", deployment="d", provider="sim", status=200))
+        log.record(request_row(f"req_{i:05d}", "g", 200, deployment="d", provider="sim"))
     first = asyncio.create_task(log.flush())
     await asyncio.sleep(0)  # the first flush owns the buffer now
     await log.flush()  # returns only once those rows are on disk too

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, BudgetExceeded, ModelyardError
-from ..store.sqlite import LogRow
+from ..store.sqlite import request_row
 from ..types import ChatRequest, ChatResponse, RouteDecision, Scored, ToolCall, Usage
 from .spec import KEYS, Spec
 
@@ -230,12 +230,10 @@ class Run:
         usage = self.usage()
         decision.features.update(total_cost_usd=self.cost_usd(), total_input_tokens=usage.input_tokens,
                                  total_output_tokens=usage.output_tokens)
-        self.gw.request_log.record(LogRow(
-            id=self.rid, model=self.req.model, deployment=None, provider=None, status=status,
-            error_type=error.type if error else None, error=error.message if error else note,
-            latency_ms=(time.perf_counter() - self.t0) * 1000, stream=self.stream, user=self.req.user,
-            api=self.api, decision=decision,
-        ))
+        self.gw.request_log.record(request_row(
+            self.rid, self.req.model, status, error_type=error.type if error else None,
+            error=error.message if error else note, latency_ms=(time.perf_counter() - self.t0) * 1000,
+            stream=self.stream, user=self.req.user, api=self.api, decision=decision))
 
 
 def _charge_cancelled(call: Call, exc: BaseException) -> None:

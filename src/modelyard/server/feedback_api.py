@@ -16,13 +16,30 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import BadRequest, NotFound
-from ..store.feedback import FeedbackStore
+from ..errors import BadRequest, ModelyardError, NotFound
+from ..store.feedback import FeedbackStore, StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import App
 
 MAX_TEXT = 100_000
+FLUSH_WAIT_S = 1.0  # how long feedback waits for the request log to write a buffered request
+
+
+class LogUnavailable(ModelyardError):
+    """The request log's database cannot be read or written right now (locked, unreachable)."""
+
+    status = 503
+    type = "store_unavailable"
+    anthropic_type = "overloaded_error"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", b"2")]
+
+
+def _unavailable(detail: str) -> LogUnavailable:
+    return LogUnavailable(f"the request log database is unavailable ({detail}); feedback was not stored, "
+                          "retry in a few seconds")
 _FIELDS = frozenset(("request_id", "score", "comment", "prompt"))
 _stores: weakref.WeakKeyDictionary[Any, FeedbackStore] = weakref.WeakKeyDictionary()
 
@@ -67,13 +84,23 @@ def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[Non
         store = _stores.get(gw)
         if store is None:
             store = _stores[gw] = FeedbackStore(log.path)
-        logged = await store.request(request_id)
-        if logged is None:  # maybe still buffered: flush waits for any batch being written too
-            await log.flush()
+        try:
             logged = await store.request(request_id)
-        if logged is None:
-            raise NotFound(f"no logged request with id '{request_id}'", param="request_id")
-        fid = await store.add(request_id, score, comment=comment, prompt=prompt)
+            if logged is None:  # maybe still buffered: flush waits for any batch being written too
+                if not log.available:
+                    raise _unavailable(log.last_error or "writes are failing")
+                try:
+                    written = await asyncio.wait_for(asyncio.shield(log.flush()), FLUSH_WAIT_S)
+                except TimeoutError:
+                    raise _unavailable("a write is waiting on a lock") from None
+                if not written:
+                    raise _unavailable(log.last_error or "writes are failing")
+                logged = await store.request(request_id)
+            if logged is None:
+                raise NotFound(f"no logged request with id '{request_id}'", param="request_id")
+            fid = await store.add(request_id, score, comment=comment, prompt=prompt)
+        except StoreUnavailable as e:
+            raise _unavailable(str(e)) from None
         learned = 0
         strategy = sys.modules.get("modelyard.routing.learned.strategy")  # loaded only if a group uses it
         if prompt and logged.deployment and strategy is not None:

@@ -4,7 +4,9 @@ One row per signal (a request may get several: a user's thumbs, a judge's score)
 the latest per request. The request log stores no prompt text, so a feedback row may carry the prompt
 it is about — that is what `modelyard train --from-log` and `modelyard replay` learn from.
 
-Feedback is off the hot path: each call opens a short-lived connection in a worker thread.
+Feedback is off the hot path: each call opens a short-lived connection in a worker thread. It waits
+at most `busy_timeout_s` for a locked database and then raises `StoreUnavailable`, so an API call
+answers promptly instead of queueing behind a lock.
 """
 
 from __future__ import annotations
@@ -50,34 +52,50 @@ class Scored:
     ts: float
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=10000")
+class StoreUnavailable(Exception):
+    """The database is locked past the busy wait, or cannot be opened or written."""
+
+
+def _connect(path: str, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     conn.executescript(SCHEMA)
     return conn
 
 
 class FeedbackStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_s: float = 1.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
 
     def _request(self, request_id: str) -> LoggedRequest | None:
-        conn = _connect(self.path)
         try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(str(e)) from None
+        try:  # the latest row with this id (a client may send the same x-request-id twice)
             row = conn.execute("SELECT id, model, deployment, status, cost_usd, input_tokens, output_tokens "
-                               "FROM requests WHERE id = ?", (request_id,)).fetchone()
-        except sqlite3.OperationalError:  # no request log table yet
-            row = None
+                               "FROM requests WHERE id = ? ORDER BY rowid DESC LIMIT 1", (request_id,)).fetchone()
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise StoreUnavailable(str(e)) from None
+            row = None  # no request log table yet
+        except sqlite3.Error as e:
+            raise StoreUnavailable(str(e)) from None
         finally:
             conn.close()
         return LoggedRequest(*row) if row else None
 
     def _add(self, request_id: str, score: float, comment: str | None, prompt: str | None, source: str) -> int:
-        conn = _connect(self.path)
+        try:
+            conn = _connect(self.path, self.busy_timeout_s)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(str(e)) from None
         try:
             cur = conn.execute("INSERT INTO feedback (request_id, ts, score, comment, prompt, source) "
                                "VALUES (?, ?, ?, ?, ?, ?)", (request_id, time.time(), score, comment, prompt, source))
             return int(cur.lastrowid or 0)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(str(e)) from None
         finally:
             conn.close()
 

@@ -1,100 +1,145 @@
-"""The request log in SQLite: one row per request, success or error.
+"""The request log in SQLite: one row per request, written off the request path, never given up.
 
-Rows are appended to an in-memory buffer on the request path (a list append, nothing else) and
-written in batches by a background task through a worker thread, so the event loop never waits on
-the disk. `close()` flushes what is left: accounting never loses a record on a clean shutdown.
+`record` appends a row (built by rows.request_row) to an in-memory buffer; a background task writes
+the buffer in batches through the log's own thread, so the event loop never waits on the disk.
+
+The writer survives every error. A failed batch is rolled back and kept; the writer retries with a
+backoff (doubling up to `retry_max_interval_s`) and resumes by itself once the database takes writes
+again (a lock held past the busy wait, a missing directory, a disk error: the connection is reopened).
+The buffer is bounded (`max_buffer_rows`): past it, rows go to a spill file next to the database
+(spill.py, replayed when the database is back) or, with `overflow: drop` or the spill file full or
+unwritable, are dropped — counted in `dropped` and logged. Rows that the database refuses on their
+own (not the database's fault) are dropped one by one, counted and logged, without holding up the rest.
+`close()` writes what it can within `close_timeout_s`, spills the rest, and logs what it could not keep.
 
 The connection lives in one dedicated thread: opening, every write and closing run there, in order.
-A write that is still running when its awaiting task is cancelled (shutdown) therefore finishes
-before the next write or the close starts — two threads never touch the connection at once.
+Spill files are written by a second thread, so a writer stuck in a busy wait does not stop them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..types import RouteDecision, Usage
+from .rows import COLUMNS, Row, request_row
+from .schema import INSERT, connect
+from .spill import SpillFile
 
-COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
-           "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
-           "latency_ms", "ttft_ms", "stream", "user", "api", "route")
+if TYPE_CHECKING:
+    from ..config import RequestLogConfig
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-  id TEXT PRIMARY KEY,
-  ts REAL NOT NULL,
-  model TEXT NOT NULL,
-  deployment TEXT,
-  provider TEXT,
-  status INTEGER NOT NULL,
-  error_type TEXT,
-  error TEXT,
-  input_tokens INTEGER NOT NULL DEFAULT 0,
-  output_tokens INTEGER NOT NULL DEFAULT 0,
-  cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-  reasoning_tokens INTEGER NOT NULL DEFAULT 0,
-  cost_usd REAL NOT NULL DEFAULT 0,
-  latency_ms REAL,
-  ttft_ms REAL,
-  stream INTEGER NOT NULL DEFAULT 0,
-  user TEXT,
-  api TEXT,
-  route TEXT
-);
-CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
-"""
+__all__ = ["COLUMNS", "RequestLog", "Row", "request_row"]
 
+log = logging.getLogger("modelyard.request_log")
 
-@dataclass(slots=True)
-class LogRow:
-    id: str
-    model: str
-    deployment: str | None
-    provider: str | None
-    status: int
-    error_type: str | None = None
-    error: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
-    stream: bool = False
-    user: str | None = None
-    api: str = "openai"
-    decision: RouteDecision | None = None
-    ts: float = 0.0
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        route = self.decision.log_json() if self.decision else None
-        return (self.id, self.ts, self.model, self.deployment, self.provider, self.status,
-                self.error_type, self.error, self.input_tokens, self.output_tokens,
-                self.cached_input_tokens, self.reasoning_tokens, self.cost_usd, self.latency_ms,
-                self.ttft_ms, int(self.stream), self.user, self.api, route)
+_BAD_ROW = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
+            ValueError, TypeError, OverflowError)
 
 
 class RequestLog:
-    def __init__(self, path: str, *, flush_interval_s: float = 0.5, batch_size: int = 500) -> None:
+    def __init__(self, path: str, *, flush_interval_s: float = 0.5, batch_size: int = 500,
+                 max_buffer_rows: int = 10_000, overflow: str = "spill", max_spill_mb: float = 100.0,
+                 busy_timeout_s: float = 5.0, retry_max_interval_s: float = 5.0,
+                 close_timeout_s: float = 5.0) -> None:
         self.path = path
         self.flush_interval_s = flush_interval_s
         self.batch_size = batch_size
-        self._buffer: list[tuple[Any, ...]] = []
+        self.max_buffer_rows = max_buffer_rows
+        self.busy_timeout_s = busy_timeout_s
+        self.retry_max_interval_s = retry_max_interval_s
+        self.close_timeout_s = close_timeout_s
+        self.spill: SpillFile | None = (SpillFile(path, int(max_spill_mb * 1024 * 1024))
+                                        if overflow == "spill" and path != ":memory:" else None)
+        self.written = 0  # rows on disk (replayed spill rows included)
+        self.spilled = 0  # rows sent to a spill file
+        self.dropped = 0  # rows lost: buffer and spill full, spill unwritable, or refused by the database
+        self.failures = 0  # consecutive failed writes; 0 = the database takes writes
+        self.last_error: str | None = None
+        self._buffer: list[Row] = []
+        self._spilling = 0  # rows handed to the spill thread and not yet written
+        self._spill_tasks: set[asyncio.Future[Any]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._insert = (f"INSERT INTO requests ({', '.join(COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(COLUMNS))})")
+        self._spill_thread: ThreadPoolExecutor | None = None
+        self._replay_due = self.spill is not None  # files left by an earlier run are replayed first
+        self._last_warning = 0.0
 
+    @classmethod
+    def from_config(cls, cfg: RequestLogConfig) -> RequestLog:
+        return cls(cfg.path, flush_interval_s=cfg.flush_interval_s, batch_size=cfg.batch_size,
+                   max_buffer_rows=cfg.max_buffer_rows, overflow=cfg.overflow, max_spill_mb=cfg.max_spill_mb,
+                   busy_timeout_s=cfg.busy_timeout_s, retry_max_interval_s=cfg.retry_max_interval_s,
+                   close_timeout_s=cfg.close_timeout_s)
+
+    @property
+    def available(self) -> bool:
+        """Whether the last write reached the database."""
+        return self.failures == 0
+
+    @property
+    def pending(self) -> int:
+        """Rows held in memory: the buffer and rows on their way to the spill file."""
+        return len(self._buffer) + self._spilling
+
+    # --- the request path ---------------------------------------------------------------------
+    def record(self, row: Row) -> None:
+        """Queue one row (from `request_row`); on the request path, so it only appends."""
+        buf = self._buffer
+        if len(buf) >= self.max_buffer_rows:
+            self._overflow(row)
+            return
+        buf.append(row)
+        if len(buf) >= self.batch_size:
+            self._wake.set()
+
+    def _overflow(self, row: Row) -> None:
+        """The buffer is full: hand it to the spill thread (one hand-off at a time), else drop the row."""
+        if self.spill is None or self._spilling or self._thread is None:
+            self._lose(1, "the buffer is full" + ("" if self.spill is None else " and a spill is under way"))
+            return
+        rows, self._buffer = self._buffer, [row]
+        self._spill_later(rows)
+
+    def _spill_later(self, rows: list[Row]) -> None:
+        self._spilling += len(rows)
+        task = asyncio.ensure_future(self._spill_now(rows))
+        self._spill_tasks.add(task)
+        task.add_done_callback(self._spill_tasks.discard)
+
+    async def _spill_now(self, rows: list[Row]) -> None:
+        assert self.spill is not None
+        if self._spill_thread is None:
+            self._spill_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-log-spill")
+        try:
+            kept = await asyncio.get_running_loop().run_in_executor(self._spill_thread, self.spill.write, rows)
+        except OSError as e:
+            kept = 0
+            self.last_error = f"spill file {self.spill.path}: {e}"
+        finally:
+            self._spilling -= len(rows)
+        self.spilled += kept
+        self._replay_due = True
+        if kept < len(rows):
+            self._lose(len(rows) - kept, "the spill file is full or cannot be written")
+
+    def _lose(self, n: int, why: str) -> None:
+        self.dropped += n
+        now = time.monotonic()
+        if now - self._last_warning >= 10:
+            self._last_warning = now
+            log.error("request log %s: %s; %d rows lost so far (last database error: %s)",
+                      self.path, why, self.dropped, self.last_error)
+
+    # --- the writer ---------------------------------------------------------------------------
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         """Run fn in the log's own thread, after whatever was handed to it before."""
         if self._thread is None:
@@ -102,76 +147,160 @@ class RequestLog:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def start(self) -> None:
-        await self._in_thread(self._open)
+        """Open the database and start the writer; a database that cannot be opened yet is retried
+        by the writer (logged), so the gateway still starts and serves."""
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
+        try:
+            await self._in_thread(self._open)
+        except (sqlite3.Error, OSError) as e:
+            self._failed(e)
         self._task = asyncio.create_task(self._run(), name="modelyard-request-log")
 
     def _open(self) -> None:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
-
-    def record(self, row: LogRow) -> None:
-        """Queue one row; called on the request path, so it only appends."""
-        row.ts = row.ts or time.time()
-        self._queue(row.as_tuple())
-
-    def record_call(self, rid: str, model: str, deployment: str, provider: str, status: int,
-                    error_type: str | None, error: str | None, usage: Usage, cost_usd: float,
-                    latency_ms: float, ttft_ms: float | None, stream: bool, user: str | None, api: str,
-                    decision: RouteDecision | None) -> None:
-        """`record` of one upstream call's row, as the tuple `LogRow.as_tuple` makes: the gateway
-        logs every request through here, so no LogRow is built and read back in between."""
-        self._queue((rid, time.time(), model, deployment, provider, status, error_type, error,
-                     usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens,
-                     cost_usd, latency_ms, ttft_ms, int(stream), user, api,
-                     decision.log_json() if decision else None))
-
-    def _queue(self, values: tuple[Any, ...]) -> None:
-        self._buffer.append(values)
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
+        if self._conn is None:
+            self._conn = connect(self.path, self.busy_timeout_s)
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+        while not self._stop.is_set():
+            if self.failures:  # back off; new rows do not hurry a retry
+                delay = min(self.retry_max_interval_s, 0.25 * 2 ** min(self.failures - 1, 10))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             self._wake.clear()
-            await self.flush()
+            if not self._stop.is_set():
+                await self.flush()
 
-    async def flush(self) -> None:
-        """Write everything recorded so far; returns once it is on disk, even when another
-        flush (the background one) was already writing."""
+    async def flush(self) -> bool:
+        """Write everything recorded so far (after any batch already being written); True once it is
+        on disk, False when the database refused it (the rows stay queued)."""
         async with self._lock:
-            if not self._buffer or self._conn is None:
-                return
+            if not self._buffer and not (self._replay_due and self.spill is not None):
+                return self.failures == 0
             rows, self._buffer = self._buffer, []
-            await self._in_thread(self._write, rows)
+            try:
+                await self._in_thread(self._write, rows)
+            except (sqlite3.Error, OSError) as e:
+                self._requeue(rows)
+                self._failed(e)
+                return False
+            if self.failures:
+                log.warning("request log %s: writing again after %d failed attempts", self.path, self.failures)
+            self.failures = 0
+            return True
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    def _failed(self, e: BaseException) -> None:
+        self.failures += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        if self.failures in (1, 10) or self.failures % 100 == 0:
+            log.warning("request log %s: write failed (%s), attempt %d; %d rows waiting, retrying",
+                        self.path, self.last_error, self.failures, self.pending)
+
+    def _requeue(self, rows: list[Row]) -> None:
+        """Put a failed batch back in front of what came in meanwhile, within the buffer's bound."""
+        rows.extend(self._buffer)
+        self._buffer = rows
+        if len(rows) > self.max_buffer_rows:
+            if self.spill is not None and not self._spilling:
+                self._buffer = []
+                self._spill_later(rows)
+            else:
+                excess = len(rows) - self.max_buffer_rows
+                del rows[:excess]
+                self._lose(excess, "the buffer is full while the database refuses writes")
+
+    def _write(self, rows: list[Row]) -> None:
+        try:
+            self._open()
+            assert self._conn is not None
+            conn = self._conn
+            if self._replay_due and self.spill is not None:
+                replayed = self.spill.replay(conn)
+                self._replay_due = False
+                self.written += replayed
+                if replayed:
+                    log.warning("request log %s: replayed %d spilled rows", self.path, replayed)
+            if not rows:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT, rows)
+                conn.execute("COMMIT")
+            except _BAD_ROW:
+                conn.execute("ROLLBACK")
+                self._write_one_by_one(rows)
+                return
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            self.written += len(rows)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                self._close_conn()  # reopen next time: the file may have moved, the disk recovered
+            raise
+        except (sqlite3.Error, OSError):
+            self._close_conn()
+            raise
+
+    def _write_one_by_one(self, rows: list[Row]) -> None:
+        """A batch holding a row the database refuses: keep the others, drop and count that one."""
         assert self._conn is not None
-        self._conn.execute("BEGIN")
-        self._conn.executemany(self._insert, rows)
+        bad = 0
+        self._conn.execute("BEGIN IMMEDIATE")
+        for r in rows:
+            try:
+                self._conn.execute(INSERT, r)
+            except _BAD_ROW as e:
+                bad += 1
+                log.error("request log %s: row for request %r refused (%s); dropped", self.path,
+                          r[0] if r else None, e)
         self._conn.execute("COMMIT")
+        self.written += len(rows) - bad
+        self.dropped += bad
 
+    # --- shutdown -----------------------------------------------------------------------------
     async def close(self) -> None:
+        """Stop the writer, write what the database takes within close_timeout_s, spill the rest,
+        and log what could not be kept."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()
+            self._wake.set()
+            await self._task  # it finishes the batch it is writing, then stops
             self._task = None
-        await self.flush()
+        deadline = time.monotonic() + self.close_timeout_s
+        while not await self.flush() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if self._spill_tasks:
+            await asyncio.gather(*self._spill_tasks, return_exceptions=True)
+        left, self._buffer = self._buffer, []
+        if left:
+            if self.spill is not None:
+                self._spill_later(left)
+                await asyncio.gather(*self._spill_tasks, return_exceptions=True)
+                log.error("request log %s: the database refused the last %d rows (%s); %d spilled to %s, "
+                          "replayed on the next start", self.path, len(left), self.last_error,
+                          self.spilled, self.spill.path)
+            else:
+                self._lose(len(left), "closing while the database refuses writes")
+        if self.dropped:
+            log.error("request log %s: closed; %d rows were lost in this run", self.path, self.dropped)
         if self._thread is not None:
             await self._in_thread(self._close_conn)  # after any write still running in that thread
             self._thread.shutdown(wait=False)
             self._thread = None
+        if self._spill_thread is not None:
+            self._spill_thread.shutdown(wait=True)
+            self._spill_thread = None
 
     def _close_conn(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
             self._conn = None
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -1,0 +1,67 @@
+"""Request-log rows, built in one place: every path (answer, error, stream end, cancel, mode parent)
+calls `request_row`, so a column cannot be forgotten or filled differently on one of them.
+
+What a client controls (the request id, `user`, the model name, metadata that reaches the routing
+features) is bounded here: one request cannot write more than a few kilobytes into the log.
+Prompts and responses are not columns: the log keeps counts, cost and the routing decision only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..types import RouteDecision, Usage
+
+COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
+           "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
+           "latency_ms", "ttft_ms", "stream", "user", "api", "route")
+
+Row = tuple[Any, ...]  # the values of COLUMNS, in order
+
+MARK = "…[truncated]"
+MAX_ID = 200  # the request id (a client's x-request-id); /v1/feedback accepts ids up to this length
+MAX_NAME = 256  # model, user
+MAX_ERROR = 2000
+MAX_ROUTE = 16_384  # the decision's JSON; past it, features then candidates are left out
+
+_NO_USAGE = Usage()
+
+
+def bounded(value: str | None, limit: int) -> str | None:
+    """`value`, cut to `limit` characters with a marker saying so."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[:limit - len(MARK)] + MARK
+
+
+def route_json(decision: RouteDecision | None) -> str | None:
+    """The decision as logged, at most MAX_ROUTE characters and always valid JSON."""
+    if decision is None:
+        return None
+    text = decision.log_json()
+    if len(text) <= MAX_ROUTE:
+        return text
+    import orjson
+
+    d = decision.log_dict()
+    d["features"] = {"truncated": f"{len(text)} characters of routing record"}
+    text = orjson.dumps(d).decode()
+    if len(text) > MAX_ROUTE:
+        d["candidates"] = [{"truncated": f"{len(d['candidates'])} candidates"}]
+        d["reason"] = bounded(d.get("reason"), MAX_ERROR)
+        text = orjson.dumps(d).decode()
+    return text
+
+
+def request_row(rid: str, model: str, status: int, *, deployment: str | None = None,
+                provider: str | None = None, error_type: str | None = None, error: str | None = None,
+                usage: Usage | None = None, cost_usd: float = 0.0, latency_ms: float | None = None,
+                ttft_ms: float | None = None, stream: bool = False, user: str | None = None,
+                api: str = "openai", decision: RouteDecision | None = None) -> Row:
+    """The one request-log row builder (values in COLUMNS order, client-controlled text bounded)."""
+    u = usage or _NO_USAGE
+    return (bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
+            bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
+            u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user, MAX_NAME), api,
+            route_json(decision))

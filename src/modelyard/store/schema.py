@@ -1,0 +1,101 @@
+"""The request log's SQLite file: created private (0600), opened, and brought to the current schema.
+
+`requests.id` is the request id a response carries (a client's `x-request-id`, or one the gateway
+made): a correlation field that two rows may share. Each row's own key is `row_id`. A database from
+before `row_id` (where `id` was the primary key, so a repeated client id broke the insert) is copied
+into the new table inside one transaction: every row is kept, or nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+
+from .rows import COLUMNS
+
+VERSION = 2
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+  row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL,
+  ts REAL NOT NULL,
+  model TEXT NOT NULL,
+  deployment TEXT,
+  provider TEXT,
+  status INTEGER NOT NULL,
+  error_type TEXT,
+  error TEXT,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd REAL NOT NULL DEFAULT 0,
+  latency_ms REAL,
+  ttft_ms REAL,
+  stream INTEGER NOT NULL DEFAULT 0,
+  user TEXT,
+  api TEXT,
+  route TEXT
+);
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE INDEX IF NOT EXISTS requests_id ON requests (id);
+"""
+
+INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def create_private(path: str) -> None:
+    """Create the file 0600 if it does not exist (SQLite gives its -wal/-shm files the same mode),
+    and take group/other access away from one that does."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for p in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
+
+
+def connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open the log for writing, at the current schema."""
+    create_private(path)
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the `requests` table; idempotent, one transaction."""
+    from .feedback import SCHEMA as FEEDBACK
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(requests)")]
+        if cols and "row_id" not in cols:
+            conn.execute(_TABLE.format(name="requests_v2"))
+            kept = ", ".join(c for c in COLUMNS if c in cols)
+            conn.execute(f"INSERT INTO requests_v2 ({kept}) SELECT {kept} FROM requests ORDER BY ts")
+            conn.execute("DROP TABLE requests")
+            conn.execute("ALTER TABLE requests_v2 RENAME TO requests")
+        else:
+            conn.execute(_TABLE.format(name="requests"))
+        for stmt in (_INDEXES + FEEDBACK).split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute(f"PRAGMA user_version={VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
