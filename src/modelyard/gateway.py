@@ -20,7 +20,7 @@ from .config import Config, load_config, resolve_secret
 from .defaults import default_config
 from .errors import ModelyardError, NotFound
 from .execution import modes, single
-from .providers import Deployment, Provider, io_threads, provider_class
+from .providers import Deployment, Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
 from .store.sqlite import LogRow, RequestLog
@@ -99,7 +99,6 @@ class Gateway:
     async def start(self) -> None:
         if self._started:
             return
-        io_threads.configure(self.config.server.io_threads)
         for p in self.providers.values():
             await p.start()
         if self.request_log is not None:
