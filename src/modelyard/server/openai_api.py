@@ -7,6 +7,7 @@ Upstream OpenAI-format bodies and SSE payloads are forwarded untouched when noth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..types import (
     ToolCall,
     Usage,
 )
+from .http import MAX_JSON_DEPTH, check_depth
 
 # Fields with a typed home in ChatRequest; any other key is forwarded to OpenAI-format upstreams.
 _HANDLED = frozenset((
@@ -103,6 +105,9 @@ def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
         args = fn.get("arguments", "")
         if not isinstance(args, str):
             args = orjson.dumps(args).decode()
+        elif args.count("{") + args.count("[") > MAX_JSON_DEPTH:  # parsed again by some adapters
+            with contextlib.suppress(orjson.JSONDecodeError):
+                check_depth(orjson.loads(args), f"{tw}.function.arguments")
         calls.append(ToolCall(id=str(tc.get("id") or f"call_{j}"), name=fn["name"], arguments=args))
     return calls
 
