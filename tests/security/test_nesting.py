@@ -1,6 +1,6 @@
 """JSON nested deeper than can be forwarded (orjson reads 1,024 levels, writes 254) is a 400 that
-names the field (the bodies are written with the stdlib's json, which nests deeper), on both APIs, wherever it hides — never a 500 from the parser, the router or
-the provider adapter."""
+names the field, on both APIs, wherever it hides: never a 500 from the parser, the router or the
+provider adapter. (The bodies are written with the stdlib's json, which nests deeper.)"""
 
 from __future__ import annotations
 
