@@ -130,7 +130,7 @@ class StreamRenderer:
         if self._started:
             return b""
         self._started = True
-        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
+        message: dict[str, Any] = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
                    "content": [], "stop_reason": None, "stop_sequence": None,
                    "usage": {"input_tokens": self._input_tokens, "output_tokens": 0}}
         return _event(b"message_start", {"type": "message_start", "message": message}) + _PING
