@@ -33,9 +33,10 @@ os.environ.setdefault("BENCH_OUT", "/tmp")
 import fake_upstream  # noqa: E402
 import uvloop  # noqa: E402
 
+from modelyard.cli.serve import GC_THRESHOLDS  # noqa: E402
 from modelyard.gateway import Gateway  # noqa: E402
 from modelyard.providers import http, openai  # noqa: E402
-from modelyard.server.app import GC_THRESHOLDS, create_app  # noqa: E402
+from modelyard.server.app import create_app  # noqa: E402
 
 BODY = fake_upstream.completion_body("bench-model")
 EVENTS = fake_upstream.stream_events("bench-model", True)  # 8 events with usage, then [DONE]

@@ -95,6 +95,13 @@ class ServerConfig(_Model):
     port: int = Field(4000, ge=0, le=65535)
     master_key: str | None = None  # a reference (env:NAME or ${NAME}) or, for local use, a literal
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # Slow, idle and flooding clients (docs/SECURITY.md): 408 / 431 / 503, connection closed.
+    header_timeout_s: float = Field(10, gt=0)  # request line + headers must arrive within this
+    body_timeout_s: float = Field(60, gt=0)  # the whole body within this once the headers are in
+    keep_alive_timeout_s: int = Field(5, ge=1)  # an idle keep-alive connection is closed after this
+    max_header_bytes: int = Field(32 * 1024, ge=1024)  # request line + headers
+    max_headers: int = Field(100, ge=8)
+    max_connections: int | None = Field(None, ge=1)  # open client connections; default half the fd limit
     request_log: RequestLogConfig = RequestLogConfig()
     workers: int = Field(1, ge=1)
     # Linux scheduling of the upstream client's I/O threads (providers/io_threads.py): batch = they

@@ -23,7 +23,7 @@ from .errors import ModelyardError, NotFound
 from .execution import single
 from .loader import load_config
 from .modes import dispatch as modes
-from .providers import Provider, io_threads, provider_class
+from .providers import Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
 from .store.sqlite import RequestLog, request_row
@@ -98,7 +98,6 @@ class Gateway:
     async def start(self) -> None:
         if self._started:
             return
-        io_threads.configure(self.config.server.io_threads)
         for p in self.providers.values():
             await p.start()
         if self.request_log is not None:

@@ -118,3 +118,29 @@ def test_chat_and_models_commands(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "modelyard.cli", "chat", "hi", "--model", "nope"], env=ENV,
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 1 and "unknown model 'nope'" in r.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_applies_the_connection_limits_in_every_worker(tmp_path, workers) -> None:
+    port = free_port()
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"""
+server:
+  header_timeout_s: 0.5
+  max_headers: 10
+  request_log: {{path: {tmp_path / 'log.db'}}}
+deployments:
+  a: {{provider: sim, model: sim/fast}}
+""")
+    proc = start(["serve", "--config", str(cfg), "--port", str(port), "--workers", str(workers)], tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(proc, url)
+        for _ in range(2 * workers):  # (connections are spread over the workers)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+                assert idle.recv(100).startswith(b"HTTP/1.1 408 ")
+            headers = {f"x-h{i}": "v" for i in range(20)}
+            assert httpx.get(url + "/health", headers=headers, timeout=10).status_code == 431
+    finally:
+        out = stop(proc)
+    assert "Traceback" not in out

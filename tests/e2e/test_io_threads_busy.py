@@ -1,5 +1,6 @@
-"""The server tells the upstream I/O threads when it is busy (providers/io_threads.py): with
-requests piling up they are batch-scheduled, and back to normal once it is idle again."""
+"""`modelyard serve` has the app report its in-flight count to the upstream I/O threads
+(providers/io_threads.py): with requests piling up they are batch-scheduled, and back to normal
+once it is idle again."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_the_server_makes_the_threads_batch_while_requests_pile_up(tmp_path) -> 
     up = HeldUpstream()
     cfg = {"deployments": {"held": {"provider": "openai", "model": "held", "api_base": up.server.api_base}},
            "model_groups": {"g": {"deployments": ["held"]}}}
-    with make_server(tmp_path, cfg) as s:
+    with make_server(tmp_path, cfg, on_inflight=io_threads.follow) as s:
         body = {"model": "g", "messages": [{"role": "user", "content": "hi"}]}
         with httpx.Client(base_url=s.url) as client:
             assert client.post("/v1/chat/completions", json=body).status_code == 200  # one: stays normal

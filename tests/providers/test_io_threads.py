@@ -60,7 +60,22 @@ def test_batch_and_normal_hold_whatever_the_load() -> None:
         io_threads.configure("fast")
 
 
-async def test_the_gateway_applies_server_io_threads(tmp_path) -> None:
+def test_follow_is_batch_from_busy_at_until_idle_at() -> None:
+    io_threads.runtime()
+    for n in range(1, io_threads.BUSY_AT):
+        io_threads.follow(n)
+    assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+    io_threads.follow(io_threads.BUSY_AT)
+    assert set(io_threads.threads().values()) == {os.SCHED_BATCH}
+    for n in range(io_threads.BUSY_AT - 1, io_threads.IDLE_AT, -1):  # going down: still busy
+        io_threads.follow(n)
+    assert set(io_threads.threads().values()) == {os.SCHED_BATCH}
+    io_threads.follow(io_threads.IDLE_AT)
+    assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+
+
+async def test_a_library_gateway_leaves_the_policy_alone(tmp_path) -> None:
+    """Only `modelyard serve` sets the policy (tests/cli/test_serve_cli.py): a Gateway does not."""
     io_threads.runtime()
     io_threads.busy(True)
     cfg = parse_config({"server": {"io_threads": "normal", "request_log": {"enabled": False}},
@@ -68,14 +83,21 @@ async def test_the_gateway_applies_server_io_threads(tmp_path) -> None:
     gw = Gateway(cfg, source="c.yaml")
     await gw.start()
     try:
-        assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+        assert set(io_threads.threads().values()) == {os.SCHED_BATCH}
     finally:
         await gw.close()
 
 
-def _comm(tid: str) -> str:
-    with open(f"/proc/self/task/{tid}/comm") as f:
-        return f.read().strip()
+def test_the_serve_command_applies_server_io_threads() -> None:
+    from modelyard.cli.serve import serving_app
+
+    io_threads.runtime()
+    io_threads.busy(True)
+    cfg = parse_config({"server": {"io_threads": "normal", "request_log": {"enabled": False}},
+                        "deployments": {"a": {"provider": "sim", "model": "sim/a"}}}, "c.yaml")
+    app = serving_app(Gateway(cfg, source="c.yaml"))
+    assert set(io_threads.threads().values()) == {os.SCHED_OTHER}
+    assert app.on_inflight is io_threads.follow
 
 
 @pytest.mark.parametrize(("setup", "policy"), [
@@ -92,3 +114,8 @@ def test_the_runtime_starts_with_the_policy_wanted_then(setup: str, policy: str)
             "sorted(t.threads()) == sorted(t._tids))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == [f"[{getattr(os, policy)}]", str(os.SCHED_OTHER), "True"], out.stderr
+
+
+def _comm(tid: str) -> str:
+    with open(f"/proc/self/task/{tid}/comm") as f:
+        return f.read().strip()

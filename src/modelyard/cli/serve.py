@@ -2,21 +2,68 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import ConfigError
 from .app import ConfigOpt, app, fail, load_gateway
 
+if TYPE_CHECKING:
+    from ..config import ServerConfig
+    from ..gateway import Gateway
+    from ..server.app import App
+
+# The cyclic GC's first generation runs when tracked allocations outnumber frees by this much.
+# Python's 700 is crossed many times a second by the transient dicts of in-flight requests (a
+# stream's parsed events), and each pass rescans every live young object for nothing: requests
+# free their objects by reference counting. 10,000 made those passes rare (~5 µs/stream CPU);
+# real reference cycles are still collected, after at most this many net allocations.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def _after_start() -> None:
+    """Everything alive once the gateway has started lives until shutdown: keep the cyclic GC
+    from rescanning it, and let its first generation run rarely."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def serving_app(gw: Gateway, **kw: Any) -> App:
+    """The app as `modelyard serve` runs it, with the process-wide tuning a library object must not
+    do: the I/O threads' scheduling policy (`server.io_threads`, following the in-flight count in
+    auto) and the GC settings after start-up."""
+    from ..providers import io_threads
+    from ..server.app import create_app
+
+    io_threads.configure(gw.config.server.io_threads)
+    return create_app(gw, on_inflight=io_threads.follow, on_started=_after_start, **kw)
+
+
+def worker_app() -> App:
+    """Factory for each worker process of `modelyard serve --workers N`: config from MODELYARD_CONFIG."""
+    from ..gateway import Gateway
+    from ..server import protocol
+
+    path = os.environ.get("MODELYARD_CONFIG")
+    gw = Gateway.from_file(path) if path else Gateway.default(sim_only=os.environ.get("MODELYARD_SIM_ONLY") == "1")
+    protocol.configure(protocol.limits_of(gw.config.server))
+    return serving_app(gw, master_key=os.environ.get("MODELYARD_MASTER_KEY") or None)
+
+
+def server_options(server: ServerConfig, *, workers: bool = False) -> dict[str, Any]:
+    """uvicorn's settings: the gateway's connection limits (server/protocol.py) on uvloop."""
+    from ..server.protocol import uvicorn_options
+
+    return {**uvicorn_options(server, workers=workers), "loop": "uvloop" if _has("uvloop") else "asyncio"}
+
 
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
                 sim_only: bool, banner: bool) -> None:
     import uvicorn
-
-    from ..server.app import create_app
 
     gw = load_gateway(config, sim_only=sim_only)
     server = gw.config.server
@@ -24,15 +71,10 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
     port = port if port is not None else server.port
     workers = workers or server.workers
     try:
-        app_obj = create_app(gw)
+        app_obj = serving_app(gw)
     except ConfigError as e:
         fail(str(e))
-    loop = "uvloop" if _has("uvloop") else "asyncio"
-    http = "httptools" if _has("httptools") else "h11"
-    # Nothing in the app reads the client address, so uvicorn's X-Forwarded-For rewriting (a
-    # middleware call on every request) is off.
-    opts: dict[str, Any] = {"loop": loop, "http": http, "lifespan": "on", "access_log": False,
-                            "log_level": "warning", "server_header": False, "proxy_headers": False}
+    opts = server_options(server, workers=workers > 1)
     if banner:
         _print_banner(gw, host, port)
     if workers > 1:
@@ -41,7 +83,7 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
             os.environ["MODELYARD_CONFIG"] = os.path.abspath(config)
         if sim_only:
             os.environ["MODELYARD_SIM_ONLY"] = "1"
-        uvicorn.run("modelyard.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run("modelyard.cli.serve:worker_app", factory=True, host=host, port=port, workers=workers,
                     **opts)
     else:
         uvicorn.run(app_obj, host=host, port=port, **opts)

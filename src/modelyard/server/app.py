@@ -9,46 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from .. import __version__
-from ..errors import Auth, BadRequest, ModelyardError, NotFound, PayloadTooLarge
+from ..errors import ModelyardError, NotFound, PayloadTooLarge
 from ..gateway import Gateway, GatewayStream, new_request_id
-from ..providers import io_threads
 from ..types import ChatRequest, ChatResponse, RouteDecision
 from . import anthropic_api, explain_api, feedback_api, openai_api
-from .disconnect import DisconnectWatch
+from .auth import MasterKey
+from .http import (
+    JSON,
+    Handler,
+    MethodNotAllowed,
+    Receive,
+    RequestTimeout,
+    Scope,
+    Send,
+    content_length,
+    header,
+    parse_json,
+    raw_header,
+    send_json,
+)
+from .watch import GONE, TIMED_OUT, RequestWatch
 
 log = logging.getLogger("modelyard.server")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-JSON = (b"content-type", b"application/json")
-# The cyclic GC's first generation runs when tracked allocations outnumber frees by this much.
-# Python's 700 is crossed many times a second by the transient dicts of in-flight requests (a
-# stream's parsed events), and each pass rescans every live young object for nothing: requests
-# free their objects by reference counting. 10,000 made those passes rare (~5 µs/stream CPU);
-# real reference cycles are still collected, after at most this many net allocations.
-GC_THRESHOLDS = (10_000, 10, 10)
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 
 
+class ClientGone(Exception):
+    """The client disconnected while its body was being read: nothing to answer."""
+
+
 class App:
-    def __init__(self, gateway: Gateway, *, master_key: str | None = None, max_body_bytes: int = 8 << 20) -> None:
+    """The gateway over HTTP. Process-wide concerns are not its business: whoever runs it (the
+    `modelyard serve` command) may pass `on_inflight`, called with the number of requests in
+    flight each time it changes, and `on_started`, called once the gateway has started."""
+
+    def __init__(self, gateway: Gateway, *, master_key: str | None = None, max_body_bytes: int = 8 << 20,
+                 body_timeout_s: float = 60.0, on_inflight: Callable[[int], None] | None = None,
+                 on_started: Callable[[], None] | None = None) -> None:
         self.gateway = gateway
-        self.master_key = master_key.encode() if master_key else None
+        self.auth = MasterKey(master_key) if master_key else None
         self.max_body_bytes = max_body_bytes
-        self.routes: dict[tuple[str, str], Callable[[Scope, Receive, Send, str], Awaitable[None]]] = {}
+        self.body_timeout_s = body_timeout_s
+        self.on_inflight = on_inflight
+        self.on_started = on_started
+        self.routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
             self.routes[("POST", prefix + "/chat/completions")] = self.chat_completions
             self.routes[("POST", prefix + "/messages")] = self.messages
@@ -62,7 +76,7 @@ class App:
         # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
         self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
-        self._watch = DisconnectWatch()
+        self._watch = RequestWatch()
         self._inflight = 0  # requests being served
 
     # --- ASGI entry -----------------------------------------------------------------------------
@@ -71,12 +85,13 @@ class App:
             if scope["type"] == "lifespan":
                 await self._lifespan(receive, send)
             return
-        rid = _header(scope, b"x-request-id") or new_request_id()
+        rid = header(scope, b"x-request-id") or new_request_id()
         handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
         api = "anthropic" if scope["path"].endswith("/messages") else "openai"
-        self._inflight += 1  # (the upstream I/O threads' policy follows it: providers/io_threads.py)
-        if self._inflight == io_threads.BUSY_AT:
-            io_threads.busy(True)
+        self._inflight += 1
+        if self.on_inflight is not None:
+            self.on_inflight(self._inflight)
+        task = asyncio.current_task()
         try:
             if handler is None:
                 if scope["path"].rstrip("/") in self._paths:
@@ -86,15 +101,25 @@ class App:
             await handler(scope, receive, send, rid)
         except ModelyardError as e:
             await self._send_error(send, e, rid, api)
+        except ClientGone:
+            pass
+        except asyncio.CancelledError:
+            # The watch cancelled it (the client left: the gateway logged the call as 499), or
+            # the server is stopping.
+            if task is None or self._watch.state(task) != GONE:
+                raise
+            task.uncancel()
         except Exception:  # a bug: log it with the request id, answer 500 without internals
             log.exception("unhandled error in request %s", rid)
             err = ModelyardError(f"internal error; request id {rid}")
             with contextlib.suppress(Exception):
                 await self._send_error(send, err, rid, api)
         finally:
+            if task is not None:
+                self._watch.discard(task)
             self._inflight -= 1
-            if self._inflight == io_threads.IDLE_AT:
-                io_threads.busy(False)
+            if self.on_inflight is not None:
+                self.on_inflight(self._inflight)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -105,9 +130,8 @@ class App:
                 except Exception as e:
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
-                # Everything alive now lives until shutdown: keep the cyclic GC from rescanning it.
-                gc.freeze()
-                gc.set_threshold(*GC_THRESHOLDS)
+                if self.on_started is not None:
+                    self.on_started()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self._watch.close()
@@ -116,29 +140,46 @@ class App:
                 return
 
     # --- plumbing -------------------------------------------------------------------------------
-    def _check_auth(self, scope: Scope) -> None:
-        if self.master_key is None:
-            return
-        token = _raw_header(scope, b"authorization")  # (bytes: compared as sent, nothing decoded)
-        if token is not None:
-            token = token.removeprefix(b"Bearer ").removeprefix(b"bearer ").strip()
-        else:
-            token = _raw_header(scope, b"x-api-key")
-        if not token or not hmac.compare_digest(token, self.master_key):
-            raise Auth("missing or invalid API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-                       if token else "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+    def check_auth(self, scope: Scope) -> None:
+        """Raise Auth (401) unless the request carries the master key (if one is set)."""
+        if self.auth is not None:
+            self.auth.check(scope)
 
-    async def _read_json(self, scope: Scope, receive: Receive) -> Any:
-        declared = _raw_header(scope, b"content-length")
+    async def read_json(self, scope: Scope, receive: Receive) -> Any:
+        """The request body as JSON, within the size limit and the body deadline. From then on
+        the request is watched: a client that disconnects cancels it (and its upstream call)."""
+        declared = raw_header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {self.max_body_bytes}")
+        task = asyncio.current_task()
+        assert task is not None
+        self._watch.reading(task, self.body_timeout_s)
+        try:
+            body = await self._read_body(receive)
+        except asyncio.CancelledError:
+            if self._watch.state(task) != TIMED_OUT:
+                raise
+            task.uncancel()
+            raise RequestTimeout(f"the request body did not arrive within {self.body_timeout_s:g} s; "
+                                 "send it in one go") from None
+        self._watch.add(task, receive)
+        return parse_json(body)
+
+    _check_auth = check_auth  # (the names server/feedback_api.py calls)
+    _read_json = read_json
+
+    async def _read_body(self, receive: Receive) -> bytes:
         msg = await receive()
-        body = msg.get("body", b"")
+        if msg["type"] == "http.disconnect":
+            raise ClientGone
+        body: bytes = msg.get("body", b"")
         if msg.get("more_body"):
             parts = [body]
             size = len(body)
             while msg.get("more_body"):
                 msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    raise ClientGone
                 chunk = msg.get("body", b"")
                 size += len(chunk)
                 if size > self.max_body_bytes:
@@ -147,16 +188,11 @@ class App:
             body = b"".join(parts)
         if len(body) > self.max_body_bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
-        if not body:
-            raise BadRequest("request body is empty; send a JSON object")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise BadRequest(f"request body is not valid JSON: {e}") from None
+        return body
 
     async def _send_error(self, send: Send, e: ModelyardError, rid: str, api: str) -> None:
         body = anthropic_api.error_body(e) if api == "anthropic" else openai_api.error_body(e)
-        headers = [JSON, (b"x-request-id", rid.encode()), _length(body), *e.headers()]
+        headers = [JSON, (b"x-request-id", rid.encode()), content_length(body), *e.headers()]
         if getattr(e, "attempts", 0):  # set by the attempt plan (resilience/attempts.py) when it gives up
             headers.append((b"x-modelyard-attempts", str(e.attempts).encode()))  # type: ignore[attr-defined]
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
@@ -180,7 +216,7 @@ class App:
         d = resp.decision
         headers = self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model, d)
         headers += (JSON, (b"x-modelyard-cost-usd", b"%.8f" % resp.cost_usd),
-                    (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), _length(body))
+                    (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), content_length(body))
         if d is not None and d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d is not None and d.attempts:
@@ -196,17 +232,14 @@ class App:
             headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
         return headers
 
-    async def _pump(self, send: Send, receive: Receive, stream: GatewayStream, render: Callable[[Any], bytes],
+    async def _pump(self, send: Send, rid: str, stream: GatewayStream, render: Callable[[Any], bytes],
                     error_event: Callable[[ModelyardError], bytes], tail: Callable[[], bytes]) -> None:
-        """Write a started stream. A client disconnect cancels this task, which closes the
-        upstream call (even one that is stalled between chunks)."""
-        task = asyncio.current_task()
-        assert task is not None
-        gone = asyncio.Event()
-        self._watch.add(task, receive, gone)  # a watcher task only if the stream runs a while
+        """Send the headers and write a started stream. A client disconnect cancels this task
+        (the request watch), which closes the upstream call, even one stalled between chunks."""
         finished = False
         pending: list[bytes] = []  # chunks that arrived together go out in one write
         try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers(rid, stream)})
             async for chunk in stream:
                 if finished:  # the response is complete; the upstream's housekeeping is still read
                     continue
@@ -230,19 +263,14 @@ class App:
             finished = True
             pending.append(error_event(e))
             await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
-        except asyncio.CancelledError:
-            if not gone.is_set():
-                raise
-            task.uncancel()
         finally:
-            self._watch.discard(task)
             if not finished:
                 await stream.aclose()
 
     # --- routes ---------------------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        self._check_auth(scope)
-        req = openai_api.parse_request(await self._read_json(scope, receive))
+        self.check_auth(scope)
+        req = openai_api.parse_request(await self.read_json(scope, receive))
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
@@ -251,7 +279,6 @@ class App:
             await send({"type": "http.response.body", "body": body})
             return
         stream = await self.gateway.stream(req, request_id=rid)
-        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers(rid, stream)})
         include_usage = req.include_usage
 
         def render(chunk: Any) -> bytes:
@@ -261,11 +288,11 @@ class App:
                          "request_id": rid, **(getattr(stream, "modelyard", None) or {})}  # mode metadata
             return openai_api.render_chunk(chunk, include_usage, extra)
 
-        await self._pump(send, receive, stream, render, openai_api.error_event, lambda: openai_api.DONE)
+        await self._pump(send, rid, stream, render, openai_api.error_event, lambda: openai_api.DONE)
 
     async def messages(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        self._check_auth(scope)
-        req = anthropic_api.parse_request(await self._read_json(scope, receive))
+        self.check_auth(scope)
+        req = anthropic_api.parse_request(await self.read_json(scope, receive))
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)
@@ -274,13 +301,12 @@ class App:
             await send({"type": "http.response.body", "body": body})
             return
         stream = await self.gateway.stream(req, request_id=rid, api="anthropic")
-        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers(rid, stream)})
         renderer = anthropic_api.StreamRenderer(req.model, "msg_" + rid.removeprefix("req_"))
 
         def tail() -> bytes:
             return renderer.finish(stream.usage, stream.finish_reason)
 
-        await self._pump(send, receive, stream, renderer.feed, anthropic_api.error_event, tail)
+        await self._pump(send, rid, stream, renderer.feed, anthropic_api.error_event, tail)
 
     def _render_models(self) -> bytes:
         gw = self.gateway
@@ -303,48 +329,20 @@ class App:
         return orjson.dumps({"object": "list", "data": data})
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        self._check_auth(scope)
-        await _send_json(send, 200, self._models_body, rid)
+        self.check_auth(scope)
+        await send_json(send, 200, self._models_body, rid)
 
     async def health(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        await _send_json(send, 200, orjson.dumps({"status": "ok", "version": __version__}), rid)
+        await send_json(send, 200, orjson.dumps({"status": "ok", "version": __version__}), rid)
 
     async def ready(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         ok = self.gateway._started
         body = {"status": "ready" if ok else "starting", "deployments": len(self.gateway.deployments)}
-        await _send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
-
-
-class MethodNotAllowed(ModelyardError):
-    status = 405
-    type = "method_not_allowed"
-    anthropic_type = "invalid_request_error"
-
-
-async def _send_json(send: Send, status: int, body: bytes, rid: str) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [JSON, (b"x-request-id", rid.encode()), _length(body)]})
-    await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
 
 
 def _dep_headers(name: str, model: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
     return (b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", name.encode())
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    v = _raw_header(scope, name)
-    return None if v is None else v.decode("latin-1")
-
-
-def _raw_header(scope: Scope, name: bytes) -> bytes | None:
-    for k, v in scope["headers"]:
-        if k == name:
-            return v  # type: ignore[no-any-return]
-    return None
 
 
 def create_app(gateway: Gateway | None = None, **kw: Any) -> App:
@@ -353,7 +351,8 @@ def create_app(gateway: Gateway | None = None, **kw: Any) -> App:
     from ..config import resolve_secret
 
     master = kw.pop("master_key", None) or resolve_secret(server.master_key, where="server.master_key")
-    return App(gw, master_key=master, max_body_bytes=kw.pop("max_body_bytes", server.max_body_bytes))
+    return App(gw, master_key=master, max_body_bytes=kw.pop("max_body_bytes", server.max_body_bytes),
+               body_timeout_s=kw.pop("body_timeout_s", server.body_timeout_s), **kw)
 
 
 def app_from_env() -> App:

@@ -71,7 +71,7 @@ def parse_feedback(body: Any) -> tuple[str, float, str | None, str | None]:
 
 def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[None]]:
     """The route handler, bound to an App (uses its auth, body reading and JSON replies)."""
-    from .app import _send_json
+    from .http import send_json as _send_json
 
     async def feedback(scope: dict[str, Any], receive: Any, send: Any, rid: str) -> None:
         app._check_auth(scope)

@@ -7,6 +7,7 @@ Upstream OpenAI-format bodies and SSE payloads are forwarded untouched when noth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from ..types import (
     ToolCall,
     Usage,
 )
+from . import validate
+from .http import MAX_JSON_DEPTH, check_depth
+from .validate import bad, integer, number, type_name
 
 # Fields with a typed home in ChatRequest; any other key is forwarded to OpenAI-format upstreams.
 _HANDLED = frozenset((
@@ -34,38 +38,7 @@ _HANDLED = frozenset((
     "modelyard", "functions", "function_call",
 ))
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-
-
-def _bad(param: str, message: str) -> BadRequest:
-    return BadRequest(f"{param}: {message}", param=param)
-
-
-def _type_name(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
-
-
-def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _bad(key, f"must be a number between {lo} and {hi}, got {_type_name(v)}")
-    if not lo <= v <= hi:
-        raise _bad(key, f"must be between {lo} and {hi}, got {v}")
-    return float(v)
-
-
-def _int(body: dict[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _bad(key, f"must be an integer, got {_type_name(v)}")
-    if v < lo or (hi is not None and v > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise _bad(key, f"must be {bound}, got {v}")
-    return v
+_ROLES = tuple(sorted(ROLES))
 
 
 def _parts(content: list[Any], where: str) -> list[Part]:
@@ -73,83 +46,80 @@ def _parts(content: list[Any], where: str) -> list[Part]:
     for j, p in enumerate(content):
         pw = f"{where}[{j}]"
         if not isinstance(p, dict):
-            raise _bad(pw, f"must be a content part object, got {_type_name(p)}")
+            raise bad(pw, f"must be a content part object, got {type_name(p)}")
         kind = p.get("type")
         if kind == "text":
             text = p.get("text")
             if not isinstance(text, str):
-                raise _bad(f"{pw}.text", "must be a string")
+                raise bad(f"{pw}.text", "must be a string")
             parts.append(TextPart(text))
         elif kind == "image_url":
             iu = p.get("image_url")
             url = iu.get("url") if isinstance(iu, dict) else iu
             if not isinstance(url, str) or not url:
-                raise _bad(f"{pw}.image_url.url", "must be an image URL or a data: URL")
+                raise bad(f"{pw}.image_url.url", "must be an image URL or a data: URL")
             parts.append(ImagePart(url, iu.get("detail") if isinstance(iu, dict) else None))
         else:
-            raise _bad(f"{pw}.type", f"unsupported content part type {kind!r}; use 'text' or 'image_url'")
+            raise bad(f"{pw}.type", f"unsupported content part type {kind!r}; use 'text' or 'image_url'")
     return parts
 
 
 def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
     if not isinstance(raw, list):
-        raise _bad(where, "must be an array of tool calls")
+        raise bad(where, "must be an array of tool calls")
     calls: list[ToolCall] = []
     for j, tc in enumerate(raw):
         tw = f"{where}[{j}]"
         fn = tc.get("function") if isinstance(tc, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise _bad(f"{tw}.function.name", "each tool call needs a function with a name")
+            raise bad(f"{tw}.function.name", "each tool call needs a function with a name")
         args = fn.get("arguments", "")
         if not isinstance(args, str):
             args = orjson.dumps(args).decode()
+        elif args.count("{") + args.count("[") > MAX_JSON_DEPTH:  # parsed again by some adapters
+            with contextlib.suppress(orjson.JSONDecodeError):
+                check_depth(orjson.loads(args), f"{tw}.function.arguments")
         calls.append(ToolCall(id=str(tc.get("id") or f"call_{j}"), name=fn["name"], arguments=args))
     return calls
 
 
 def _message(m: Any, i: int) -> Message:
     where = f"messages[{i}]"
-    if not isinstance(m, dict):
-        raise _bad(where, f"must be an object with 'role' and 'content', got {_type_name(m)}")
-    role = m.get("role")
-    if role not in ROLES:
-        raise _bad(f"{where}.role", f"must be one of {', '.join(sorted(ROLES))}; got {role!r}")
+    validate.message(m, where)
+    role = validate.role(m.get("role"), _ROLES, f"{where}.role")
     content = m.get("content")
     if isinstance(content, str) and len(m) == 2 and role != "tool":  # the common case
         return Message(role, content)
     if isinstance(content, list):
         content = _parts(content, f"{where}.content")
     elif content is not None and not isinstance(content, str):
-        raise _bad(f"{where}.content", f"must be a string or an array of content parts, got {_type_name(content)}")
+        validate.content_kind(content, f"{where}.content", "content parts")
     msg = Message(role, content)
     name = m.get("name")
     if name is not None:
         if not isinstance(name, str):
-            raise _bad(f"{where}.name", "must be a string")
+            raise bad(f"{where}.name", "must be a string")
         msg.name = name
     if role == "assistant" and m.get("tool_calls"):
         msg.tool_calls = _tool_calls(m["tool_calls"], f"{where}.tool_calls")
     elif content is None and role != "assistant":
-        raise _bad(f"{where}.content", "is required for this role")
+        raise bad(f"{where}.content", "is required for this role")
     if role == "tool":
         tcid = m.get("tool_call_id")
         if not isinstance(tcid, str) or not tcid:
-            raise _bad(f"{where}.tool_call_id", "a tool message must name the tool call it answers")
+            raise bad(f"{where}.tool_call_id", "a tool message must name the tool call it answers")
         msg.tool_call_id = tcid
     return msg
 
 
 def _tools(raw: Any) -> list[Tool]:
-    if not isinstance(raw, list):
-        raise _bad("tools", f"must be an array, got {_type_name(raw)}")
     tools: list[Tool] = []
-    for i, t in enumerate(raw):
+    for i, t in enumerate(validate.tools(raw)):
         fn = t.get("function") if isinstance(t, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise _bad(f"tools[{i}].function.name", "each tool needs {'type': 'function', 'function': {'name': ...}}")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        if not isinstance(params, dict):
-            raise _bad(f"tools[{i}].function.parameters", "must be a JSON Schema object")
+            raise bad(f"tools[{i}].function.name", "each tool needs {'type': 'function', 'function': {'name': ...}}")
+        params = validate.schema(fn.get("parameters") or {"type": "object", "properties": {}},
+                                 f"tools[{i}].function.parameters")
         tools.append(Tool(fn["name"], fn.get("description"), params))
     return tools
 
@@ -157,13 +127,9 @@ def _tools(raw: Any) -> list[Tool]:
 def parse_request(body: Any) -> ChatRequest:
     """Validate an OpenAI chat-completions body and build the neutral request."""
     if not isinstance(body, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_type_name(body)}")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _bad("model", "required, the name of a model or model group (see GET /v1/models)")
-    raw_msgs = body.get("messages")
-    if not isinstance(raw_msgs, list) or not raw_msgs:
-        raise _bad("messages", "required, a non-empty array of {'role': ..., 'content': ...}")
+        raise BadRequest(f"request body must be a JSON object, got {type_name(body)}")
+    model = validate.model(body)
+    raw_msgs = validate.messages(body)
     req = ChatRequest(model=model, messages=[_message(m, i) for i, m in enumerate(raw_msgs)])
     if len(body) == 2:
         return req
@@ -178,9 +144,7 @@ def parse_request(body: Any) -> ChatRequest:
     for key in ("metadata", "modelyard"):  # in this order: `modelyard` wins
         v = body.get(key)
         if v is not None:
-            if not isinstance(v, dict):
-                raise _bad(key, "must be an object")
-            req.metadata.update(v)
+            req.metadata.update(validate.obj(v, key))
     if extra:
         req.extra = {k: v for k, v in body.items() if k not in _HANDLED}
     return req
@@ -189,51 +153,49 @@ def parse_request(body: Any) -> ChatRequest:
 def _tool_choice(req: ChatRequest, tc: Any, body: dict[str, Any]) -> None:
     if isinstance(tc, str):
         if tc not in ("auto", "none", "required"):
-            raise _bad("tool_choice", f"must be 'auto', 'none', 'required' or a function object, got {tc!r}")
+            raise bad("tool_choice", f"must be 'auto', 'none', 'required' or a function object, got {tc!r}")
         req.tool_choice = tc
     elif isinstance(tc, dict) and isinstance(tc.get("function"), dict) and tc["function"].get("name"):
         req.tool_choice = {"name": tc["function"]["name"]}
     else:
-        raise _bad("tool_choice",
+        raise bad("tool_choice",
                    "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
 
 
 def _response_format(req: ChatRequest, rf: Any, body: dict[str, Any]) -> None:
     if not isinstance(rf, dict) or rf.get("type") not in _RESPONSE_FORMATS:
-        raise _bad("response_format.type", f"must be one of {', '.join(_RESPONSE_FORMATS)}")
+        raise bad("response_format.type", f"must be one of {', '.join(_RESPONSE_FORMATS)}")
     if rf["type"] == "json_schema" and not isinstance(rf.get("json_schema"), dict):
-        raise _bad("response_format.json_schema", "required with type 'json_schema': {'name': ..., 'schema': {...}}")
+        raise bad("response_format.json_schema", "required with type 'json_schema': {'name': ..., 'schema': {...}}")
     req.response_format = None if rf["type"] == "text" else rf
 
 
 def _max_tokens(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
     if body.get("max_completion_tokens") is None:  # the newer name wins when both are sent
-        req.max_tokens = _int(body, "max_tokens", 1)
+        req.max_tokens = integer(body, "max_tokens", 1)
 
 
 def _stop(req: ChatRequest, stop: Any, body: dict[str, Any]) -> None:
     if isinstance(stop, str):
         stop = [stop]
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
-        raise _bad("stop", "must be a string or an array of up to 4 strings")
+        raise bad("stop", "must be a string or an array of up to 4 strings")
     req.stop = stop or None
 
 
 def _stream(req: ChatRequest, stream: Any, body: dict[str, Any]) -> None:
-    if not isinstance(stream, bool):
-        raise _bad("stream", f"must be true or false, got {_type_name(stream)}")
-    req.stream = stream
+    req.stream = validate.boolean(stream, "stream")
 
 
 def _stream_options(req: ChatRequest, so: Any, body: dict[str, Any]) -> None:
     if not isinstance(so, dict):
-        raise _bad("stream_options", "must be an object such as {'include_usage': true}")
+        raise bad("stream_options", "must be an object such as {'include_usage': true}")
     req.include_usage = bool(so.get("include_usage"))
 
 
 def _user(req: ChatRequest, user: Any, body: dict[str, Any]) -> None:
     if not isinstance(user, str):
-        raise _bad("user", "must be a string")
+        raise bad("user", "must be a string")
     req.user = user
 
 
@@ -242,23 +204,23 @@ def _set_tools(req: ChatRequest, tools: Any, body: dict[str, Any]) -> None:
 
 
 def _set_temperature(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
-    req.temperature = _number(body, "temperature", 0, 2)
+    req.temperature = number(body, "temperature", 0, 2)
 
 
 def _set_top_p(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
-    req.top_p = _number(body, "top_p", 0, 1)
+    req.top_p = number(body, "top_p", 0, 1)
 
 
 def _set_max_completion_tokens(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
-    req.max_tokens = _int(body, "max_completion_tokens", 1)
+    req.max_tokens = integer(body, "max_completion_tokens", 1)
 
 
 def _set_seed(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
-    req.seed = _int(body, "seed", -(2**63), 2**63 - 1)
+    req.seed = integer(body, "seed", -(2**63), 2**63 - 1)
 
 
 def _set_n(req: ChatRequest, v: Any, body: dict[str, Any]) -> None:
-    req.n = _int(body, "n", 1, 16) or 1
+    req.n = integer(body, "n", 1, 16) or 1
 
 
 # The fields with a typed home that are validated one by one, each only when it was sent (and not

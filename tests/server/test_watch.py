@@ -1,0 +1,79 @@
+"""The app's request watch: a watcher task only for requests that run a while, one timer for all,
+and a deadline on the body."""
+
+import asyncio
+
+from modelyard.server.watch import GONE, TIMED_OUT, WATCH_AFTER_S, RequestWatch
+
+
+def _receiver(disconnect: asyncio.Event):
+    async def receive():
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+    return receive
+
+
+async def _request(watch: RequestWatch, receive, seconds: float) -> str:
+    task = asyncio.current_task()
+    watch.add(task, receive)
+    try:
+        await asyncio.sleep(seconds)
+        return "done"
+    except asyncio.CancelledError:
+        return "cancelled" if watch.state(task) == GONE else "cancelled from outside"
+    finally:
+        watch.discard(task)
+
+
+async def test_a_short_request_gets_no_watcher_and_leaves_nothing_behind():
+    watch = RequestWatch()
+    before = len(asyncio.all_tasks())
+    assert await _request(watch, _receiver(asyncio.Event()), 0) == "done"
+    assert watch._requests == {}
+    await asyncio.sleep(WATCH_AFTER_S * 2.5)  # the timer fires, finds nothing, stops
+    assert watch._handle is None
+    assert len(asyncio.all_tasks()) == before
+    watch.close()
+
+
+async def test_a_long_request_is_cancelled_when_its_client_hangs_up():
+    watch = RequestWatch()
+    hang_up = asyncio.Event()
+    task = asyncio.ensure_future(_request(watch, _receiver(hang_up), 30))
+    await asyncio.sleep(WATCH_AFTER_S * 2.5)  # long enough to be watched
+    watcher = watch._requests[task][3]
+    assert watcher is not None and not watcher.done()
+    hang_up.set()
+    assert await asyncio.wait_for(task, 5) == "cancelled"
+    assert watch._requests == {}
+    watch.close()
+
+
+async def test_a_watched_request_that_ends_stops_its_watcher():
+    watch = RequestWatch()
+    task = asyncio.ensure_future(_request(watch, _receiver(asyncio.Event()), WATCH_AFTER_S * 3))
+    await asyncio.sleep(WATCH_AFTER_S * 2.5)
+    watcher = watch._requests[task][3]
+    assert watcher is not None
+    assert await task == "done"
+    await asyncio.sleep(0)
+    assert watcher.cancelled()
+    watch.close()
+
+
+async def test_a_body_past_its_deadline_is_cancelled_and_says_so():
+    watch = RequestWatch()
+
+    async def read_body() -> str | None:
+        task = asyncio.current_task()
+        watch.reading(task, WATCH_AFTER_S)
+        try:
+            await asyncio.sleep(30)  # a body that never ends
+        except asyncio.CancelledError:
+            return watch.state(task)
+        finally:
+            watch.discard(task)
+        return None
+
+    assert await asyncio.wait_for(read_body(), 5) == TIMED_OUT
+    watch.close()
