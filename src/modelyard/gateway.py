@@ -241,7 +241,8 @@ class GatewayStream:
                  decision: RouteDecision, agen: AsyncIterator[StreamChunk], first: StreamChunk, t0: float,
                  api: str) -> None:
         self.gateway, self.request_id, self.req, self.deployment = gateway, request_id, req, dep
-        self.decision, self._agen, self._first, self._t0, self.api = decision, agen, first, t0, api
+        self.decision, self._agen, self._t0, self.api = decision, agen, t0, api
+        self._first: StreamChunk | None = first  # handed out once, by the first iteration
         self.ttft_ms = (time.perf_counter() - t0) * 1000
         self.usage: Usage | None = None
         self.cost_usd: float = 0.0

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from modelyard.config import parse_config
 from modelyard.errors import BadRequest, ConfigError
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 DEPS = {n: {"provider": "sim", "model": "sim/fast"} for n in ("a", "b")}

@@ -24,8 +24,8 @@ class GuardedServer(ServerThread):
         import uvicorn
 
         from modelyard.cli.serve import server_options
-        from modelyard.config import parse_config
         from modelyard.gateway import Gateway
+        from modelyard.loader import parse_config
         from modelyard.server.app import create_app
 
         config.setdefault("server", {}).setdefault("request_log", {})["path"] = str(tmp_path / "requests.db")

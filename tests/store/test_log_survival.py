@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import yaml
 
-from modelyard.config import parse_config
 from modelyard.defaults import default_config_data
 from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message
 
 MODEL = "sim/fast"

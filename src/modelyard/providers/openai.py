@@ -240,7 +240,7 @@ class WireResponse(ChatResponse):
     _built: list[Choice] | None
     wire_choices: list[dict[str, Any]]
 
-    @property  # type: ignore[override]  # (a dataclass field made a lazy property: mypy cannot follow)
+    @property
     def choices(self) -> list[Choice]:
         built = self._built
         if built is None:

@@ -72,8 +72,8 @@ class LazyDecision(RouteDecision):
         d._make_candidates, d._make_features, d._log_cache = candidates, features, log_cache
         return d
 
-    candidates = _Built(_CANDIDATES, "_make_candidates")  # type: ignore[assignment]
-    features = _Built(_FEATURES, "_make_features")  # type: ignore[assignment]
+    candidates = _Built(_CANDIDATES, "_make_candidates")
+    features = _Built(_FEATURES, "_make_features")
 
     def log_dict(self) -> dict[str, Any]:
         """As `to_dict`, without running an analysis that routing skipped (see RouteDecision.log_dict)."""

@@ -58,7 +58,7 @@ def raw_header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of header `name` (lower-case) as sent, or None."""
     for k, v in scope["headers"]:
         if k == name:
-            return v  # type: ignore[no-any-return]
+            return v
     return None
 
 

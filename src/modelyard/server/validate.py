@@ -105,7 +105,7 @@ def message(value: Any, param: str) -> dict[str, Any]:
 def role(value: Any, allowed: Collection[str], param: str, hint: str = "") -> str:
     if value not in allowed:
         raise bad(param, f"must be {choices(allowed)}, got {value!r}{hint}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def content_kind(value: Any, param: str, parts: str) -> None:

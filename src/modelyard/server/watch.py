@@ -57,7 +57,7 @@ class RequestWatch:
     def state(self, task: asyncio.Task[Any]) -> str | None:
         """GONE or TIMED_OUT if this watch cancelled `task`, else None."""
         entry = self._requests.get(task)
-        return None if entry is None else entry[_STATE]  # type: ignore[no-any-return]
+        return None if entry is None else entry[_STATE]
 
     def discard(self, task: asyncio.Task[Any]) -> None:
         """The request ended: stop its watcher if it has one."""
