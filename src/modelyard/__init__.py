@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
                      "StreamChunk", "TextPart", "Tool", "ToolCall", "ToolCallDelta", "Usage"), "types"),
     **dict.fromkeys(("Auth", "BadRequest", "BudgetExceeded", "ConfigError", "ConnectionFailed", "ContentPolicy",
                      "ContextWindowExceeded", "ModelyardError", "NoCandidate", "NotFound", "PayloadTooLarge",
-                     "PermissionDenied", "RateLimited", "Timeout", "Unavailable"), "errors"),
+                     "PermissionDenied", "RateLimited", "Timeout", "Unavailable", "UpstreamAuth"), "errors"),
     "Config": "config",
     **dict.fromkeys(("load_config", "parse_config"), "loader"),
 }
@@ -59,6 +59,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Unavailable",
+    "UpstreamAuth",
     "Usage",
     "__version__",
     "load_config",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         RateLimited,
         Timeout,
         Unavailable,
+        UpstreamAuth,
     )
     from .loader import load_config, parse_config
     from .types import (

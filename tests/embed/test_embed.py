@@ -125,7 +125,7 @@ def test_the_int8_graph_runs_by_default_and_matches_the_source_graph(minilm: Min
     for cut in (24, None):
         a, b = minilm.embed(TEXTS, max_tokens=cut), source_graph.embed(TEXTS, max_tokens=cut)
         cos = (a * b).sum(axis=1)
-        assert cos.min() > 0.998 and not np.array_equal(a, b)  # close, and really another graph
+        assert cos.min() > embed_int8.MIN_COSINE and not np.array_equal(a, b)  # close, and really another graph
     q = minilm.embed(TEXTS)
     assert (q @ q.T)[0, 0] > 0.999 and np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
 

@@ -313,7 +313,7 @@ def test_non_retryable_errors_are_never_retried(tmp_path, up, code, error_type) 
 
 def test_breaker_opens_skips_the_deployment_and_recovers_through_a_probe(tmp_path, up) -> None:
     up.script("a", status(503), status(503))  # then healthy
-    breaker = {"consecutive_failures": 2, "cooldown_s": 0.4, "min_requests": 1000}
+    breaker = {"consecutive_failures": 2, "cooldown_s": 2.0, "min_requests": 1000}  # longer than 7 calls take
     with serve(tmp_path, up, {"a": "openai", "b": "openai"}, {"g": {"deployments": ["a", "b"]}},
                resilience={"breaker": breaker}) as s:
         gw = gateway_of(s)
@@ -323,7 +323,7 @@ def test_breaker_opens_skips_the_deployment_and_recovers_through_a_probe(tmp_pat
         served = [chat(s.url) for _ in range(5)]
         assert {r.deployment for r in served} == {"b"} and {r.attempts for r in served} == {1}
         assert up.hits["a"] == 2  # open: no traffic at all
-        wait_for(lambda: gw.health.healthy("a"), timeout=2)
+        wait_for(lambda: gw.health.healthy("a"), timeout=5)
         r = chat(s.url)  # the half-open probe succeeds and closes the circuit
         assert r.deployment == "a" and gw.health.breaker.state("a") == "closed"
         assert chat(s.url).deployment == "a"

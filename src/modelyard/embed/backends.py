@@ -4,7 +4,7 @@ The real backend runs all-MiniLM-L6-v2 from the int8 ONNX file of package `tryai
 (whose sha256 is checked before the file is used) on onnxruntime, tokenised by `tokenizers` with
 MiniLM's own tokenizer.json, no PyTorch. That file stores int8 weights but computes in float32; by
 default the embedder runs a graph derived from it that computes in int8 (int8.py: built once,
-cached, checked; vectors within cosine 0.998 of the file's own, ~0.55x the time: ~3-4 ms for a
+cached, checked; vectors within cosine 0.997 of the file's own, ~0.55x the time: ~3-4 ms for a
 routing cut of 24 word pieces on one core). Vectors are mean-pooled over real tokens and
 L2-normalised, so a dot product is a cosine similarity.
 
@@ -152,7 +152,7 @@ class MiniLMEmbedder:
 
     def _int8_graph(self, mpath: Path) -> tuple[bytes | None, str]:
         """The derived int8-arithmetic graph (embed/int8.py) from the cache or built now, or
-        None and why not (the source graph then runs: same vectors within cosine 0.998, slower)."""
+        None and why not (the source graph then runs: same vectors within cosine 0.997, slower)."""
         cached = embed_int8.cached_graph(MINILM_SHA256)
         if cached is not None:
             return cached, "cached"
