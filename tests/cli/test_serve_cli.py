@@ -144,3 +144,31 @@ deployments:
     finally:
         out = stop(proc)
     assert "Traceback" not in out
+
+
+def test_serve_refuses_a_non_loopback_address_without_a_master_key(tmp_path) -> None:
+    cfg = tmp_path / "open.yaml"
+    cfg.write_text("deployments:\n  a: {provider: sim, model: x}\n")
+    r = subprocess.run([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--host", "0.0.0.0",
+                        "--port", str(free_port())], env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "refusing to serve on 0.0.0.0 without a master key" in r.stderr and "--allow-unauthenticated" in r.stderr
+
+
+def test_serve_on_a_non_loopback_address_without_a_key_when_told_to(tmp_path) -> None:
+    cfg = tmp_path / "open.yaml"
+    cfg.write_text("deployments:\n  a: {provider: sim, model: x}\n")
+    port = free_port()
+    proc = start(["serve", "--config", str(cfg), "--host", "0.0.0.0", "--port", str(port), "--allow-unauthenticated"],
+                 tmp_path)
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{port}")
+    finally:
+        stop(proc)
+
+
+def test_loopback_addresses() -> None:
+    from modelyard.cli.serve import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "gateway.example"))

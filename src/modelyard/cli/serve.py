@@ -61,8 +61,20 @@ def server_options(server: ServerConfig, *, workers: bool = False) -> dict[str, 
     return {**uvicorn_options(server, workers=workers), "loop": "uvloop" if _has("uvloop") else "asyncio"}
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` binds only this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
-                sim_only: bool, banner: bool) -> None:
+                sim_only: bool, banner: bool, allow_unauthenticated: bool = False) -> None:
     import uvicorn
 
     gw = load_gateway(config, sim_only=sim_only)
@@ -74,6 +86,10 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
         app_obj = serving_app(gw)
     except ConfigError as e:
         fail(str(e))
+    if app_obj.auth is None and not is_loopback(host) and not allow_unauthenticated:
+        # anyone who reaches the address could spend the providers' keys configured here
+        fail(f"refusing to serve on {host} without a master key: set server.master_key (e.g. "
+             "env:MODELYARD_MASTER_KEY), bind 127.0.0.1, or pass --allow-unauthenticated on purpose")
     opts = server_options(server, workers=workers > 1)
     if banner:
         _print_banner(gw, host, port)
@@ -112,9 +128,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default from config: 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default from config: 4000)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (one event loop each)")] = None,
+    allow_unauthenticated: Annotated[bool, typer.Option(
+        help="serve on a non-loopback address without a master key (anyone who reaches it can use it)")] = False,
 ) -> None:
     """Run the OpenAI- and Anthropic-compatible gateway."""
-    _run_server(config, host, port, workers, sim_only=False, banner=True)
+    _run_server(config, host, port, workers, sim_only=False, banner=True,
+                allow_unauthenticated=allow_unauthenticated)
 
 
 @app.command()
