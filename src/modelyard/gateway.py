@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .catalog import Catalog, unknown_card
@@ -26,7 +26,7 @@ from .modes import dispatch as modes
 from .providers import Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
-from .store.sqlite import RequestLog, request_row
+from .store.sqlite import RequestLog, Row, request_row
 from .tokens import count_message_tokens, count_tokens
 from .types import ChatRequest, ChatResponse, RouteDecision, StreamChunk, Usage
 
@@ -83,6 +83,9 @@ class Gateway:
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
         self.request_log: RequestLog | None = RequestLog.from_config(log_cfg) if enabled else None
+        # Called with every finished request's row (metrics, console lines, alerts): on the request
+        # path, so an observer only counts or queues.
+        self.observers: list[Callable[[Row], None]] = []
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -192,16 +195,21 @@ class Gateway:
         return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
 
     # --- accounting ---------------------------------------------------------------------------
+    def emit(self, row: Row) -> None:
+        """Record one finished request: the request log, then every observer."""
+        if self.request_log is not None:
+            self.request_log.record(row)
+        for observe in self.observers:
+            observe(row)
+
     def _log_ok(self, rid: str, req: ChatRequest, dep: Deployment, usage: Usage, cost: float, latency_ms: float,
                 ttft_ms: float | None, decision: RouteDecision, stream: bool, api: str,
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
-        if self.request_log is None:
-            return
-        self.request_log.record(request_row(
+        self.emit(request_row(
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
-            api=api, decision=decision))
+            api=api, decision=decision, caller=req.caller))
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:
@@ -219,13 +227,11 @@ class Gateway:
 
     def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
                    api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
-        if self.request_log is None:
-            return
         dep = self.deployments.get(deployment) if deployment else None
-        self.request_log.record(request_row(
+        self.emit(request_row(
             rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
             error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
-            user=req.user, api=api, decision=decision))
+            user=req.user, api=api, decision=decision, caller=req.caller))
 
 
 class GatewayStream:

@@ -81,6 +81,29 @@ class Message:
         return isinstance(c, list) and any(isinstance(p, ImagePart) for p in c)
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: the virtual key (with its team and user) or the master key / no key.
+
+    The server fills it from the request's credentials; the gateway carries it into limits,
+    budgets, caches (`tenant` scopes entries), experiments and every log row.
+    """
+
+    key_id: str | None = None  # None: the master key, or a server without authentication
+    key_name: str | None = None
+    team: str | None = None
+    user: str | None = None
+    models: frozenset[str] | None = None  # groups/deployments this key may call; None = all
+
+    @property
+    def tenant(self) -> str:
+        """The scope that separates one caller's cached answers and stored responses from another's."""
+        return f"key:{self.key_id}" if self.key_id else "master"
+
+
+MASTER = Caller()
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """One chat request, whatever API it came in through."""
@@ -101,6 +124,7 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # routing hints (metadata / extra_body.modelyard)
     extra: dict[str, Any] = field(default_factory=dict)  # other OpenAI params, forwarded as-is where supported
+    caller: Caller = MASTER  # who sent it (set by the server from the credentials; never sent upstream)
 
     def system_text(self) -> str:
         return "\n\n".join(m.text() for m in self.messages if m.role in ("system", "developer"))

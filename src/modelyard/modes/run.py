@@ -223,17 +223,17 @@ class Run:
     # --- the parent's log row ----------------------------------------------------------------
     def log(self, status: int, error: ModelyardError | None = None, *, note: str | None = None,
             deployment: str | None = None, reason: str = "") -> None:
-        if self._logged or self.gw.request_log is None:
+        if self._logged:
             return
         self._logged = True
         decision = self.decision(deployment or "", reason)
         usage = self.usage()
         decision.features.update(total_cost_usd=self.cost_usd(), total_input_tokens=usage.input_tokens,
                                  total_output_tokens=usage.output_tokens)
-        self.gw.request_log.record(request_row(
+        self.gw.emit(request_row(
             self.rid, self.req.model, status, error_type=error.type if error else None,
             error=error.message if error else note, latency_ms=(time.perf_counter() - self.t0) * 1000,
-            stream=self.stream, user=self.req.user, api=self.api, decision=decision))
+            stream=self.stream, user=self.req.user, api=self.api, decision=decision, caller=self.req.caller))
 
 
 def _charge_cancelled(call: Call, exc: BaseException) -> None:

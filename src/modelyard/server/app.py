@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from .. import __version__
-from ..errors import ModelyardError, NotFound, PayloadTooLarge
+from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
-from ..types import ChatRequest, ChatResponse, RouteDecision
+from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
 from . import anthropic_api, explain_api, feedback_api, openai_api
 from .auth import MasterKey
 from .http import (
@@ -71,6 +71,9 @@ class App:
         self.routes[("POST", "/v1/feedback")] = feedback_api.handler(self)
         self.routes[("GET", "/health")] = self.health
         self.routes[("GET", "/ready")] = self.ready
+        # Routes with an id in the path (`/admin/keys/{id}`): (method, prefix) → handler, tried in
+        # order after the exact routes miss; the handler reads the rest of scope["path"].
+        self.prefix_routes: list[tuple[str, str, Handler]] = []
         self._paths = {p for _, p in self.routes}
         self._models_body = self._render_models()
         # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
@@ -87,6 +90,8 @@ class App:
             return
         rid = header(scope, b"x-request-id") or new_request_id()
         handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        if handler is None and self.prefix_routes:
+            handler = self._by_prefix(scope["method"], scope["path"])
         api = "anthropic" if scope["path"].endswith("/messages") else "openai"
         self._inflight += 1
         if self.on_inflight is not None:
@@ -94,7 +99,8 @@ class App:
         task = asyncio.current_task()
         try:
             if handler is None:
-                if scope["path"].rstrip("/") in self._paths:
+                if scope["path"].rstrip("/") in self._paths or any(
+                        scope["path"].startswith(p) for _, p, _ in self.prefix_routes):
                     raise MethodNotAllowed(f"method {scope['method']} is not allowed on {scope['path']}")
                 raise NotFound(f"no route {scope['method']} {scope['path']}; see /v1/chat/completions, "
                                "/v1/messages, /v1/models, /health")
@@ -140,10 +146,33 @@ class App:
                 return
 
     # --- plumbing -------------------------------------------------------------------------------
-    def check_auth(self, scope: Scope) -> None:
-        """Raise Auth (401) unless the request carries the master key (if one is set)."""
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve `method path` (exact match) with `handler`."""
+        self.routes[(method, path)] = handler
+        self._paths.add(path)
+
+    def add_prefix_route(self, method: str, prefix: str, handler: Handler) -> None:
+        """Serve `method prefix…` (a path with an id after the prefix) with `handler`."""
+        self.prefix_routes.append((method, prefix, handler))
+
+    def _by_prefix(self, method: str, path: str) -> Handler | None:
+        for m, prefix, handler in self.prefix_routes:
+            if m == method and path.startswith(prefix) and len(path) > len(prefix):
+                return handler
+        return None
+
+    def check_admin(self, scope: Scope) -> None:
+        """Admin endpoints take the master key only. A server without one (loopback only: `modelyard
+        serve` refuses other addresses) serves them to anyone who can reach it."""
+        caller = self.check_auth(scope)
+        if caller.key_id is not None:
+            raise PermissionDenied("admin endpoints need the master key; this is a virtual key")
+
+    def check_auth(self, scope: Scope) -> Caller:
+        """Who sent the request; raises Auth (401) unless it carries the master key (if one is set)."""
         if self.auth is not None:
             self.auth.check(scope)
+        return MASTER
 
     async def read_json(self, scope: Scope, receive: Receive) -> Any:
         """The request body as JSON, within the size limit and the body deadline. From then on
@@ -269,8 +298,9 @@ class App:
 
     # --- routes ---------------------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        self.check_auth(scope)
+        caller = self.check_auth(scope)
         req = openai_api.parse_request(await self.read_json(scope, receive))
+        req.caller = caller
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
@@ -291,8 +321,9 @@ class App:
         await self._pump(send, rid, stream, render, openai_api.error_event, lambda: openai_api.DONE)
 
     async def messages(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        self.check_auth(scope)
+        caller = self.check_auth(scope)
         req = anthropic_api.parse_request(await self.read_json(scope, receive))
+        req.caller = caller
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)

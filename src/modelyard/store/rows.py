@@ -9,15 +9,42 @@ Prompts and responses are not columns: the log keeps counts, cost and the routin
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import NamedTuple, overload
 
-from ..types import RouteDecision, Usage
+from ..types import MASTER, Caller, RouteDecision, Usage
 
-COLUMNS = ("id", "ts", "model", "deployment", "provider", "status", "error_type", "error",
-           "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
-           "latency_ms", "ttft_ms", "stream", "user", "api", "route")
 
-Row = tuple[Any, ...]  # the values of COLUMNS, in order
+class Row(NamedTuple):
+    """One request-log row: a plain tuple for the database, with names for observers (metrics,
+    console logs, alerts) that read the same record the log stores."""
+
+    id: str
+    ts: float
+    model: str  # the name the client asked for (a group, a deployment, a pipeline)
+    deployment: str | None
+    provider: str | None
+    status: int
+    error_type: str | None
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    latency_ms: float | None
+    ttft_ms: float | None
+    stream: int
+    user: str | None
+    api: str
+    route: str | None  # the routing decision's JSON
+    key_id: str | None = None  # the virtual key (None: the master key or no authentication)
+    team: str | None = None
+    cache: str | None = None  # "hit" | "semantic-hit" | "miss" | None (cache not consulted)
+    saved_usd: float = 0.0  # what a cache hit would have cost upstream
+    experiment: str | None = None  # "name=variant" when the request was in an experiment
+
+
+COLUMNS: tuple[str, ...] = Row._fields
 
 MARK = "…[truncated]"
 MAX_ID = 200  # the request id (a client's x-request-id); /v1/feedback accepts ids up to this length
@@ -28,6 +55,10 @@ MAX_ROUTE = 16_384  # the decision's JSON; past it, features then candidates are
 _NO_USAGE = Usage()
 
 
+@overload
+def bounded(value: str, limit: int) -> str: ...
+@overload
+def bounded(value: str | None, limit: int) -> str | None: ...
 def bounded(value: str | None, limit: int) -> str | None:
     """`value`, cut to `limit` characters with a marker saying so."""
     if value is None or len(value) <= limit:
@@ -58,10 +89,11 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                 provider: str | None = None, error_type: str | None = None, error: str | None = None,
                 usage: Usage | None = None, cost_usd: float = 0.0, latency_ms: float | None = None,
                 ttft_ms: float | None = None, stream: bool = False, user: str | None = None,
-                api: str = "openai", decision: RouteDecision | None = None) -> Row:
-    """The one request-log row builder (values in COLUMNS order, client-controlled text bounded)."""
+                api: str = "openai", decision: RouteDecision | None = None, caller: Caller = MASTER,
+                cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None) -> Row:
+    """The one request-log row builder (client-controlled text bounded)."""
     u = usage or _NO_USAGE
-    return (bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
-            bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
-            u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user, MAX_NAME), api,
-            route_json(decision))
+    return Row(bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
+               bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
+               u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user or caller.user, MAX_NAME),
+               api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment)

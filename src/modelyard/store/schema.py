@@ -14,7 +14,7 @@ import sqlite3
 
 from .rows import COLUMNS
 
-VERSION = 2
+VERSION = 3
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -37,13 +37,24 @@ CREATE TABLE IF NOT EXISTS {name} (
   stream INTEGER NOT NULL DEFAULT 0,
   user TEXT,
   api TEXT,
-  route TEXT
+  route TEXT,
+  key_id TEXT,
+  team TEXT,
+  cache TEXT,
+  saved_usd REAL NOT NULL DEFAULT 0,
+  experiment TEXT
 );
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE INDEX IF NOT EXISTS requests_id ON requests (id);
+CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts);
+CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts);
 """
+
+# Columns added after version 2, with their declarations (a version-2 table gains them in place).
+_ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL NOT NULL DEFAULT 0",
+          "experiment": "TEXT"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -90,6 +101,9 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ALTER TABLE requests_v2 RENAME TO requests")
         else:
             conn.execute(_TABLE.format(name="requests"))
+            for column, decl in _ADDED.items():
+                if cols and column not in cols:
+                    conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {decl}")
         for stmt in (_INDEXES + FEEDBACK).split(";"):
             if stmt.strip():
                 conn.execute(stmt)

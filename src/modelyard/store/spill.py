@@ -18,10 +18,11 @@ from collections.abc import Iterator
 
 import orjson
 
-from .rows import Row
+from .rows import COLUMNS, Row
 from .schema import INSERT
 
 _CHUNK = 2000
+_PAD = tuple(Row._field_defaults.get(c) for c in COLUMNS)  # fills columns newer than a file's rows
 
 
 def _alive(pid: int) -> bool:
@@ -47,7 +48,7 @@ class SpillFile:
     def write(self, rows: list[Row]) -> int:
         """Append rows up to the size bound; returns how many were kept (the rest are the caller's loss).
         Raises OSError when the file cannot be written at all."""
-        lines = [orjson.dumps(r) + b"\n" for r in rows]
+        lines = [orjson.dumps(tuple(r)) + b"\n" for r in rows]
         with self._lock:
             room = self.max_bytes - self.bytes
             keep = 0
@@ -108,7 +109,8 @@ def _chunks(path: str) -> Iterator[list[Row]]:
         chunk: list[Row] = []
         for line in f:
             try:
-                chunk.append(tuple(orjson.loads(line)))
+                values = orjson.loads(line)
+                chunk.append(Row(*values, *_PAD[len(values):]))  # a file from an older schema: padded
             except orjson.JSONDecodeError:  # a line cut short by a crash mid-write
                 continue
             if len(chunk) >= _CHUNK:
