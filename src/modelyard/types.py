@@ -82,6 +82,25 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending limit that applies to a request: the key's, its team's or its user's."""
+
+    scope: str  # "key:<id>" | "team:<name>" | "user:<name>": the name spend is counted under
+    limit_usd: float
+    period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    soft_pct: float | None = None  # past this share of the limit, routing prefers cheaper models
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Requests and tokens per minute for one scope (a key, a team)."""
+
+    scope: str  # "key:<id>" | "team:<name>"
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent a request: the virtual key (with its team and user) or the master key / no key.
 
@@ -94,6 +113,8 @@ class Caller:
     team: str | None = None
     user: str | None = None
     models: frozenset[str] | None = None  # groups/deployments this key may call; None = all
+    budgets: tuple[Budget, ...] = ()  # every budget the request counts against (key, team, user)
+    limits: tuple[RateLimit, ...] = ()  # every rate limit it counts against (key, team)
 
     @property
     def tenant(self) -> str:
