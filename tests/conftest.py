@@ -28,6 +28,17 @@ if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per t
     atexit.register(shutil.rmtree, os.environ["MODELYARD_CACHE_DIR"], True)
 
 
+# Router training data comes from ../shared/data (MMLU-derived: evaluation material stays out of the
+# repo): the learned-routing tests train on every 35th line of it, written to a temporary file.
+SHARED_ROUTING = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "mmlu_train.jsonl"
+if "MODELYARD_TEST_ROUTING_SMALL" not in os.environ:
+    _small = Path(tempfile.mkdtemp(prefix="modelyard-test-data-")) / "routing_train_small.jsonl"
+    atexit.register(shutil.rmtree, str(_small.parent), True)
+    if SHARED_ROUTING.exists():
+        _small.write_text("".join(SHARED_ROUTING.read_text().splitlines(keepends=True)[::35]))
+    os.environ["MODELYARD_TEST_ROUTING_SMALL"] = str(_small)
+
+
 _DEMO_LOG = Path("modelyard.db").resolve()  # the request log `make demo` writes, in the directory tests run from
 
 

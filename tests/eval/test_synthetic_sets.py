@@ -3,6 +3,7 @@ correctness, and usable by the transfer check."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_the_strong_model_falls_behind_less_as_difficulty_rises(kind: str) -> No
 
 
 def test_transfer_reports_every_router_and_the_references(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    train = Path(__file__).parents[1] / "data" / "routing_mmlu_small.jsonl"
+    train = Path(os.environ["MODELYARD_TEST_ROUTING_SMALL"])
     (math_file,) = write(tmp_path, n=40, kinds=("math",))
     transfer.main(["--train", str(train), "--strong", STRONG, "--weak", WEAK, "--embedding", "hash-ngram-v1",
                    "--router", "classifier", "--router", "knn:k=20", "--eval", str(math_file),

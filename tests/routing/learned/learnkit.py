@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelyard.routing.learned.data import Example, write_jsonl
 
-MMLU_SMALL = Path(__file__).parents[2] / "data" / "routing_mmlu_small.jsonl"
+MMLU_SMALL = Path(os.environ["MODELYARD_TEST_ROUTING_SMALL"])  # 119 questions of ../shared/data (conftest.py)
 STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
 
 HARD = ["prove that theorem {i} holds for every prime number and derive the bound step by step",

@@ -10,6 +10,7 @@ concatenations and edge cases written to hit every branch.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -30,7 +31,7 @@ EDGE = ["", "a12 b3.4,5 x1y2 12a 3. 4,", "¹²3 ٣٤ x٣ 7,000.50 v2.0.1", "def 
 
 def prompts() -> list[str]:
     out = list(EDGE)
-    for f in [ROOT / "tests" / "data" / "routing_mmlu_small.jsonl", *sorted((ROOT / "bench" / "data").glob("*.jsonl"))]:
+    for f in [Path(os.environ["MODELYARD_TEST_ROUTING_SMALL"]), *sorted((ROOT / "bench" / "data").glob("*.jsonl"))]:
         out += [json.loads(line)["prompt"] for line in f.read_text().splitlines() if line.strip()]
     out += ["\n\n".join(out[i:i + 40]) for i in range(0, len(out), 40)]  # long prompts
     return out
