@@ -66,14 +66,11 @@ class Gateway:
         for name, dep in self.deployments.items():
             self.routes[name] = Route(name=name, deployments=[dep], strategy="direct")
         for gname, g in config.model_groups.items():
-            fallbacks: list[Deployment] = []
-            for f in g.fallbacks:
-                targets = [self.deployments[d] for d in config.model_groups[f].deployments] \
-                    if f in config.model_groups else [self.deployments[f]]
-                fallbacks.extend(t for t in targets if t not in fallbacks)
+            fallbacks = self._expand(g.fallbacks)
             self.routes[gname] = Route(name=gname, deployments=[self.deployments[d] for d in g.deployments],
                                        strategy=g.strategy, fallbacks=fallbacks, is_group=True,
-                                       description=g.description)
+                                       description=g.description,
+                                       context_fallbacks=self._expand(g.context_window_fallbacks))
         self.pipelines = modes.load_pipelines(config)  # "pipeline/<name>" -> compiled pipeline
         self.resilience = Resilience(config, self.deployments)  # breakers, health, retry/timeout policies
         self.health = self.resilience.health
@@ -89,6 +86,15 @@ class Gateway:
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
+    def _expand(self, names: list[str]) -> list[Deployment]:
+        """Fallback names (groups or deployments) → their deployments, in order, each once."""
+        out: list[Deployment] = []
+        for f in names:
+            group = self.config.model_groups.get(f)
+            targets = [self.deployments[d] for d in group.deployments] if group else [self.deployments[f]]
+            out.extend(t for t in targets if t not in out)
+        return out
+
     @classmethod
     def from_file(cls, path: str, **kw: Any) -> Gateway:
         return cls(load_config(path), source=str(path), **kw)

@@ -244,6 +244,16 @@ def test_context_window_exceeded_goes_to_a_larger_context_model(tmp_path, up, fm
     assert up.hits["small2"] == 0  # same window: would fail the same way
 
 
+def test_a_prompt_too_long_for_every_member_goes_to_the_context_window_fallback(tmp_path, up) -> None:
+    deps = {"small1": {"card": "small-ctx"}, "big": {"card": "big-ctx"}}
+    with serve(tmp_path, up, deps, {"g": {"deployments": ["small1"], "context_window_fallbacks": ["big"]}},
+               catalog=CARDS) as s:
+        r = chat(s.url, text="lorem ipsum dolor sit amet " * 3000)  # ~15k tokens: over small1's 8k window
+        short = chat(s.url)
+    assert r.status == 200 and r.deployment == "big", r.body
+    assert up.hits.get("small1", 0) == 1 and short.deployment == "small1"  # (only the short prompt went there)
+
+
 def test_context_window_exceeded_without_a_larger_model_is_the_callers_error(tmp_path, up) -> None:
     up.script("small1", then=CONTEXT)
     deps = {"small1": {"card": "small-ctx"}, "small2": {"card": "small-ctx"}}

@@ -166,7 +166,7 @@ class CandidateFilter:
         if missing:
             return f"lacks {', '.join(sorted(missing))}"
         if f.context_tokens > c.context_window:
-            return f"context {f.context_tokens} tokens > window {c.context_window}"
+            return f"{TOO_LONG}{f.context_tokens} tokens > window {c.context_window}"
         if max_tokens and max_tokens > c.max_output:
             return f"max_tokens {max_tokens} > max output {c.max_output}"
         if tags and not tags <= frozenset(d.tags):
@@ -192,6 +192,9 @@ def _tighter(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
+
+
+TOO_LONG = "context "  # how a context-window rejection starts (the router's context fallbacks look for it)
 
 
 def no_candidate(model: str, rejected: dict[str, str]) -> NoCandidate:

@@ -28,7 +28,7 @@ from ..resilience.health import HealthTracker
 from ..tokens import token_bound
 from ..types import ChatRequest, RouteDecision, Scored
 from .analyze import LIGHT_OUTPUT, MessageCounter, analyze, request_capabilities
-from .candidates import CandidateFilter, Constraints, Filtered, no_candidate
+from .candidates import TOO_LONG, CandidateFilter, Constraints, Filtered, no_candidate
 from .classify import TaskModel, default_model
 from .decision import DeferredAnalysis, LazyDecision
 from .features import Features
@@ -52,6 +52,8 @@ class Route:
     deployments: list[Deployment]
     strategy: str = "first-healthy"
     fallbacks: list[Deployment] = field(default_factory=list)
+    # where a request goes when no member's context window holds it (`context_window_fallbacks`)
+    context_fallbacks: list[Deployment] = field(default_factory=list)
     is_group: bool = False
     description: str | None = None
 
@@ -219,6 +221,11 @@ class Router:
                 fb_rejected: dict[str, str] = {}
                 chain = chain + plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
                 rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
+        if not chain and route.context_fallbacks and any(why.startswith(TOO_LONG) for why in rejected.values()):
+            fb_rejected: dict[str, str] = {}
+            chain = plan.filter.hard([d for d in route.context_fallbacks if d.name not in plan.by_name], f,
+                                     req.max_tokens, fb_rejected)
+            rejected.update({f"{k} (context-window fallback)": v for k, v in fb_rejected.items()})
         if plan.meters_usage and chain:
             self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)
         if ranking is not None:
