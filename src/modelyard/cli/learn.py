@@ -213,8 +213,15 @@ def replay(
     config: ConfigOpt = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="decision threshold (default: the "
                                                                         "router file's, else 0)")] = None,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="ROUTER_MODEL=NAME: price a router model as a deployment of --config or a catalog "
+                      "card, and count that deployment's logged requests as that model (repeatable)")] = None,
 ) -> None:
-    """Estimate cost and predicted quality of logged traffic had this router decided."""
+    """Estimate cost and predicted quality of logged traffic had this router decided.
+
+    Every router model needs a price: from a deployment of the same name (or model) in --config, a
+    catalog card of its name, a --map, or the router file's training costs. A model with none is an
+    error rather than a silent $0, which would make any policy look free."""
     need_learned("replay")
     from pathlib import Path
 
@@ -242,11 +249,25 @@ def replay(
                 dep_model[name] = m
                 prices.setdefault(m, (d.card.input_per_m, d.card.output_per_m))
         cat = Catalog()
+        for item in mapping or []:
+            m, sep, target = item.partition("=")
+            if not sep or m not in r.index:
+                fail(f"--map {item}: expected ROUTER_MODEL=NAME with a router model ({', '.join(r.models)})")
+            dep = gw_deps.get(target)
+            card = dep.card if dep is not None else cat.get(target)
+            if card is None:
+                fail(f"--map {item}: '{target}' is neither a deployment of --config nor a catalog card")
+            prices[m] = (card.input_per_m, card.output_per_m)
+            dep_model[target] = m
         for m in r.models:
             dep_model.setdefault(m, m)
             card = cat.get(m)
             if m not in prices and card is not None:
                 prices[m] = (card.input_per_m, card.output_per_m)
+        unpriced = [m for m in r.models if m not in prices and m not in r.costs]
+        if unpriced:
+            fail(f"no price for router model(s) {', '.join(unpriced)}: name deployments of those models in "
+                 f"--config, or map each with --map {unpriced[0]}=DEPLOYMENT_OR_CATALOG_CARD")
         t = threshold if threshold is not None else (r.threshold or 0.0)
         res = run_replay(log, r, prices, dep_model, threshold=t)
     except _errors() as e:
@@ -263,8 +284,7 @@ def replay(
               ", ".join(f"{m}: {n}" for m, n in sorted(res.picks.items())))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     if res.unpriced:
-        typer.echo(f"note: no price known for {', '.join(res.unpriced)} (pass --config with deployments of those "
-                   "models); their cost counts as the training data's, else 0", err=True)
+        typer.echo(f"note: {', '.join(res.unpriced)} priced at the router file's training costs", err=True)
     if res.requests and not res.replayed:
         typer.echo("note: the request log keeps no prompt text; send 'prompt' with POST /v1/feedback to replay "
                    "those requests", err=True)

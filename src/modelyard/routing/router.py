@@ -222,10 +222,10 @@ class Router:
                 chain = chain + plan.filter.hard(fb, f, req.max_tokens, fb_rejected)
                 rejected.update({f"{k} (fallback)": v for k, v in fb_rejected.items()})
         if not chain and route.context_fallbacks and any(why.startswith(TOO_LONG) for why in rejected.values()):
-            fb_rejected: dict[str, str] = {}
+            ctx_rejected: dict[str, str] = {}
             chain = plan.filter.hard([d for d in route.context_fallbacks if d.name not in plan.by_name], f,
-                                     req.max_tokens, fb_rejected)
-            rejected.update({f"{k} (context-window fallback)": v for k, v in fb_rejected.items()})
+                                     req.max_tokens, ctx_rejected)
+            rejected.update({f"{k} (context-window fallback)": v for k, v in ctx_rejected.items()})
         if plan.meters_usage and chain:
             self.usage.charge(chain[0].name, f.input_tokens + f.output_tokens)
         if ranking is not None:

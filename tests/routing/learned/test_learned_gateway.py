@@ -221,3 +221,35 @@ def test_a_router_without_embeddings_loads_no_model_and_needs_no_worker_thread(
     route = gw.resolve("routed")
     assert gw.plan(route, gw_request(HARD))[0][0].name == "sim/frontier"
     assert gw.plan(route, gw_request(EASY))[0][0].name == "sim/fast"
+
+
+def test_replay_refuses_router_models_it_cannot_price_and_maps_them(tmp_path: Path) -> None:
+    examples = synthetic()
+    for ex in examples:
+        ex.cost = {}  # a router trained on data without costs: its model names are all replay has
+    router = tmp_path / "nocost.npz"
+    fit_router("knn", examples, strong="strong", weak="weak", backend="hash-ngram-v1", params={"k": 10}).save(router)
+    data = _config(tmp_path, {})
+    del data["model_groups"]["routed"]
+    with make_server(tmp_path, data) as s:
+        for dep, prompt in (("sim/frontier", HARD), ("sim/fast", EASY)):
+            rid = _chat(s.url, dep, prompt).headers["x-request-id"]
+            body = {"request_id": rid, "score": 1.0, "prompt": prompt}
+            ok = httpx.post(f"{s.url}/v1/feedback", json=body, timeout=10)
+            assert ok.status_code == 200, ok.text
+    db = str(tmp_path / "requests.db")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["replay", "--log", db, "--router", str(router)])
+    assert res.exit_code == 2 and "no price for router model(s) strong, weak" in res.output, res.output
+    assert "--map strong=" in res.output
+    cfg = tmp_path / "c.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(data))
+    res = runner.invoke(cli, ["replay", "--log", db, "--router", str(router), "--config", str(cfg),
+                              "--map", "strong=sim/frontier", "--map", "weak=sim/fast", "--threshold", "0.5"])
+    assert res.exit_code == 0, res.output
+    policy = next(line for line in res.output.splitlines() if "knn router" in line)
+    assert float(policy.split("│")[2]) > 0, res.output
+    res = runner.invoke(cli, ["replay", "--log", db, "--router", str(router), "--map", "strong=nowhere"])
+    assert res.exit_code == 2 and "neither a deployment of --config nor a catalog card" in res.output
