@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -83,6 +84,7 @@ class Gateway:
         # Called with every finished request's row (metrics, console lines, alerts): on the request
         # path, so an observer only counts or queues.
         self.observers: list[Callable[[Row], None]] = []
+        self.online: Any = None  # routing.learned.online.OnlineFeedback, when a group learns from feedback
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -112,9 +114,22 @@ class Gateway:
         if self.request_log is not None:
             await self.request_log.start()
         await self.resilience.start()
+        await self._start_online_learning()
         self._started = True
 
+    async def _start_online_learning(self) -> None:
+        """Routers that learn from feedback replay the feedback table (and follow it) when they can."""
+        if self.request_log is None or "modelyard.routing.learned.strategy" not in sys.modules:
+            return  # no record to learn from, or no learned strategy in this process
+        from .routing.learned.online import OnlineFeedback, learns_online
+
+        if learns_online(self.deployments):
+            self.online = OnlineFeedback(self.request_log.path, self.deployments)
+            await self.online.start()
+
     async def close(self) -> None:
+        if self.online is not None:
+            await self.online.close()
         await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()

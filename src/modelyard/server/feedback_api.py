@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sys
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -102,9 +101,9 @@ def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[Non
         except StoreUnavailable as e:
             raise _unavailable(str(e)) from None
         learned = 0
-        strategy = sys.modules.get("modelyard.routing.learned.strategy")  # loaded only if a group uses it
-        if prompt and logged.deployment and strategy is not None:
-            learned = await asyncio.to_thread(strategy.learn_online, gw.deployments, prompt, logged.deployment, score)
+        if prompt and logged.deployment and gw.online is not None:
+            # the routers that learn online read the new row now (other workers: at their next poll)
+            learned = (await gw.online.catch_up()).get(fid, 0)
         body = {"object": "feedback", "id": fid, "request_id": request_id, "score": score,
                 "deployment": logged.deployment, "learned_by": learned}
         await _send_json(send, 200, orjson.dumps(body), rid)
