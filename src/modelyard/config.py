@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +89,7 @@ class RequestLogConfig(_Model):
     busy_timeout_s: float = Field(5.0, ge=0)  # SQLite's wait on a locked database, per write
     retry_max_interval_s: float = Field(5.0, gt=0)  # backoff cap between retries of a failed write
     close_timeout_s: float = Field(5.0, ge=0)  # shutdown: time to write what is left before spilling it
+    retention_days: float | None = Field(None, gt=0)  # rows older than this are deleted (store/retention.py)
 
 
 class ServerConfig(_Model):
@@ -163,6 +165,30 @@ class PipelineConfig(_Model):
     budget_usd: float | None = Field(None, gt=0)  # stop before a step once this much is spent
 
 
+class KeyConfig(_Model):
+    """A virtual key declared in the file (accounting/keys.py); the key itself stays in the environment."""
+
+    key: str  # env:NAME or file:/path, never the key itself
+    name: str | None = None  # required in the list form; in the mapping form, the entry's name
+    team: str | None = None
+    user: str | None = None
+    budget_usd: float | None = Field(None, gt=0)
+    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    soft_budget_pct: float | None = Field(None, gt=0, lt=100)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    models: list[str] | None = None  # groups, deployments, pipelines; None: all
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = {}
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_a_reference(cls, v: str) -> str:
+        if not v.startswith(_REFERENCE) or len(v) < 5:
+            raise ValueError("must be a reference, env:NAME or file:/path (the key itself never sits in the file)")
+        return v
+
+
 class Config(_Model):
     """The whole file's shape. Cross-references (groups → deployments, strategy options, pipelines)
     are checked by loader.py, which knows the subsystems that own them."""
@@ -173,6 +199,13 @@ class Config(_Model):
     catalog: dict[str, CardOverride] = {}
     resilience: ResilienceSettings = ResilienceSettings()
     pipelines: dict[str, PipelineConfig] = {}
+    keys: dict[str, KeyConfig] | list[KeyConfig] = {}  # virtual keys kept in git (accounting/keys.py)
+
+    def declared_keys(self) -> list[tuple[str, KeyConfig]]:
+        """(name, entry) of every `keys:` entry, whichever form the file used."""
+        if isinstance(self.keys, dict):
+            return list(self.keys.items())
+        return [(k.name or str(i), k) for i, k in enumerate(self.keys)]
 
 
 Problem = tuple[str, str]  # (field path, message): one line of a ConfigError

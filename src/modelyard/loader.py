@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .config import Config, Problem, format_loc, parse_shapes, read_yaml
 from .errors import ConfigError
 
+_KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _FALLBACK_KINDS = ("fallbacks", "rate_limit_fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 EMPTY = ("deployments", "no deployments: add at least one, e.g.\n"
          "  deployments:\n"
@@ -57,7 +59,7 @@ def config_problems(config: Config) -> list[Problem]:
     """Every cross-reference problem, in the order of the file's sections."""
     if not config.deployments:
         return [EMPTY]
-    return [*_group_problems(config), *_pipeline_problems(config)]
+    return [*_group_problems(config), *_pipeline_problems(config), *_key_problems(config)]
 
 
 def _group_problems(config: Config) -> list[Problem]:
@@ -99,6 +101,27 @@ def _pipeline_problems(config: Config) -> list[Problem]:
             compile_pipeline(name, p, known)
         except PipelineConfigError as e:
             out.append((format_loc(("pipelines", name, *e.loc)), e.message))
+    return out
+
+
+def _key_problems(config: Config) -> list[Problem]:
+    """`keys:` entries: named (list form), names unique and usable as ids, models that exist."""
+    out: list[Problem] = []
+    known = {*config.deployments, *config.model_groups, *(f"pipeline/{p}" for p in config.pipelines)}
+    seen: set[str] = set()
+    for i, (name, k) in enumerate(config.declared_keys()):
+        where = ("keys", name) if isinstance(config.keys, dict) else ("keys", i)
+        if isinstance(config.keys, list) and not k.name:
+            out.append((format_loc((*where, "name")), "a key in the list form needs a name"))
+        elif not _KEY_NAME.fullmatch(name):
+            out.append((format_loc(where), f"key name '{name}' may use letters, digits, '.', '_' and '-' only"))
+        elif name in seen:
+            out.append((format_loc(where), f"a second key named '{name}'"))
+        seen.add(name)
+        for j, m in enumerate(k.models or ()):
+            if m not in known:
+                out.append((format_loc((*where, "models", j)),
+                            f"unknown model '{m}'" + _choices(m, dict.fromkeys(known))))
     return out
 
 

@@ -86,7 +86,7 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
         app_obj = serving_app(gw)
     except ConfigError as e:
         fail(str(e))
-    if app_obj.auth is None and not is_loopback(host) and not allow_unauthenticated:
+    if app_obj.auth.master is None and not is_loopback(host) and not allow_unauthenticated:
         # anyone who reaches the address could spend the providers' keys configured here
         fail(f"refusing to serve on {host} without a master key: set server.master_key (e.g. "
              "env:MODELYARD_MASTER_KEY), bind 127.0.0.1, or pass --allow-unauthenticated on purpose")

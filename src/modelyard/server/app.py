@@ -19,9 +19,9 @@ import orjson
 from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
-from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
-from . import anthropic_api, explain_api, feedback_api, openai_api
-from .auth import MasterKey
+from ..types import Caller, ChatRequest, ChatResponse, RouteDecision
+from . import admin_api, anthropic_api, explain_api, feedback_api, openai_api
+from .auth import Authenticator, admit
 from .http import (
     JSON,
     Handler,
@@ -57,7 +57,7 @@ class App:
                  body_timeout_s: float = 60.0, on_inflight: Callable[[int], None] | None = None,
                  on_started: Callable[[], None] | None = None) -> None:
         self.gateway = gateway
-        self.auth = MasterKey(master_key) if master_key else None
+        self.auth = Authenticator.for_gateway(gateway, master_key)  # the master key and the virtual keys
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.on_inflight = on_inflight
@@ -81,6 +81,7 @@ class App:
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
+        admin_api.install(self)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,6 +134,7 @@ class App:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.gateway.start()
+                    await self.auth.start()
                 except Exception as e:
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
@@ -141,6 +143,7 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self._watch.close()
+                await self.auth.close()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -169,10 +172,8 @@ class App:
             raise PermissionDenied("admin endpoints need the master key; this is a virtual key")
 
     def check_auth(self, scope: Scope) -> Caller:
-        """Who sent the request; raises Auth (401) unless it carries the master key (if one is set)."""
-        if self.auth is not None:
-            self.auth.check(scope)
-        return MASTER
+        """Who sent the request (server/auth.py); raises Auth (401) unless it carries a valid key."""
+        return self.auth.check(scope)
 
     async def read_json(self, scope: Scope, receive: Receive) -> Any:
         """The request body as JSON, within the size limit and the body deadline. From then on
@@ -298,9 +299,7 @@ class App:
 
     # --- routes ---------------------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        caller = self.check_auth(scope)
-        req = openai_api.parse_request(await self.read_json(scope, receive))
-        req.caller = caller
+        req = await admit(self, scope, receive, rid, "openai", openai_api.parse_request)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
@@ -321,9 +320,7 @@ class App:
         await self._pump(send, rid, stream, render, openai_api.error_event, lambda: openai_api.DONE)
 
     async def messages(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        caller = self.check_auth(scope)
-        req = anthropic_api.parse_request(await self.read_json(scope, receive))
-        req.caller = caller
+        req = await admit(self, scope, receive, rid, "anthropic", anthropic_api.parse_request)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)

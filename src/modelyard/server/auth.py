@@ -1,9 +1,15 @@
-"""The master key check: `Authorization: Bearer <key>` or `x-api-key: <key>`, either one.
+"""Who sent a request: the master key, a virtual key, or nobody.
 
-The scheme is matched case-insensitively (RFC 9110), and a wrong `Authorization` does not hide a
-right `x-api-key` (SDKs and proxies add headers of their own). Failed attempts are counted and
-logged at most once per LOG_EVERY_S, with the client address and what was wrong, never the key
-material sent.
+Credentials come as `Authorization: Bearer <key>` or `x-api-key: <key>`, either one: the scheme is
+matched case-insensitively (RFC 9110), and a wrong `Authorization` does not hide a right `x-api-key`
+(SDKs and proxies add headers of their own). The master key gives the `MASTER` caller; a virtual key
+its own `Caller` from the key ring (accounting/keys.py: one SHA-256 and one dict lookup). Revoked
+and expired keys get a 401 that says so, naming the key's id, never the key.
+
+Authentication is on when a master key is set or any virtual key exists; with neither, every
+request is the master (a loopback-only server: `modelyard serve` refuses other addresses).
+Failed attempts are counted and logged at most once per LOG_EVERY_S, with the client address and
+what was wrong, never the key material sent.
 """
 
 from __future__ import annotations
@@ -11,9 +17,19 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from ..errors import Auth
-from .http import Scope, raw_header
+from ..accounting.keys import KeyRing, declared_keys
+from ..errors import Auth, ModelyardError, PermissionDenied
+from ..store.rows import request_row
+from ..types import MASTER, Caller, ChatRequest
+from .http import Receive, Scope, raw_header
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+    from .app import App
 
 log = logging.getLogger("modelyard.server.auth")
 
@@ -21,29 +37,66 @@ LOG_EVERY_S = 10.0
 _HOW = "send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 
 
-class MasterKey:
-    """Checks requests against one key; `failures` counts the refused ones since start."""
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    __slots__ = ("_key", "_last_log", "_unlogged", "failures")
 
-    def __init__(self, key: str) -> None:
-        self._key = key.encode()
+class Authenticator:
+    """Checks requests against the master key (if set) and the key ring; `failures` counts refusals."""
+
+    __slots__ = ("_last_log", "_unlogged", "failures", "master", "ring")
+
+    def __init__(self, master_key: str | None, ring: KeyRing | None = None) -> None:
+        self.master = master_key.encode() if master_key else None
+        self.ring = ring if ring is not None else KeyRing(None)
         self.failures = 0
         self._unlogged = 0  # failures since the last log line
         self._last_log = float("-inf")
 
-    def check(self, scope: Scope) -> None:
-        """Return if a header carries the key; raise Auth (401) otherwise."""
+    @classmethod
+    def for_gateway(cls, gateway: Gateway, master_key: str | None) -> Authenticator:
+        """The master key plus the keys in the request log's database and the config's `keys:`."""
+        cfg = gateway.config
+        declared = [k for k, _ in declared_keys(cfg, gateway.source)] if cfg.keys else []
+        return cls(master_key, KeyRing(cfg.server.request_log.path, declared))
+
+    async def start(self) -> None:
+        await self.ring.start()
+
+    async def close(self) -> None:
+        await self.ring.close()
+
+    def check(self, scope: Scope) -> Caller:
+        """The request's Caller; raise Auth (401) unless it carries a valid key (when one is needed)."""
+        ring = self.ring
+        if self.master is None and not ring.by_hash:
+            return MASTER
         bearer = raw_header(scope, b"authorization")  # (bytes: compared as sent, nothing decoded)
         if bearer is not None:
-            scheme, _, token = bearer.strip().partition(b" ")
-            bearer = token.strip() if scheme.lower() == b"bearer" else None
-            if bearer and hmac.compare_digest(bearer, self._key):
-                return
+            scheme, _, value = bearer.strip().partition(b" ")
+            bearer = value.strip() if scheme.lower() == b"bearer" else None
         api_key = raw_header(scope, b"x-api-key")
-        if api_key and hmac.compare_digest(api_key.strip(), self._key):
-            return
+        refusal = None
+        for token in (bearer, api_key.strip() if api_key else None):
+            if not token:
+                continue
+            if self.master is not None and hmac.compare_digest(token, self.master):
+                return MASTER
+            entry = ring.lookup(token) if ring.by_hash else None
+            if entry is None:
+                continue
+            if entry.revoked_at is not None:
+                refusal = refusal or (f"this API key ({entry.record.id}) was revoked at {_when(entry.revoked_at)}",
+                                      "revoked key")
+            elif entry.expires_at is not None and entry.expires_at <= time.time():
+                refusal = refusal or (f"this API key ({entry.record.id}) expired at {_when(entry.expires_at)}",
+                                      "expired key")
+            else:
+                return entry.caller
         sent = bool(bearer or api_key)
+        if refusal is not None:
+            self._failed(scope, refusal[1])
+            raise Auth(refusal[0] + "; ask an administrator for a new key", code="invalid_api_key")
         self._failed(scope, "wrong key" if sent else "no key")
         raise Auth(f"missing or invalid API key: {_HOW}" if sent else f"missing API key: {_HOW}")
 
@@ -60,3 +113,49 @@ class MasterKey:
                     scope.get("method"), scope.get("path"))
         self._last_log = now
         self._unlogged = 0
+
+
+_MODE_MODELS = ("models", "judge", "aggregator")  # what a multi-model request may name besides `model`
+
+
+def check_models(caller: Caller, req: ChatRequest) -> None:
+    """PermissionDenied (403) naming the model if the caller's key may not use a model the request
+    names (`model`, and a multi-model request's `models`, `judge`, `aggregator`)."""
+    allowed = caller.models
+    if allowed is None:
+        return
+    names = [req.model]
+    meta = req.metadata
+    if meta:
+        for field in _MODE_MODELS:
+            v = meta.get(field)
+            if isinstance(v, str):
+                names.extend(s.strip() for s in v.split(","))
+            elif isinstance(v, list):
+                names.extend(s for s in v if isinstance(s, str))
+    for name in names:
+        if name not in allowed:
+            raise PermissionDenied(f"this API key may not use model '{name}'; it may use: "
+                                   f"{', '.join(sorted(allowed)) or 'none'}", param="model", code="model_not_allowed")
+
+
+async def admit(app: App, scope: Scope, receive: Receive, rid: str, api: str,
+                parse: Callable[[Any], ChatRequest]) -> ChatRequest:
+    """Authenticate, read and parse the body, check the key's models. A refusal (401, 400, 403, 408,
+    413) is written to the request log as a row of its own (status and error, no body content)
+    before it is raised."""
+    caller = MASTER
+    body: Any = None
+    try:
+        caller = app.check_auth(scope)
+        body = await app.read_json(scope, receive)
+        req = parse(body)
+        req.caller = caller
+        check_models(caller, req)
+        return req
+    except ModelyardError as e:
+        model = body.get("model") if isinstance(body, dict) else None
+        stream = body.get("stream") is True if isinstance(body, dict) else False
+        app.gateway.emit(request_row(rid, model if isinstance(model, str) else "", e.status, error_type=e.type,
+                                     error=e.message, stream=stream, api=api, caller=caller))
+        raise

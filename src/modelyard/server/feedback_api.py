@@ -73,7 +73,7 @@ def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[Non
     from .http import send_json as _send_json
 
     async def feedback(scope: dict[str, Any], receive: Any, send: Any, rid: str) -> None:
-        app._check_auth(scope)
+        caller = app._check_auth(scope)
         request_id, score, comment, prompt = parse_feedback(await app._read_json(scope, receive))
         gw = app.gateway
         log = gw.request_log
@@ -95,8 +95,11 @@ def handler(app: App) -> Callable[[dict[str, Any], Any, Any, str], Awaitable[Non
                 if not written:
                     raise _unavailable(log.last_error or "writes are failing")
                 logged = await store.request(request_id)
+            if logged is not None and caller.key_id is not None and logged.key_id != caller.key_id:
+                logged = None  # another key's request: answered as unknown, so ids cannot be probed
             if logged is None:
-                raise NotFound(f"no logged request with id '{request_id}'", param="request_id")
+                raise NotFound(f"no logged request with id '{request_id}'" + (
+                    " made with this key" if caller.key_id is not None else ""), param="request_id")
             fid = await store.add(request_id, score, comment=comment, prompt=prompt)
         except StoreUnavailable as e:
             raise _unavailable(str(e)) from None

@@ -40,6 +40,7 @@ class LoggedRequest:
     cost_usd: float
     input_tokens: int
     output_tokens: int
+    key_id: str | None = None  # the virtual key that made the request (None: the master key)
 
 
 @dataclass(slots=True)
@@ -73,8 +74,9 @@ class FeedbackStore:
         except sqlite3.Error as e:
             raise StoreUnavailable(str(e)) from None
         try:  # the latest row with this id (a client may send the same x-request-id twice)
-            row = conn.execute("SELECT id, model, deployment, status, cost_usd, input_tokens, output_tokens "
-                               "FROM requests WHERE id = ? ORDER BY rowid DESC LIMIT 1", (request_id,)).fetchone()
+            row = conn.execute("SELECT id, model, deployment, status, cost_usd, input_tokens, output_tokens, "
+                               "key_id FROM requests WHERE id = ? ORDER BY rowid DESC LIMIT 1",
+                               (request_id,)).fetchone()
         except sqlite3.OperationalError as e:
             if "no such table" not in str(e):
                 raise StoreUnavailable(str(e)) from None
