@@ -28,9 +28,10 @@ class RateWindow:
         cut = now - WINDOW_S
         entries = self.entries
         while entries and entries[0][0] <= cut:
-            _, r, t = entries.popleft()
-            self.requests -= int(r)
-            self.tokens -= int(t)
+            e = entries.popleft()
+            self.requests -= int(e[1])
+            self.tokens -= int(e[2])
+            e[1] = e[2] = 0.0  # (a late refund or adjust of it changes nothing)
 
     def wait(self, now: float, rpm: int | None, tpm: int | None, tokens: int) -> float:
         """Seconds until one more request of `tokens` fits (0: it fits now; inf: it never can)."""
