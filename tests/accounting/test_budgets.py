@@ -95,7 +95,7 @@ async def test_failed_call_releases_its_reservation(tmp_path: Path) -> None:
                         "server": {"request_log": {"path": str(tmp_path / "l.db")}}}, "t.yaml")
     c = caller(1.0)
     async with Gateway(cfg) as gw:
-        with pytest.raises(Exception):  # noqa: B017,PT011  (whatever the sim's failure is)
+        with pytest.raises(Exception):  # noqa: B017  (whatever the sim's failure is)
             await gw.chat(req(c, model="bad"))
         p = period_of("daily", __import__("time").time())
         assert gw.resilience.store.budget_spend("key:k1", p.id) == (0.0, 0.0)

@@ -9,11 +9,11 @@ from typing import Any
 import openai
 import pytest
 
+from conftest import make_server
 from modelyard.errors import RateLimited
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
 from modelyard.types import Caller, ChatRequest, Message, RateLimit
-from conftest import make_server
 
 
 def gateway(tmp_path: Path, deployments: dict[str, Any], groups: dict[str, Any] | None = None) -> Gateway:
