@@ -164,6 +164,7 @@ class Accounting:
             self.worst[name] = (max(c.worst_input_per_m for c in cards), max(c.worst_output_per_m for c in cards),
                                 max(c.max_output for c in cards))
         self.limited_deployments = any(d.rpm or d.tpm for r in routes.values() for d in r.deployments)
+        self.any_tpm = any(d.tpm for r in routes.values() for d in r.deployments)
 
     async def admit(self, req: ChatRequest, route: Route) -> Admission:
         """Take the caller's rate limits and reserve its budgets, or raise 429."""
@@ -173,7 +174,9 @@ class Accounting:
             return FREE
         now = time.time()
         worst_in, worst_out, cap = self.worst.get(route.name, (0.0, 0.0, 4096))
-        prompt = count_message_tokens(req.messages)
+        # the prompt estimate prices a reservation and counts against tpm; rpm alone needs neither
+        needs_prompt = caller.budgets or self.any_tpm or any(lim.tpm for lim in caller.limits)
+        prompt = count_message_tokens(req.messages) if needs_prompt else 0
         out = req.max_tokens or cap
         tokens = prompt + (req.max_tokens or 0)  # (rpm/tpm: recounted to the billed total after the call)
         slots = self.limits.take_caller(caller.limits, tokens, now) if caller.limits else []
