@@ -9,6 +9,7 @@ once at start-up, and no error ever contains a key.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
@@ -131,6 +132,17 @@ class CardOverride(_Model):
     quality: dict[str, float] | None = None
     ttft_ms: float | None = Field(None, ge=0)
     tokens_per_s: float | None = Field(None, gt=0)
+    cache_write_per_m: float | None = Field(None, ge=0)
+    tiers: list[PriceTierConfig] | None = None  # long-context prices
+    checked: dt.date | None = None  # YYYY-MM-DD: when the prices were checked
+
+
+class PriceTierConfig(_Model):
+    above_input_tokens: int = Field(ge=0)
+    input_per_m: float = Field(ge=0)
+    output_per_m: float = Field(ge=0)
+    cached_input_per_m: float | None = Field(None, ge=0)
+    cache_write_per_m: float | None = Field(None, ge=0)
 
 
 # --- pipelines (modes/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
@@ -187,6 +199,62 @@ class KeyConfig(_Model):
         if not v.startswith(_REFERENCE) or len(v) < 5:
             raise ValueError("must be a reference, env:NAME or file:/path (the key itself never sits in the file)")
         return v
+class AlertsConfig(_Model):
+    """Budget and spend-rate alerts (accounting/alerts.py): logged, and POSTed as JSON to `webhooks`."""
+
+    webhooks: list[str] = []
+    allow_private: bool = False  # allow loopback, private and link-local webhook addresses
+    thresholds: list[float] = [50, 80, 100]  # % of a budget; a budget's soft_pct is added
+    anomaly_factor: float = Field(3.0, gt=1)  # last hour's spend > this × the trailing 24 h hourly average
+    anomaly_min_usd: float = Field(1.0, ge=0)  # ... and at least this much
+    retries: int = Field(5, ge=0)  # per webhook delivery, after the first try
+    backoff_s: float = Field(1.0, gt=0)  # first wait between tries; doubles each time
+    timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _webhooks_public(self) -> AlertsConfig:
+        problems = [f"webhooks[{i}]: {why}" for i, url in enumerate(self.webhooks)
+                    if (why := webhook_problem(url, self.allow_private))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def webhook_problem(url: str, allow_private: bool) -> str | None:
+    """Why `url` cannot be a webhook (None: it can): http(s) with a host, and unless
+    `allow_private`, not a loopback, private, link-local or otherwise non-public address. Host
+    names are resolved and checked again at send time (accounting/webhooks.py)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(url)
+        host = u.hostname
+        u.port  # noqa: B018  (raises on a bad port)
+    except ValueError as e:
+        return f"{url!r} is not a URL ({e})"
+    if u.scheme not in ("http", "https") or not host:
+        return f"{url!r} is not an http(s) URL with a host"
+    if allow_private:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is a loopback address; set alerts.allow_private: true to allow it"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a host name: checked when it is resolved
+    return None if public_ip(host) else \
+        f"{host} is a loopback, private or link-local address; set alerts.allow_private: true to allow it"
+
+
+def public_ip(address: str) -> bool:
+    """True for a globally routable address (an IPv4-mapped IPv6 address is judged as IPv4)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
 
 
 class Config(_Model):
@@ -206,6 +274,7 @@ class Config(_Model):
         if isinstance(self.keys, dict):
             return list(self.keys.items())
         return [(k.name or str(i), k) for i, k in enumerate(self.keys)]
+    alerts: AlertsConfig = AlertsConfig()
 
 
 Problem = tuple[str, str]  # (field path, message): one line of a ConfigError

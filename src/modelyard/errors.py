@@ -68,7 +68,7 @@ class RateLimited(ModelyardError):
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self.retry_after is None:
             return []
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+        return [(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode())]  # never too early
 
 
 class Timeout(ModelyardError):
@@ -154,9 +154,15 @@ class PayloadTooLarge(ModelyardError):
 
 
 class BudgetExceeded(ModelyardError):
-    status = 402  # not 429: SDKs retry 429, and waiting does not refill a budget
+    """A key's, team's or user's budget cannot cover the request (accounting/budgets.py)."""
+
+    status = 429
     type = "budget_exceeded"
-    anthropic_type = "invalid_request_error"
+    anthropic_type = "rate_limit_error"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        # the OpenAI and Anthropic SDKs retry a 429 unless told not to: waiting does not refill a budget
+        return [(b"x-should-retry", b"false")]
 
 
 class NoCandidate(ModelyardError):

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .accounting.admission import FREE, Accounting, Admission
 from .catalog import Catalog, unknown_card
 from .config import Config, resolve_secret
 from .defaults import default_config
@@ -85,6 +86,7 @@ class Gateway:
         # path, so an observer only counts or queues.
         self.observers: list[Callable[[Row], None]] = []
         self.online: Any = None  # routing.learned.online.OnlineFeedback, when a group learns from feedback
+        self.accounting = Accounting.for_gateway(self)  # rate limits, budgets, alerts (accounting/)
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -115,6 +117,7 @@ class Gateway:
             await self.request_log.start()
         await self.resilience.start()
         await self._start_online_learning()
+        await self.accounting.start()
         self._started = True
 
     async def _start_online_learning(self) -> None:
@@ -130,6 +133,7 @@ class Gateway:
     async def close(self) -> None:
         if self.online is not None:
             await self.online.close()
+        await self.accounting.close()
         await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()
@@ -162,25 +166,32 @@ class Gateway:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
             return await modes.chat(self, req, rid, api)  # race/all/vote/judge/fuse/pipeline
         t0 = time.perf_counter()
+        admission = FREE
         try:
             route = self.resolve(req.model)
+            admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
             if (prep := self.router.prepares.get(route.name)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
+            chain = admission.route(chain)  # deployment rpm/tpm: full ones leave the chain (none left: 429)
             policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:
+            admission.release()
             self._log_error(rid, req, None, e, t0, api)
             raise
         try:
             resp, dep = await single.complete(chain, req, decision, self.health, policy)
         except ModelyardError as e:
+            admission.settle(None, None, 0.0, decision)
             self._log_error(rid, req, e.deployment, e, t0, api, decision)
             raise
         except asyncio.CancelledError as e:  # a race lost, a caller gone: the prompt was still sent
             self._log_cancelled(rid, req, chain, decision, t0, api, e)
+            admission.cancelled(e, decision)
             raise
         resp.deployment = dep.name
         resp.cost_usd = dep.card.cost(resp.usage)
+        admission.settle(dep.name, resp.usage, resp.cost_usd, decision)
         resp.latency_ms = (time.perf_counter() - t0) * 1000
         resp.decision = decision
         self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
@@ -196,24 +207,30 @@ class Gateway:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
             return await modes.stream(self, req, rid, api)  # type: ignore[return-value]  # same interface
         t0 = time.perf_counter()
+        admission = FREE
         try:
             route = self.resolve(req.model)
+            admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
             if (prep := self.router.prepares.get(route.name)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
+            chain = admission.route(chain)  # deployment rpm/tpm: full ones leave the chain (none left: 429)
             policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:
+            admission.release()
             self._log_error(rid, req, None, e, t0, api, stream=True)
             raise
         try:
             dep, agen, first = await single.open_stream(chain, req, decision, self.health, policy)
         except ModelyardError as e:
+            admission.settle(None, None, 0.0, decision)
             self._log_error(rid, req, e.deployment, e, t0, api, decision, stream=True)
             raise
         except asyncio.CancelledError as e:
             self._log_cancelled(rid, req, chain, decision, t0, api, e, stream=True)
+            admission.cancelled(e, decision)
             raise
-        return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api)
+        return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api, admission)
 
     # --- accounting ---------------------------------------------------------------------------
     def emit(self, row: Row) -> None:
@@ -266,9 +283,10 @@ class GatewayStream:
 
     def __init__(self, gateway: Gateway, request_id: str, req: ChatRequest, dep: Deployment,
                  decision: RouteDecision, agen: AsyncIterator[StreamChunk], first: StreamChunk, t0: float,
-                 api: str) -> None:
+                 api: str, admission: Admission = FREE) -> None:
         self.gateway, self.request_id, self.req, self.deployment = gateway, request_id, req, dep
         self.decision, self._agen, self._t0, self.api = decision, agen, t0, api
+        self.admission = admission  # settled when the stream ends
         self._first: StreamChunk | None = first  # handed out once, by the first iteration
         self.ttft_ms = (time.perf_counter() - t0) * 1000
         self.usage: Usage | None = None
@@ -323,6 +341,7 @@ class GatewayStream:
             self.usage = Usage(input_tokens=count_message_tokens(self.req.messages),
                                output_tokens=count_tokens("".join(self._text_parts)))
             self.cost_usd = dep.card.cost(self.usage)
+        self.admission.settle(dep.name, self.usage, self.cost_usd, self.decision)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
                    status=status, error=error, error_text=note)

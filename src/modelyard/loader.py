@@ -16,6 +16,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .config import Config, Problem, format_loc, parse_shapes, read_yaml
@@ -32,7 +33,9 @@ EMPTY = ("deployments", "no deployments: add at least one, e.g.\n"
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate, validate and cross-check a YAML config file."""
-    return parse_config(read_yaml(path), str(path), environ)
+    from .catalog.importer import merge_catalog_files
+
+    return parse_config(merge_catalog_files(read_yaml(path), Path(path).parent), str(path), environ)
 
 
 def parse_config(data: Any, file: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:

@@ -161,6 +161,7 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0  # part of input_tokens served from the provider's prompt cache
     reasoning_tokens: int = 0  # part of output_tokens spent on hidden reasoning
+    cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache
 
     @property
     def total_tokens(self) -> int:
@@ -171,6 +172,7 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.cached_input_tokens += other.cached_input_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.cache_write_tokens += other.cache_write_tokens
 
 
 @dataclass(slots=True)

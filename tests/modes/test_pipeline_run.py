@@ -181,7 +181,7 @@ async def test_budget_stops_before_the_next_step(tmp_path) -> None:
             await gw.chat(req("hello", model="pipeline/p"), request_id="req_pb")
         log = await logged(gw, "req_pb")
         r = await gw.chat(req("hello", model="pipeline/p", budget_usd=1.0))  # a request may raise it
-    assert info.value.status == 402 and len(log) == 2 and log["req_pb"]["status"] == 402
+    assert info.value.status == 429 and len(log) == 2 and log["req_pb"]["status"] == 429
     assert [s["status"] for s in r.modelyard["steps"]] == ["ok", "ok"]
 
 

@@ -93,12 +93,20 @@ def test_everything_unhealthy_is_still_tried() -> None:
     assert "ranked anyway" in d.candidates[0].reason
 
 
-def test_rpm_limit_is_a_soft_filter_on_what_the_router_sent() -> None:
+def test_rpm_limit_is_a_soft_filter_on_what_was_sent() -> None:
+    """Routing reads the enforced windows (accounting/limits.py): planning alone takes nothing,
+    requests sent to the deployment do."""
+    import time
+
     deps = {**FLEET, "fast": sim("sim/fast", rpm=2)}
     gw = gateway(group("first-healthy", deps=["fast", "local"]), deps)
-    assert [chain(gw)[0] for _ in range(3)] == ["fast", "fast", "local"]
+    picks = []
+    for _ in range(3):
+        picks.append(chain(gw)[0])
+        gw.accounting.limits.take_chain([gw.deployments[picks[-1]]], 10, time.time())
+    assert picks == ["fast", "fast", "local"]
     _, d = decide(gw)
-    assert d.candidates[0].reason == "rpm limit reached (2/2 this minute)"
+    assert d.candidates[0].reason == "rpm limit reached (2/2 in the last minute)"
 
 
 def test_no_candidate_names_each_constraint() -> None:

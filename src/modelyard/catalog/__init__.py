@@ -1,7 +1,11 @@
 """Model cards as data: prices, context window, capabilities, quality and latency priors.
 
-`cards.yaml` ships with the package; config's `catalog:` section adds or overrides entries.
-Cost of a request = real usage × card (see `ModelCard.cost`).
+`cards.yaml` ships with the package; config's `catalog:` section adds or overrides entries
+(`modelyard catalog import` turns a LiteLLM price map into such a section).
+Cost of a request = real usage × card (see `ModelCard.cost`): input, cached input (cache reads),
+cache writes, and output — reasoning tokens are output tokens, billed at the output price by every
+provider — at the card's prices, or at a long-context tier's prices when the prompt is above the
+tier's threshold (the provider then bills the whole request at that tier).
 """
 
 from __future__ import annotations
@@ -18,6 +22,17 @@ CAPABILITIES = frozenset(("tools", "vision", "json", "streaming"))
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices for prompts of more than `above_input_tokens` (e.g. Gemini 2.5 Pro past 200k)."""
+
+    above_input_tokens: int
+    input_per_m: float
+    output_per_m: float
+    cached_input_per_m: float | None = None
+    cache_write_per_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     name: str
     provider: str
@@ -30,13 +45,32 @@ class ModelCard:
     quality: dict[str, float] = field(default_factory=dict)  # task -> 0..1 prior; "general" default
     ttft_ms: float = 500.0  # typical time to first token
     tokens_per_s: float = 60.0  # typical output speed
+    cache_write_per_m: float | None = None  # USD per 1M tokens written to the prompt cache (None: input price)
+    tiers: tuple[PriceTier, ...] = ()  # long-context prices, by ascending threshold
+    checked: str | None = None  # YYYY-MM-DD: when the prices were checked against the provider's list
 
     def cost(self, usage: Usage) -> float:
-        """USD for this usage: cached input tokens at the cached price, the rest at list price."""
+        """USD for this usage: cache reads at the cached price, cache writes at the write price, the
+        rest of the prompt at the input price, output (reasoning included) at the output price."""
+        inp, out, cached_p, write_p = self.input_per_m, self.output_per_m, self.cached_input_per_m, \
+            self.cache_write_per_m
+        for t in self.tiers:
+            if usage.input_tokens > t.above_input_tokens:
+                inp, out, cached_p, write_p = t.input_per_m, t.output_per_m, t.cached_input_per_m, t.cache_write_per_m
         cached = min(usage.cached_input_tokens, usage.input_tokens)
-        cached_price = self.input_per_m if self.cached_input_per_m is None else self.cached_input_per_m
-        return ((usage.input_tokens - cached) * self.input_per_m + cached * cached_price
-                + usage.output_tokens * self.output_per_m) / 1_000_000
+        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        return ((usage.input_tokens - cached - written) * inp + cached * (inp if cached_p is None else cached_p)
+                + written * (inp if write_p is None else write_p) + usage.output_tokens * out) / 1_000_000
+
+    @property
+    def worst_input_per_m(self) -> float:
+        """The highest input price of any tier (a budget reservation's worst case)."""
+        return max((self.input_per_m, *(t.input_per_m for t in self.tiers),
+                    *(p for p in (self.cache_write_per_m,) if p is not None)))
+
+    @property
+    def worst_output_per_m(self) -> float:
+        return max((self.output_per_m, *(t.output_per_m for t in self.tiers)))
 
     def quality_for(self, task: str) -> float:
         q = self.quality
@@ -50,6 +84,25 @@ def _capabilities(name: str, values: Any) -> frozenset[str]:
         raise ValueError(f"catalog card {name!r}: unknown capabilities {sorted(unknown)}; "
                          f"known: {', '.join(sorted(CAPABILITIES))}")
     return caps
+
+
+def _price(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _tiers(name: str, values: Any) -> tuple[PriceTier, ...]:
+    tiers = []
+    for t in values or ():
+        if isinstance(t, PriceTier):
+            tiers.append(t)
+            continue
+        try:
+            tiers.append(PriceTier(int(t["above_input_tokens"]), float(t["input_per_m"]), float(t["output_per_m"]),
+                                   _price(t.get("cached_input_per_m")), _price(t.get("cache_write_per_m"))))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"catalog card {name!r}: a tier needs above_input_tokens, input_per_m and "
+                             f"output_per_m ({e})") from None
+    return tuple(sorted(tiers, key=lambda t: t.above_input_tokens))
 
 
 def _card(name: str, d: dict[str, Any]) -> ModelCard:
@@ -66,6 +119,9 @@ def _card(name: str, d: dict[str, Any]) -> ModelCard:
         quality=dict(d.get("quality", {})),
         ttft_ms=float(d.get("ttft_ms", 500.0)),
         tokens_per_s=float(d.get("tokens_per_s", 60.0)),
+        cache_write_per_m=_price(d.get("cache_write_per_m")),
+        tiers=_tiers(name, d.get("tiers")),
+        checked=None if d.get("checked") is None else str(d["checked"]),
     )
 
 
@@ -91,6 +147,10 @@ class Catalog:
             o = {k: v for k, v in o.items() if v is not None}
             if "capabilities" in o:
                 o["capabilities"] = _capabilities(name, o["capabilities"])
+            if "tiers" in o:
+                o["tiers"] = _tiers(name, o["tiers"])
+            if "checked" in o:
+                o["checked"] = str(o["checked"])
             base = self.cards.get(name)
             if base is None:
                 self.cards[name] = _card(name, {"provider": "custom", "input_per_m": 0, "output_per_m": 0} | o)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from . import inspect, keys, learn, route, serve  # noqa: F401  (each module registers its commands on `app`)
+from . import (  # noqa: F401  (each module registers its commands on `app`)
+    catalog,
+    inspect,
+    keys,
+    learn,
+    route,
+    serve,
+)
 from .app import app
 
 

@@ -240,7 +240,8 @@ def usage_of(u: dict[str, Any]) -> Usage:
     cached = u.get("cache_read_input_tokens") or 0
     created = u.get("cache_creation_input_tokens") or 0
     return checked_usage(Usage(input_tokens=(u.get("input_tokens") or 0) + cached + created,
-                               output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached))
+                               output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached,
+                               cache_write_tokens=created))
 
 
 def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .meters import MeterState
+
 BUCKETS = 10
 
 
@@ -40,11 +42,13 @@ class _Window:
         return calls, failures
 
 
-class MemoryState:
+class MemoryState(MeterState):
     """One process's state. Records are stored by reference: callers may mutate what `get` returns
-    for per-process bookkeeping, and `put` it to make a change visible to other replicas."""
+    for per-process bookkeeping, and `put` it to make a change visible to other replicas. The rate
+    windows and budget ledgers come from `meters.MeterState`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._records: dict[str, Any] = {}
         self._windows: dict[str, _Window] = {}
 

@@ -42,6 +42,7 @@ class Row(NamedTuple):
     cache: str | None = None  # "hit" | "semantic-hit" | "miss" | None (cache not consulted)
     saved_usd: float = 0.0  # what a cache hit would have cost upstream
     experiment: str | None = None  # "name=variant" when the request was in an experiment
+    cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache
 
 
 COLUMNS: tuple[str, ...] = Row._fields
@@ -96,4 +97,5 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
     return Row(bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
                bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
                u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user or caller.user, MAX_NAME),
-               api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment)
+               api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment,
+               u.cache_write_tokens)

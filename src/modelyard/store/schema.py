@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS {name} (
   team TEXT,
   cache TEXT,
   saved_usd REAL NOT NULL DEFAULT 0,
-  experiment TEXT
+  experiment TEXT,
+  cache_write_tokens INTEGER NOT NULL DEFAULT 0
 );
 """
 _INDEXES = """
@@ -55,7 +56,7 @@ CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts);
 
 # Columns added after version 2, with their declarations (a version-2 table gains them in place).
 _ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL NOT NULL DEFAULT 0",
-          "experiment": "TEXT"}
+          "experiment": "TEXT", "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 

@@ -1,0 +1,116 @@
+"""Alerts: budget thresholds and spend-rate anomalies, delivered to a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from modelyard.accounting.alerts import Alerts
+from modelyard.accounting.budgets import period_of
+from modelyard.config import AlertsConfig
+from modelyard.errors import ConfigError
+from modelyard.gateway import Gateway
+from modelyard.loader import parse_config
+from modelyard.store.rows import request_row
+from modelyard.types import Budget, Caller, ChatRequest, Message
+
+
+class Receiver:
+    """A webhook that answers 500 to its first POST, then 200."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.fail_first = 1
+        self.got = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.fail_first:
+            self.fail_first -= 1
+            return web.Response(status=500)
+        self.posts.append(await request.json())
+        self.got.set()
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> Any:
+    r = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", r.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    r.url = f"http://127.0.0.1:{port}/hook"  # type: ignore[attr-defined]
+    yield r
+    await runner.cleanup()
+
+
+async def test_budget_alerts_delivered_with_retry(tmp_path: Path, receiver: Any) -> None:
+    cfg = parse_config({"deployments": {"d": {"provider": "sim", "model": "sim/frontier"}},
+                        "alerts": {"webhooks": [receiver.url], "allow_private": True, "backoff_s": 0.05},
+                        "server": {"request_log": {"path": str(tmp_path / "l.db")}}}, "t.yaml")
+    async with Gateway(cfg) as gw:
+        probe = ChatRequest(model="d", messages=[Message("user", "hello")], max_tokens=30)
+        cost = (await gw.chat(probe)).cost_usd
+        limit = 1.0
+        c = Caller(key_id="k1", budgets=(Budget("key:k1", limit, "daily"),))
+        period = period_of("daily", time.time())
+        gw.resilience.store.budget_seed("key:k1", period.id, 0.8 * limit - cost / 2)  # just under 80 %
+        r = ChatRequest(model="d", messages=[Message("user", "hello")], max_tokens=30)
+        r.caller = c
+        await gw.chat(r)  # crosses 50 (never alerted in this period) and 80
+        await gw.chat(probe)  # (another key: no alert)
+        async with asyncio.timeout(10):
+            while len(receiver.posts) < 2:
+                await asyncio.sleep(0.02)
+    kinds = sorted((p["type"], p["threshold_pct"]) for p in receiver.posts)
+    assert kinds == [("budget_threshold", 50), ("budget_threshold", 80)]
+    assert all(p["scope"] == "key:k1" and p["limit_usd"] == 1.0 for p in receiver.posts)
+    assert receiver.fail_first == 0  # the first POST got a 500 and was retried
+    assert gw.accounting.alerts is not None and gw.accounting.alerts.delivered == len(receiver.posts)
+
+
+def test_private_webhook_refused_at_config_load() -> None:
+    for url in ("http://127.0.0.1:9/x", "http://10.0.0.5/x", "http://169.254.169.254/latest", "http://localhost/x",
+                "http://[::ffff:127.0.0.1]/x"):
+        with pytest.raises(ConfigError, match="allow_private"):
+            parse_config({"deployments": {"d": {"provider": "sim", "model": "sim/fast"}},
+                          "alerts": {"webhooks": [url]}}, "t.yaml")
+    with pytest.raises(ConfigError, match="not an http"):
+        parse_config({"deployments": {"d": {"provider": "sim", "model": "sim/fast"}},
+                      "alerts": {"webhooks": ["ftp://example.com/x"]}}, "t.yaml")
+    parse_config({"deployments": {"d": {"provider": "sim", "model": "sim/fast"}},
+                  "alerts": {"webhooks": ["https://hooks.example.com/x"]}}, "t.yaml")
+
+
+async def test_hostname_resolving_to_loopback_is_refused_at_send_time(receiver: Any) -> None:
+    url = receiver.url.replace("127.0.0.1", "localhost.")  # a name: passes the load check, resolves to loopback
+    alerts = Alerts(AlertsConfig(webhooks=[url], backoff_s=0.01, retries=0))
+    await alerts.start()
+    alerts.fire({"type": "t", "message": "m"})
+    await alerts.close()
+    assert alerts.failed == 1 and receiver.posts == [] and receiver.fail_first == 1  # never connected
+
+
+def test_spend_rate_anomaly() -> None:
+    alerts = Alerts(AlertsConfig(anomaly_factor=3, anomaly_min_usd=0.5))
+    fired: list[dict[str, Any]] = []
+    alerts.fire = fired.append  # type: ignore[method-assign]
+    now = time.time()
+    for h in range(2, 25):  # a steady $1/hour for the previous day
+        alerts.observe(request_row(f"r{h}", "m", 200, cost_usd=1.0)._replace(ts=now - h * 3600))
+    alerts.observe(request_row("x", "m", 200, cost_usd=2.0)._replace(ts=now - 600))
+    assert fired == []  # $2 in the last hour: under 3×
+    alerts._checked_minute = -1
+    alerts.observe(request_row("y", "m", 200, cost_usd=2.0)._replace(ts=now - 60))
+    assert len(fired) == 1 and fired[0]["type"] == "spend_rate_anomaly" and fired[0]["last_hour_usd"] == 4.0
+    alerts._checked_minute = -1
+    alerts.observe(request_row("z", "m", 200, cost_usd=9.0)._replace(ts=now))
+    assert len(fired) == 1  # once per hour
