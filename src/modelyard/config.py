@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
 
@@ -75,6 +76,7 @@ class ModelGroupConfig(_Model):
     timeout_s: float | None = Field(None, gt=0)  # request deadline; default resilience.timeout_s
     hedge: HedgeSettings | None = None  # set: requests to this group are hedged
     description: str | None = None
+    cache: CacheOverride | None = None  # fields set here override the top-level cache: for this group
 
 
 class RequestLogConfig(_Model):
@@ -173,6 +175,7 @@ class Config(_Model):
     catalog: dict[str, CardOverride] = {}
     resilience: ResilienceSettings = ResilienceSettings()
     pipelines: dict[str, PipelineConfig] = {}
+    cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
 
 
 Problem = tuple[str, str]  # (field path, message): one line of a ConfigError

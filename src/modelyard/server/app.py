@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
-from . import anthropic_api, explain_api, feedback_api, openai_api
+from . import anthropic_api, cache_api, explain_api, feedback_api, openai_api
 from .auth import MasterKey
 from .http import (
     JSON,
@@ -81,6 +81,7 @@ class App:
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
+        cache_api.install(self)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -250,6 +251,8 @@ class App:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d is not None and d.attempts:
             headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
+        if resp.cache is not None:
+            headers += cache_api.headers(resp.cache, resp.cache_similarity)
         return headers
 
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
@@ -259,6 +262,8 @@ class App:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d.attempts:
             headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
+        if getattr(stream, "cache", None) is not None:  # (a mode's stream has no cache)
+            headers += cache_api.headers(stream.cache, stream.cache_similarity)
         return headers
 
     async def _pump(self, send: Send, rid: str, stream: GatewayStream, render: Callable[[Any], bytes],
@@ -301,6 +306,7 @@ class App:
         caller = self.check_auth(scope)
         req = openai_api.parse_request(await self.read_json(scope, receive))
         req.caller = caller
+        cache_api.directive(scope, req)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
@@ -324,6 +330,7 @@ class App:
         caller = self.check_auth(scope)
         req = anthropic_api.parse_request(await self.read_json(scope, receive))
         req.caller = caller
+        cache_api.directive(scope, req)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)
