@@ -136,7 +136,7 @@ class ResponseCache:
         if d.mode == "semantic" and (not req.tools or d.policy.tools):
             text = last_user_text(req)
             if text is not None and len(text) >= d.policy.min_chars:
-                scope = semantic_scope(req, tenant, route)
+                scope = semantic_scope(req, tenant, route, text)
             else:
                 text = None
         return Look(d, exact_key(req, tenant, route), tenant, route, scope, text)
