@@ -10,6 +10,7 @@ Also: the exact lookup (key + memory get) and the embedding of one turn (MiniLM,
     PYTHONPATH=src python bench/cache_bench.py [--sizes 10000,100000] [--rounds 200]
 """
 
+# ruff: noqa: B023  (each closure is timed within its own loop iteration)
 from __future__ import annotations
 
 import argparse

@@ -62,7 +62,8 @@ def main() -> None:
             print(f"  near-miss past the markers: {c:.3f} {p['kind']}: {p['a']!r} / {p['b']!r}")
     for p, same, c in rows:
         if p["same"] and not same:
-            print(f"  paraphrase split by markers: {c:.3f}: {p['a']!r} / {p['b']!r} {markers(str(p['a']))} {markers(str(p['b']))}")
+            print(f"  paraphrase split by markers: {c:.3f}: {p['a']!r} / {p['b']!r}",
+                  markers(str(p["a"])), markers(str(p["b"])))
 
 
 if __name__ == "__main__":

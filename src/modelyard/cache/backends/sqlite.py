@@ -73,7 +73,7 @@ class SqliteBackend(Backend):
                              (key, now)).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE cache_entries SET used = ? WHERE key = ?", (now, key))
+            db.execute("UPDATE cache_entries SET used = ? WHERE key = ?", (time.time(), key))
             return Entry(*row)
 
         return await self._run(q)
