@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
 
-from ..deployment import Deployment
 from ..types import ChatResponse, Choice, Message, RouteDecision, StreamChunk, ToolCall, ToolCallDelta, Usage
+
+if TYPE_CHECKING:
+    from ..deployment import Deployment
 
 PIECE_WORDS = 8  # words per replayed text chunk: a stream a client renders like a live one
 
