@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
 
@@ -77,6 +78,7 @@ class ModelGroupConfig(_Model):
     timeout_s: float | None = Field(None, gt=0)  # request deadline; default resilience.timeout_s
     hedge: HedgeSettings | None = None  # set: requests to this group are hedged
     description: str | None = None
+    cache: CacheOverride | None = None  # fields set here override the top-level cache: for this group
 
 
 class RequestLogConfig(_Model):
@@ -268,13 +270,14 @@ class Config(_Model):
     resilience: ResilienceSettings = ResilienceSettings()
     pipelines: dict[str, PipelineConfig] = {}
     keys: dict[str, KeyConfig] | list[KeyConfig] = {}  # virtual keys kept in git (accounting/keys.py)
+    alerts: AlertsConfig = AlertsConfig()
+    cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
 
     def declared_keys(self) -> list[tuple[str, KeyConfig]]:
         """(name, entry) of every `keys:` entry, whichever form the file used."""
         if isinstance(self.keys, dict):
             return list(self.keys.items())
         return [(k.name or str(i), k) for i, k in enumerate(self.keys)]
-    alerts: AlertsConfig = AlertsConfig()
 
 
 Problem = tuple[str, str]  # (field path, message): one line of a ConfigError

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .accounting.admission import FREE, Accounting, Admission
+from .cache.core import Look, ResponseCache
+from .cache.replay import CachedStream, Recorder
 from .catalog import Catalog, unknown_card
 from .config import Config, resolve_secret
 from .defaults import default_config
@@ -87,6 +89,8 @@ class Gateway:
         self.observers: list[Callable[[Row], None]] = []
         self.online: Any = None  # routing.learned.online.OnlineFeedback, when a group learns from feedback
         self.accounting = Accounting.for_gateway(self)  # rate limits, budgets, alerts (accounting/)
+        self.cache = ResponseCache(config.cache, {g: c.cache for g, c in config.model_groups.items()},
+                                   self.deployments)  # exact + semantic response caches (cache/)
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------
@@ -118,6 +122,7 @@ class Gateway:
         await self.resilience.start()
         await self._start_online_learning()
         await self.accounting.start()
+        await self.cache.start()
         self._started = True
 
     async def _start_online_learning(self) -> None:
@@ -134,6 +139,7 @@ class Gateway:
         if self.online is not None:
             await self.online.close()
         await self.accounting.close()
+        await self.cache.close()
         await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()
@@ -170,6 +176,10 @@ class Gateway:
         try:
             route = self.resolve(req.model)
             admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
+            look = self.cache.plan(route.name, req)  # None: the response cache does not apply
+            if look is not None and (await self.cache.lookup(look)).entry is not None:
+                admission.settle(None, Usage(), 0.0)  # a hit counts against rpm, costs nothing
+                return self._cache_hit(rid, req, look, t0, api)
             if (prep := self.router.prepares.get(route.name)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
@@ -194,7 +204,11 @@ class Gateway:
         admission.settle(dep.name, resp.usage, resp.cost_usd, decision)
         resp.latency_ms = (time.perf_counter() - t0) * 1000
         resp.decision = decision
-        self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
+        if look is not None:
+            resp.cache = look.kind
+            await self.cache.store(look, resp)  # a complete answer (never raises)
+        self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api,
+                     cache=resp.cache)
         return resp
 
     async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
@@ -211,6 +225,10 @@ class Gateway:
         try:
             route = self.resolve(req.model)
             admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
+            look = self.cache.plan(route.name, req)
+            if look is not None and (await self.cache.lookup(look)).entry is not None:
+                admission.settle(None, Usage(), 0.0)  # a hit counts against rpm, costs nothing
+                return self._cache_hit_stream(rid, req, look, t0, api)  # type: ignore[return-value]  # same interface
             if (prep := self.router.prepares.get(route.name)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
@@ -230,7 +248,7 @@ class Gateway:
             self._log_cancelled(rid, req, chain, decision, t0, api, e, stream=True)
             admission.cancelled(e, decision)
             raise
-        return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api, admission)
+        return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api, admission, look)
 
     # --- accounting ---------------------------------------------------------------------------
     def emit(self, row: Row) -> None:
@@ -242,12 +260,30 @@ class Gateway:
 
     def _log_ok(self, rid: str, req: ChatRequest, dep: Deployment, usage: Usage, cost: float, latency_ms: float,
                 ttft_ms: float | None, decision: RouteDecision, stream: bool, api: str,
-                status: int = 200, error: ModelyardError | None = None, error_text: str | None = None) -> None:
+                status: int = 200, error: ModelyardError | None = None, error_text: str | None = None,
+                cache: str | None = None, saved_usd: float = 0.0) -> None:
         self.emit(request_row(
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
-            api=api, decision=decision, caller=req.caller))
+            api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd))
+
+    def _cache_hit(self, rid: str, req: ChatRequest, look: Look, t0: float, api: str) -> ChatResponse:
+        """A cached answer: cost 0, no upstream tokens; the row says what it saved."""
+        resp, decision = look.response(rid, req.model)
+        resp.latency_ms = (time.perf_counter() - t0) * 1000
+        self._log_ok(rid, req, self.deployments[resp.deployment], Usage(), 0.0, resp.latency_ms, None,
+                     decision, False, api, cache=look.kind, saved_usd=look.saved_usd)
+        return resp
+
+    def _cache_hit_stream(self, rid: str, req: ChatRequest, look: Look, t0: float, api: str) -> CachedStream:
+        """A cached answer replayed as a stream; it writes its row when it ends."""
+        def on_end(s: CachedStream, status: int, note: str | None) -> None:
+            self._log_ok(rid, req, s.deployment, Usage(), 0.0, s.latency_ms, s.ttft_ms, s.decision, True, api,
+                         status=status, error_text=note, cache=look.kind, saved_usd=look.saved_usd)
+
+        resp, decision = look.response(rid, req.model)
+        return CachedStream(rid, resp, self.deployments[resp.deployment], decision, t0, on_end)
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:
@@ -283,7 +319,7 @@ class GatewayStream:
 
     def __init__(self, gateway: Gateway, request_id: str, req: ChatRequest, dep: Deployment,
                  decision: RouteDecision, agen: AsyncIterator[StreamChunk], first: StreamChunk, t0: float,
-                 api: str, admission: Admission = FREE) -> None:
+                 api: str, admission: Admission = FREE, look: Look | None = None) -> None:
         self.gateway, self.request_id, self.req, self.deployment = gateway, request_id, req, dep
         self.decision, self._agen, self._t0, self.api = decision, agen, t0, api
         self.admission = admission  # settled when the stream ends
@@ -295,6 +331,10 @@ class GatewayStream:
         self._text_parts: list[str] = []
         self._done = False
         self._complete = False  # the last chunk was seen
+        self._look = look  # the response cache's plan: a complete stream is stored
+        self._recorder = Recorder() if look is not None else None
+        self.cache = look.kind if look is not None else None
+        self.cache_similarity: float | None = None
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._iterate()
@@ -319,6 +359,8 @@ class GatewayStream:
         self._finish(200, None)
 
     def _see(self, chunk: StreamChunk) -> None:
+        if self._recorder is not None:
+            self._recorder.see(chunk)
         if chunk.text:
             self._text_parts.append(chunk.text)
         elif chunk.tool_calls:
@@ -344,7 +386,11 @@ class GatewayStream:
         self.admission.settle(dep.name, self.usage, self.cost_usd, self.decision)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
-                   status=status, error=error, error_text=note)
+                   status=status, error=error, error_text=note, cache=self.cache)
+        if self._recorder is not None and self._look is not None and status == 200 and error is None:
+            resp = self._recorder.response(dep.name, self.cost_usd)  # None unless every choice finished
+            if resp is not None:
+                gw.cache.store_later(self._look, resp)
 
     async def aclose(self) -> None:
         """Stop early (client went away): cancel the upstream call and record the partial usage."""

@@ -258,6 +258,8 @@ class ChatResponse:
     # Gateway metadata for the client (execution-mode results: votes, judge verdicts, pipeline steps),
     # rendered as a top-level `modelyard` field that clients may ignore.
     modelyard: dict[str, Any] | None = None
+    cache: str | None = None  # "hit" | "semantic-hit" | "miss" when the response cache was consulted
+    cache_similarity: float | None = None  # on a semantic hit: cosine similarity of the last user turns
 
     @property
     def text(self) -> str:

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..types import Caller, ChatRequest, ChatResponse, RouteDecision
-from . import admin_api, anthropic_api, explain_api, feedback_api, openai_api
+from . import admin_api, anthropic_api, cache_api, explain_api, feedback_api, openai_api
 from .auth import Authenticator, admit
 from .http import (
     JSON,
@@ -82,6 +82,7 @@ class App:
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
         admin_api.install(self)
+        cache_api.install(self)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,6 +252,8 @@ class App:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d is not None and d.attempts:
             headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
+        if resp.cache is not None:
+            headers += cache_api.headers(resp.cache, resp.cache_similarity)
         return headers
 
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
@@ -260,6 +263,8 @@ class App:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d.attempts:
             headers.append((b"x-modelyard-attempts", str(d.attempts).encode()))
+        if getattr(stream, "cache", None) is not None:  # (a mode's stream has no cache)
+            headers += cache_api.headers(stream.cache, stream.cache_similarity)
         return headers
 
     async def _pump(self, send: Send, rid: str, stream: GatewayStream, render: Callable[[Any], bytes],
@@ -300,6 +305,7 @@ class App:
     # --- routes ---------------------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         req = await admit(self, scope, receive, rid, "openai", openai_api.parse_request)
+        cache_api.directive(scope, req)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
@@ -321,6 +327,7 @@ class App:
 
     async def messages(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         req = await admit(self, scope, receive, rid, "anthropic", anthropic_api.parse_request)
+        cache_api.directive(scope, req)
         if not req.stream:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)

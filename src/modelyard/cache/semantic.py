@@ -1,0 +1,117 @@
+"""The semantic index: per scope, a preallocated float32 matrix of unit vectors scanned with one
+matrix-vector product.
+
+Scopes keep the scan short in practice (tenant + group + system prompt + parameters + earlier
+turns), and a scope with 100k entries still answers in milliseconds (docs/BENCHMARKS.md "Cache";
+bench/cache_bench.py compares this with a list of vectors and an int8 matrix). Rows are appended
+in place (capacity doubles) and removed by moving the last row into the hole, so adding and
+forgetting are O(1) and a lookup never copies the matrix.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..embed.backends import Embedder
+
+
+class ScopeIndex:
+    __slots__ = ("keys", "mat", "n", "rows")
+
+    def __init__(self, dim: int, capacity: int = 8) -> None:
+        import numpy as np
+
+        self.mat = np.empty((capacity, dim), dtype=np.float32)
+        self.n = 0
+        self.keys: list[str] = []
+        self.rows: dict[str, int] = {}
+
+    def add(self, key: str, vec: np.ndarray) -> None:
+        import numpy as np
+
+        row = self.rows.get(key)
+        if row is not None:
+            self.mat[row] = vec
+            return
+        if self.n == len(self.mat):
+            grown = np.empty((2 * len(self.mat), self.mat.shape[1]), dtype=np.float32)
+            grown[:self.n] = self.mat
+            self.mat = grown
+        self.mat[self.n] = vec
+        self.keys.append(key)
+        self.rows[key] = self.n
+        self.n += 1
+
+    def remove(self, key: str) -> None:
+        row = self.rows.pop(key, None)
+        if row is None:
+            return
+        last = self.n - 1
+        moved = self.keys.pop()
+        if row != last:
+            self.mat[row] = self.mat[last]
+            self.keys[row] = moved
+            self.rows[moved] = row
+        self.n = last
+
+    def best(self, vec: np.ndarray) -> tuple[str, float] | None:
+        """The most similar entry and its cosine similarity."""
+        if self.n == 0:
+            return None
+        sims = self.mat[:self.n] @ vec
+        i = int(sims.argmax())
+        return self.keys[i], float(sims[i])
+
+
+class SemanticIndex:
+    """Scopes → ScopeIndex, and key → scope so a dropped entry is forgotten in O(1)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.scopes: dict[str, ScopeIndex] = {}
+        self.where: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def add(self, scope: str, key: str, vec: np.ndarray) -> None:
+        idx = self.scopes.get(scope)
+        if idx is None:
+            idx = self.scopes[scope] = ScopeIndex(self.dim)
+        idx.add(key, vec)
+        self.where[key] = scope
+
+    def remove(self, keys: list[str]) -> None:
+        for key in keys:
+            scope = self.where.pop(key, None)
+            if scope is None:
+                continue
+            idx = self.scopes[scope]
+            idx.remove(key)
+            if idx.n == 0:
+                del self.scopes[scope]
+
+    def best(self, scope: str, vec: np.ndarray) -> tuple[str, float] | None:
+        idx = self.scopes.get(scope)
+        return idx.best(vec) if idx is not None else None
+
+    def clear(self) -> None:
+        self.scopes.clear()
+        self.where.clear()
+
+
+def embed_turn(embedder: Embedder, text: str) -> np.ndarray | None:
+    """The unit vector of a user turn, or None when the turn is longer than the model reads (MiniLM:
+    256 word pieces): two long turns that differ after the cut would look identical. Runs in a
+    worker thread."""
+    tokenizer = getattr(embedder, "tokenizer", None)
+    if tokenizer is not None:
+        from ..embed.backends import MAX_TOKENS
+
+        if len(tokenizer.encode(text).ids) >= MAX_TOKENS:
+            return None
+    vec: np.ndarray = embedder.embed([text])[0]
+    return vec
