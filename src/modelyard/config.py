@@ -108,6 +108,10 @@ class ServerConfig(_Model):
     # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch
     # while several requests are in flight, normal otherwise. One policy per process.
     io_threads: Literal["auto", "batch", "normal"] = "auto"
+    # GET /metrics (docs/OBSERVABILITY.md): the master key, this key (a reference like master_key), or
+    # anyone when metrics_public is true
+    metrics_key: str | None = None
+    metrics_public: bool = False
 
     @field_validator("master_key")
     @classmethod
@@ -163,6 +167,15 @@ class PipelineConfig(_Model):
     budget_usd: float | None = Field(None, gt=0)  # stop before a step once this much is spent
 
 
+class TelemetryConfig(_Model):
+    """Metrics, traces and request logs (telemetry/, docs/OBSERVABILITY.md)."""
+
+    metrics: bool = True  # Prometheus metrics at GET /metrics
+    otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP (the `otel` extra), e.g. http://host:4318
+    service_name: str = "modelyard"
+    record_content: bool = False  # put prompts and answers on spans
+
+
 class Config(_Model):
     """The whole file's shape. Cross-references (groups → deployments, strategy options, pipelines)
     are checked by loader.py, which knows the subsystems that own them."""
@@ -173,6 +186,7 @@ class Config(_Model):
     catalog: dict[str, CardOverride] = {}
     resilience: ResilienceSettings = ResilienceSettings()
     pipelines: dict[str, PipelineConfig] = {}
+    telemetry: TelemetryConfig = TelemetryConfig()
 
 
 Problem = tuple[str, str]  # (field path, message): one line of a ConfigError

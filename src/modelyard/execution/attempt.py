@@ -40,6 +40,7 @@ async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
     finally:
         health.finished(name)
         health.breaker.release(name, token)
+        plan.decision.upstream_s += loop.time() - t0  # telemetry: the gateway's own time is the rest
     health.ok(name, (loop.time() - t0) * 1000)
     return resp
 
@@ -70,6 +71,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
         except StopAsyncIteration:
             raise ConnectionFailed(f"deployment '{name}' returned an empty stream", deployment=name) from None
     except ModelyardError as e:
+        plan.decision.upstream_s += loop.time() - t0
         with contextlib.suppress(Exception):
             await close_stream(agen)
         health.finished(name)
@@ -80,6 +82,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
         health.finished(name)
         health.breaker.release(name, token)
         raise
+    plan.decision.upstream_s += loop.time() - t0  # until the first chunk: what the gateway's TTFT waited for
     idle = limits.idle_s if limits is not None else None
     return GuardedStream(agen, dep, health, token, idle_s=idle, until=until,
                          ttft_ms=(loop.time() - t0) * 1000), first

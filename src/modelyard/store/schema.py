@@ -42,7 +42,12 @@ CREATE TABLE IF NOT EXISTS {name} (
   team TEXT,
   cache TEXT,
   saved_usd REAL NOT NULL DEFAULT 0,
-  experiment TEXT
+  experiment TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  fallbacks INTEGER NOT NULL DEFAULT 0,
+  retries INTEGER NOT NULL DEFAULT 0,
+  fallback_reasons TEXT,
+  upstream_ms REAL
 );
 """
 _INDEXES = """
@@ -54,7 +59,8 @@ CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts);
 
 # Columns added after version 2, with their declarations (a version-2 table gains them in place).
 _ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL NOT NULL DEFAULT 0",
-          "experiment": "TEXT"}
+          "experiment": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0", "fallbacks": "INTEGER NOT NULL DEFAULT 0",
+          "retries": "INTEGER NOT NULL DEFAULT 0", "fallback_reasons": "TEXT", "upstream_ms": "REAL"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
