@@ -174,6 +174,7 @@ class TelemetryConfig(_Model):
     otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP (the `otel` extra), e.g. http://host:4318
     service_name: str = "modelyard"
     record_content: bool = False  # put prompts and answers on spans
+    log_requests: bool = True  # `modelyard serve`: one line per request on stderr (--log-format text|json)
 
 
 class Config(_Model):
