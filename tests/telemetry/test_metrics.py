@@ -9,9 +9,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelyard.defaults import default_config_data
-
 from conftest import make_server
+from modelyard.defaults import default_config_data
 
 KEY = "test-master-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

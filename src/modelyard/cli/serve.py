@@ -38,8 +38,10 @@ def serving_app(gw: Gateway, **kw: Any) -> App:
     auto) and the GC settings after start-up."""
     from ..providers import io_threads
     from ..server.app import create_app
+    from ..telemetry import tracing
 
     io_threads.configure(gw.config.server.io_threads)
+    tracing.configure(gw.config.telemetry, source=gw.source)  # when telemetry.otlp_endpoint is set
     return create_app(gw, on_inflight=io_threads.follow, on_started=_after_start, **kw)
 
 

@@ -19,6 +19,7 @@ import orjson
 from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
+from ..telemetry import tracing
 from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
 from . import anthropic_api, explain_api, feedback_api, metrics_api, openai_api
 from .auth import MasterKey
@@ -98,6 +99,7 @@ class App:
         if self.on_inflight is not None:
             self.on_inflight(self._inflight)
         task = asyncio.current_task()
+        trace_token = tracing.attach(scope) if tracing.TRACER is not None else None  # a client's traceparent
         try:
             if handler is None:
                 if scope["path"].rstrip("/") in self._paths or any(
@@ -122,6 +124,8 @@ class App:
             with contextlib.suppress(Exception):
                 await self._send_error(send, err, rid, api)
         finally:
+            if trace_token is not None:
+                tracing.detach(trace_token)
             if task is not None:
                 self._watch.discard(task)
             self._inflight -= 1

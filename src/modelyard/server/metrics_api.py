@@ -33,8 +33,8 @@ def install(app: App) -> None:
     m = metrics.GatewayMetrics(gw, inflight=lambda: app._inflight)
     gw.observers.append(m.observe)
     metrics.ACTIVE = m
-    key = (resolve_secret(server.metrics_key, where="server.metrics_key").encode()
-           if server.metrics_key else None)
+    secret = resolve_secret(server.metrics_key, where="server.metrics_key")
+    key = secret.encode() if secret else None
     public = server.metrics_public
     content_type = (b"content-type", metrics.CONTENT_TYPE.encode())
 
