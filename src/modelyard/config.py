@@ -113,6 +113,10 @@ class ServerConfig(_Model):
     # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch
     # while several requests are in flight, normal otherwise. One policy per process.
     io_threads: Literal["auto", "batch", "normal"] = "auto"
+    # GET /metrics (docs/OBSERVABILITY.md): the master key, this key (a reference like master_key), or
+    # anyone when metrics_public is true
+    metrics_key: str | None = None
+    metrics_public: bool = False
 
     @field_validator("master_key")
     @classmethod
@@ -201,6 +205,8 @@ class KeyConfig(_Model):
         if not v.startswith(_REFERENCE) or len(v) < 5:
             raise ValueError("must be a reference, env:NAME or file:/path (the key itself never sits in the file)")
         return v
+
+
 class AlertsConfig(_Model):
     """Budget and spend-rate alerts (accounting/alerts.py): logged, and POSTed as JSON to `webhooks`."""
 
@@ -259,6 +265,16 @@ def public_ip(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+class TelemetryConfig(_Model):
+    """Metrics, traces and request logs (telemetry/, docs/OBSERVABILITY.md)."""
+
+    metrics: bool = True  # Prometheus metrics at GET /metrics
+    otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP (the `otel` extra), e.g. http://host:4318
+    service_name: str = "modelyard"
+    record_content: bool = False  # put prompts and answers on spans
+    log_requests: bool = True  # `modelyard serve`: one line per request on stderr (--log-format text|json)
+
+
 class Config(_Model):
     """The whole file's shape. Cross-references (groups → deployments, strategy options, pipelines)
     are checked by loader.py, which knows the subsystems that own them."""
@@ -272,6 +288,7 @@ class Config(_Model):
     keys: dict[str, KeyConfig] | list[KeyConfig] = {}  # virtual keys kept in git (accounting/keys.py)
     alerts: AlertsConfig = AlertsConfig()
     cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     def declared_keys(self) -> list[tuple[str, KeyConfig]]:
         """(name, entry) of every `keys:` entry, whichever form the file used."""

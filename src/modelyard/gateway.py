@@ -31,6 +31,7 @@ from .providers import Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
 from .store.sqlite import RequestLog, Row, request_row
+from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens
 from .types import ChatRequest, ChatResponse, RouteDecision, StreamChunk, Usage
 
@@ -163,12 +164,19 @@ class Gateway:
         return route
 
     def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:
+        if tracing.TRACER is not None:
+            return tracing.route(lambda: self.router.plan(route, req), route.name)
         return self.router.plan(route, req)
 
     # --- execution ----------------------------------------------------------------------------
     async def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> ChatResponse:
         """One non-streamed request through the whole pipeline."""
         rid = request_id or new_request_id()
+        if tracing.TRACER is not None:
+            return await tracing.request(self, lambda: self._chat(req, rid, api), req, rid, stream=False)
+        return await self._chat(req, rid, api)
+
+    async def _chat(self, req: ChatRequest, rid: str, api: str) -> ChatResponse:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
             return await modes.chat(self, req, rid, api)  # race/all/vote/judge/fuse/pipeline
         t0 = time.perf_counter()
@@ -218,6 +226,11 @@ class Gateway:
         naming the deployment that will serve the rest.
         """
         rid = request_id or new_request_id()
+        if tracing.TRACER is not None:
+            return await tracing.request(self, lambda: self._stream(req, rid, api), req, rid, stream=True)
+        return await self._stream(req, rid, api)
+
+    async def _stream(self, req: ChatRequest, rid: str, api: str) -> GatewayStream:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
             return await modes.stream(self, req, rid, api)  # type: ignore[return-value]  # same interface
         t0 = time.perf_counter()

@@ -205,6 +205,8 @@ class RouteDecision:
     fallbacks: list[str] = field(default_factory=list)  # deployments tried before the one that served
     attempts: int = 0  # upstream calls made for this request (retries and hedges included)
     rule: str | None = None  # the rule (rules strategy) or class (tier) that decided, if any
+    failures: list[str] = field(default_factory=list)  # the error type of each failed attempt (with `fallbacks`)
+    upstream_s: float = 0.0  # time in upstream calls (streams: until their first chunk), for telemetry
 
     def route_header(self) -> str:
         """`x-modelyard-route`: the strategy, and the rule that decided (header-safe ASCII)."""

@@ -38,8 +38,10 @@ def serving_app(gw: Gateway, **kw: Any) -> App:
     auto) and the GC settings after start-up."""
     from ..providers import io_threads
     from ..server.app import create_app
+    from ..telemetry import tracing
 
     io_threads.configure(gw.config.server.io_threads)
+    tracing.configure(gw.config.telemetry, source=gw.source)  # when telemetry.otlp_endpoint is set
     return create_app(gw, on_inflight=io_threads.follow, on_started=_after_start, **kw)
 
 
@@ -51,7 +53,19 @@ def worker_app() -> App:
     path = os.environ.get("MODELYARD_CONFIG")
     gw = Gateway.from_file(path) if path else Gateway.default(sim_only=os.environ.get("MODELYARD_SIM_ONLY") == "1")
     protocol.configure(protocol.limits_of(gw.config.server))
+    _request_lines(gw, os.environ.get("MODELYARD_LOG_FORMAT", "text"), os.environ.get("MODELYARD_LOG_REQUESTS"))
     return serving_app(gw, master_key=os.environ.get("MODELYARD_MASTER_KEY") or None)
+
+
+def _request_lines(gw: Gateway, fmt: str, requests: str | bool | None) -> None:
+    """The process's log format, and one line per request (telemetry/logs.py) unless turned off
+    (`telemetry.log_requests`, or --log-requests/--no-log-requests)."""
+    from ..telemetry import logs
+
+    logs.setup(fmt)
+    on = gw.config.telemetry.log_requests if requests in (None, "") else requests in (True, "1")
+    if on:
+        gw.observers.append(logs.RequestLines(fmt).observe)
 
 
 def server_options(server: ServerConfig, *, workers: bool = False) -> dict[str, Any]:
@@ -74,9 +88,12 @@ def is_loopback(host: str) -> bool:
 
 
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
-                sim_only: bool, banner: bool, allow_unauthenticated: bool = False) -> None:
+                sim_only: bool, banner: bool, allow_unauthenticated: bool = False, log_format: str = "text",
+                log_requests: bool | None = None) -> None:
     import uvicorn
 
+    if log_format not in ("text", "json"):
+        fail(f"--log-format must be text or json, not {log_format!r}")
     gw = load_gateway(config, sim_only=sim_only)
     server = gw.config.server
     host = host or server.host
@@ -90,7 +107,7 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
         # anyone who reaches the address could spend the providers' keys configured here
         fail(f"refusing to serve on {host} without a master key: set server.master_key (e.g. "
              "env:MODELYARD_MASTER_KEY), bind 127.0.0.1, or pass --allow-unauthenticated on purpose")
-    opts = server_options(server, workers=workers > 1)
+    opts = {**server_options(server, workers=workers > 1), "log_config": None}  # logging: telemetry/logs.py
     if banner:
         _print_banner(gw, host, port)
     if workers > 1:
@@ -99,9 +116,23 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
             os.environ["MODELYARD_CONFIG"] = os.path.abspath(config)
         if sim_only:
             os.environ["MODELYARD_SIM_ONLY"] = "1"
-        uvicorn.run("modelyard.cli.serve:worker_app", factory=True, host=host, port=port, workers=workers,
-                    **opts)
+        os.environ["MODELYARD_LOG_FORMAT"] = log_format
+        os.environ["MODELYARD_LOG_REQUESTS"] = "" if log_requests is None else str(int(log_requests))
+        from ..telemetry.logs import setup
+
+        setup(log_format)
+        # the workers' metrics go to files in a private directory, summed by whichever worker is scraped
+        import shutil
+        import tempfile
+
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelyard-metrics-")
+        try:
+            uvicorn.run("modelyard.cli.serve:worker_app", factory=True, host=host, port=port, workers=workers,
+                        **opts)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
+        _request_lines(gw, log_format, log_requests)
         uvicorn.run(app_obj, host=host, port=port, **opts)
 
 
@@ -122,6 +153,11 @@ def _print_banner(gw: Any, host: str, port: int) -> None:
           flush=True)
 
 
+LogFormatOpt = Annotated[str, typer.Option(help="log lines as text (the console) or json (one object per line)")]
+LogRequestsOpt = Annotated[bool | None, typer.Option(
+    help="one log line per request (default: telemetry.log_requests, on)", show_default=False)]
+
+
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -130,10 +166,12 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker processes (one event loop each)")] = None,
     allow_unauthenticated: Annotated[bool, typer.Option(
         help="serve on a non-loopback address without a master key (anyone who reaches it can use it)")] = False,
+    log_format: LogFormatOpt = "text",
+    log_requests: LogRequestsOpt = None,
 ) -> None:
     """Run the OpenAI- and Anthropic-compatible gateway."""
     _run_server(config, host, port, workers, sim_only=False, banner=True,
-                allow_unauthenticated=allow_unauthenticated)
+                allow_unauthenticated=allow_unauthenticated, log_format=log_format, log_requests=log_requests)
 
 
 @app.command()
@@ -141,13 +179,15 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 4000,
     traffic: Annotated[int, typer.Option(help="send this many sample requests once the server is up")] = 0,
+    log_format: LogFormatOpt = "text",
+    log_requests: LogRequestsOpt = None,
 ) -> None:
     """Serve the simulated fleet (no API keys needed), optionally with sample traffic."""
     if traffic:
         import threading
 
         threading.Thread(target=_sample_traffic, args=(f"http://{host}:{port}", traffic), daemon=True).start()
-    _run_server(None, host, port, 1, sim_only=True, banner=True)
+    _run_server(None, host, port, 1, sim_only=True, banner=True, log_format=log_format, log_requests=log_requests)
 
 
 SAMPLE_PROMPTS = [

@@ -14,12 +14,21 @@ from ..resilience.attempt_plan import AttemptPlan
 from ..resilience.health import HealthTracker
 from ..resilience.policy import DeploymentTimeouts
 from ..resilience.timeouts import GuardedStream, close_stream, deadline_error
+from ..telemetry import tracing
 from ..types import ChatRequest, ChatResponse, StreamChunk
 
 
 async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
                health: HealthTracker) -> ChatResponse:
     """One non-streamed call."""
+    if tracing.TRACER is not None:
+        with tracing.attempt(dep, stream=False):
+            return await _call(dep, token, req, plan, health)
+    return await _call(dep, token, req, plan, health)
+
+
+async def _call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                health: HealthTracker) -> ChatResponse:
     name = dep.name
     loop = plan.loop
     t0 = loop.time()
@@ -40,6 +49,7 @@ async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
     finally:
         health.finished(name)
         health.breaker.release(name, token)
+        plan.decision.upstream_s += loop.time() - t0  # telemetry: the gateway's own time is the rest
     health.ok(name, (loop.time() - t0) * 1000)
     return resp
 
@@ -48,6 +58,14 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
                       health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
     """Start a stream and wait for its first chunk (within the time-to-first-token limit); the rest
     comes from the returned GuardedStream, which enforces the idle and total limits."""
+    if tracing.TRACER is not None:
+        with tracing.attempt(dep, stream=True):
+            return await _open_stream(dep, token, req, plan, health)
+    return await _open_stream(dep, token, req, plan, health)
+
+
+async def _open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                       health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
     name = dep.name
     loop = plan.loop
     t0 = loop.time()
@@ -70,6 +88,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
         except StopAsyncIteration:
             raise ConnectionFailed(f"deployment '{name}' returned an empty stream", deployment=name) from None
     except ModelyardError as e:
+        plan.decision.upstream_s += loop.time() - t0
         with contextlib.suppress(Exception):
             await close_stream(agen)
         health.finished(name)
@@ -80,6 +99,7 @@ async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: Attem
         health.finished(name)
         health.breaker.release(name, token)
         raise
+    plan.decision.upstream_s += loop.time() - t0  # until the first chunk: what the gateway's TTFT waited for
     idle = limits.idle_s if limits is not None else None
     return GuardedStream(agen, dep, health, token, idle_s=idle, until=until,
                          ttft_ms=(loop.time() - t0) * 1000), first

@@ -34,6 +34,7 @@ from ..errors import (
     parse_retry_after,
     redact,
 )
+from ..telemetry import tracing
 from . import io_threads
 from .base import Provider
 
@@ -139,7 +140,8 @@ class Headers:
 
 def _send(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> Any:
     """The POST of `body` to `dep` (a client coroutine: await it for the response head)."""
-    return clients.get(dep.connect_timeout_s).post(url, headers=ep.headers, body=body, timeout=ep.timeout)
+    headers = ep.headers if tracing.TRACER is None else tracing.inject(ep.headers)  # + traceparent
+    return clients.get(dep.connect_timeout_s).post(url, headers=headers, body=body, timeout=ep.timeout)
 
 
 async def post(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes

@@ -121,6 +121,7 @@ class AttemptPlan:
         other call may help (the request's own fault, or the deployment's non-transient one)."""
         self.last = e
         self.decision.fallbacks.append(dep.name)
+        self.decision.failures.append(e.type)
         p = self.policy
         if isinstance(e, ContextWindowExceeded):
             window = dep.card.context_window

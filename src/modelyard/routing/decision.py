@@ -68,7 +68,7 @@ class LazyDecision(RouteDecision):
         `log_cache`: where to keep the logged JSON when the candidates follow from the group alone."""
         d = cls.__new__(cls)
         d.model, d.deployment, d.strategy, d.reason, d.rule = model, deployment, strategy, reason, rule
-        d.fallbacks, d.attempts = [], 0
+        d.fallbacks, d.attempts, d.failures, d.upstream_s = [], 0, [], 0.0
         d._make_candidates, d._make_features, d._log_cache = candidates, features, log_cache
         return d
 

@@ -19,8 +19,9 @@ import orjson
 from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
+from ..telemetry import tracing
 from ..types import Caller, ChatRequest, ChatResponse, RouteDecision
-from . import admin_api, anthropic_api, cache_api, explain_api, feedback_api, openai_api
+from . import admin_api, anthropic_api, cache_api, explain_api, feedback_api, metrics_api, openai_api
 from .auth import Authenticator, admit
 from .http import (
     JSON,
@@ -83,6 +84,7 @@ class App:
         self._inflight = 0  # requests being served
         admin_api.install(self)
         cache_api.install(self)
+        metrics_api.install(self)  # GET /metrics, fed by the gateway's observers
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +101,7 @@ class App:
         if self.on_inflight is not None:
             self.on_inflight(self._inflight)
         task = asyncio.current_task()
+        trace_token = tracing.attach(scope) if tracing.TRACER is not None else None  # a client's traceparent
         try:
             if handler is None:
                 if scope["path"].rstrip("/") in self._paths or any(
@@ -123,6 +126,8 @@ class App:
             with contextlib.suppress(Exception):
                 await self._send_error(send, err, rid, api)
         finally:
+            if trace_token is not None:
+                tracing.detach(trace_token)
             if task is not None:
                 self._watch.discard(task)
             self._inflight -= 1

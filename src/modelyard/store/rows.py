@@ -43,6 +43,11 @@ class Row(NamedTuple):
     saved_usd: float = 0.0  # what a cache hit would have cost upstream
     experiment: str | None = None  # "name=variant" when the request was in an experiment
     cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache
+    attempts: int = 0  # upstream calls made (retries and hedges included)
+    fallbacks: int = 0  # moves to another deployment after a failure
+    retries: int = 0  # calls repeated on the same deployment after a failure
+    fallback_reasons: str | None = None  # the error type behind each fallback, comma-separated
+    upstream_ms: float | None = None  # time in upstream calls (streams: until the first chunk)
 
 
 COLUMNS: tuple[str, ...] = Row._fields
@@ -94,8 +99,35 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                 cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None) -> Row:
     """The one request-log row builder (client-controlled text bounded)."""
     u = usage or _NO_USAGE
+    attempts = fallbacks = retries = 0
+    reasons: str | None = None
+    upstream_ms: float | None = None
+    if decision is not None:
+        attempts = decision.attempts
+        upstream_ms = decision.upstream_s * 1000 if attempts else None
+        if decision.fallbacks:
+            fallbacks, retries, reasons = _moves(decision, deployment if status < 400 else None)
     return Row(bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
                bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
                u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user or caller.user, MAX_NAME),
                api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment,
-               u.cache_write_tokens)
+               u.cache_write_tokens, attempts, fallbacks, retries, reasons, upstream_ms)
+
+
+def _moves(decision: RouteDecision, served: str | None) -> tuple[int, int, str | None]:
+    """(fallbacks, retries, the error types behind the fallbacks) from the failed attempts in order:
+    a failure followed by a call to the same deployment was retried, to another one fell back."""
+    failed, types = decision.fallbacks, decision.failures
+    nxt = [*failed[1:], served]
+    fallbacks = retries = 0
+    reasons: list[str] = []
+    for i, name in enumerate(failed):
+        after = nxt[i]
+        if after is None:
+            continue  # the last failure: the request ended there
+        if after == name:
+            retries += 1
+        else:
+            fallbacks += 1
+            reasons.append(types[i] if i < len(types) else "error")
+    return fallbacks, retries, ",".join(reasons) or None

@@ -43,7 +43,12 @@ CREATE TABLE IF NOT EXISTS {name} (
   cache TEXT,
   saved_usd REAL NOT NULL DEFAULT 0,
   experiment TEXT,
-  cache_write_tokens INTEGER NOT NULL DEFAULT 0
+  cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  fallbacks INTEGER NOT NULL DEFAULT 0,
+  retries INTEGER NOT NULL DEFAULT 0,
+  fallback_reasons TEXT,
+  upstream_ms REAL
 );
 """
 _INDEXES = """
@@ -56,7 +61,9 @@ CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts);
 
 # Columns added after version 2, with their declarations (a version-2 table gains them in place).
 _ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL NOT NULL DEFAULT 0",
-          "experiment": "TEXT", "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0"}
+          "experiment": "TEXT", "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+          "attempts": "INTEGER NOT NULL DEFAULT 0", "fallbacks": "INTEGER NOT NULL DEFAULT 0",
+          "retries": "INTEGER NOT NULL DEFAULT 0", "fallback_reasons": "TEXT", "upstream_ms": "REAL"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
