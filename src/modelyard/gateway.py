@@ -21,6 +21,7 @@ from .defaults import default_config
 from .deployment import Deployment
 from .errors import ModelyardError, NotFound
 from .execution import single
+from .experiments import assign as experiments
 from .loader import load_config
 from .modes import dispatch as modes
 from .providers import Provider, provider_class
@@ -79,6 +80,8 @@ class Gateway:
         self.health = self.resilience.health
         self.router = Router(self.health, config=config, deployments=self.deployments, catalog=self.catalog,
                              source=source)
+        # A/B tests: the groups they split -> the experiment (variant routes planned by the router now)
+        self.experiments = experiments.build(config, self.routes, self.deployments, self.router)
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
@@ -109,6 +112,7 @@ class Gateway:
         self._started = True
 
     async def close(self) -> None:
+        await experiments.close(self.experiments)
         await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()
@@ -143,7 +147,9 @@ class Gateway:
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
-            if (prep := self.router.prepares.get(route.name)) is not None:
+            if (exp := self.experiments.get(route.name)) is not None:
+                route = exp.assign(route, req, rid)  # the variant's route; tags req.experiment
+            if (prep := self.router.prepares.get(route.plan_key)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             policy = self.resilience.policy(route.name, req)
@@ -163,6 +169,8 @@ class Gateway:
         resp.latency_ms = (time.perf_counter() - t0) * 1000
         resp.decision = decision
         self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api)
+        if exp is not None and exp.scorer is not None:  # the experiment's judge grades a sample, off the path
+            exp.scorer.offer(self, rid, req, resp.text)
         return resp
 
     async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
@@ -177,7 +185,9 @@ class Gateway:
         t0 = time.perf_counter()
         try:
             route = self.resolve(req.model)
-            if (prep := self.router.prepares.get(route.name)) is not None:
+            if (exp := self.experiments.get(route.name)) is not None:
+                route = exp.assign(route, req, rid)  # the variant's route; tags req.experiment
+            if (prep := self.router.prepares.get(route.plan_key)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             policy = self.resilience.policy(route.name, req)
@@ -209,7 +219,7 @@ class Gateway:
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
-            api=api, decision=decision, caller=req.caller))
+            api=api, decision=decision, caller=req.caller, experiment=req.experiment))
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:
@@ -231,7 +241,7 @@ class Gateway:
         self.emit(request_row(
             rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
             error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
-            user=req.user, api=api, decision=decision, caller=req.caller))
+            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment))
 
 
 class GatewayStream:
@@ -305,6 +315,8 @@ class GatewayStream:
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
                    status=status, error=error, error_text=note)
+        if status == 200 and self.req.experiment and (exp := gw.experiments.get(self.req.model)) and exp.scorer:
+            exp.scorer.offer(gw, self.request_id, self.req, "".join(self._text_parts))
 
     async def aclose(self) -> None:
         """Stop early (client went away): cancel the upstream call and record the partial usage."""

@@ -57,7 +57,7 @@ def config_problems(config: Config) -> list[Problem]:
     """Every cross-reference problem, in the order of the file's sections."""
     if not config.deployments:
         return [EMPTY]
-    return [*_group_problems(config), *_pipeline_problems(config)]
+    return [*_group_problems(config), *_pipeline_problems(config), *_experiment_problems(config)]
 
 
 def _group_problems(config: Config) -> list[Problem]:
@@ -100,6 +100,14 @@ def _pipeline_problems(config: Config) -> list[Problem]:
         except PipelineConfigError as e:
             out.append((format_loc(("pipelines", name, *e.loc)), e.message))
     return out
+
+
+def _experiment_problems(config: Config) -> list[Problem]:
+    if not config.experiments:
+        return []
+    from .experiments.check import experiment_problems
+
+    return experiment_problems(config)
 
 
 def _choices(name: str, known: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
-from . import anthropic_api, explain_api, feedback_api, openai_api
+from . import anthropic_api, experiments_api, explain_api, feedback_api, openai_api
 from .auth import MasterKey
 from .http import (
     JSON,
@@ -75,6 +75,7 @@ class App:
         # order after the exact routes miss; the handler reads the rest of scope["path"].
         self.prefix_routes: list[tuple[str, str, Handler]] = []
         self._paths = {p for _, p in self.routes}
+        experiments_api.install(self)
         self._models_body = self._render_models()
         # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
         self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
@@ -255,6 +256,8 @@ class App:
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
         d = stream.decision
         headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model, d)]
+        if stream.req.experiment is not None:
+            headers.append((b"x-modelyard-experiment", stream.req.experiment.encode()))
         if d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d.attempts:
@@ -305,6 +308,8 @@ class App:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
             headers = self._response_headers(rid, resp, body)
+            if req.experiment is not None:
+                headers.append((b"x-modelyard-experiment", req.experiment.encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -328,6 +333,8 @@ class App:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)
             headers = self._response_headers(rid, resp, body)
+            if req.experiment is not None:
+                headers.append((b"x-modelyard-experiment", req.experiment.encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
