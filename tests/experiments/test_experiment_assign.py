@@ -138,9 +138,10 @@ def test_variant_routes_are_built_once_and_override_the_group() -> None:
     exp = gw.experiments["smart"]
     assert exp.control.route is gw.routes["smart"]  # an empty variant is the group itself
     t = exp.variants["treatment"].route
-    assert t.name == "smart" and t.strategy == "cheapest" and [d.name for d in t.deployments] == ["sim/fast", "sim/local"]
+    assert t.name == "smart" and t.strategy == "cheapest"
+    assert [d.name for d in t.deployments] == ["sim/fast", "sim/local"]
     assert t.plan_key in gw.router.plans and gw.router.plans[t.plan_key].strategy_name == "cheapest"
-    chain, decision = gw.plan(t, request("x"))
+    chain, _ = gw.plan(t, request("x"))
     assert chain[0].name == "sim/local"  # the cheapest of the variant's deployments
 
 

@@ -70,7 +70,8 @@ def test_too_little_data() -> None:
 def test_guardrail_names_a_worse_success_rate() -> None:
     rng = random.Random(4)
     r = report(control=variant(rng, 3000, 0.010, 0.002, ok=0.99), treatment=variant(rng, 3000, 0.006, 0.001, ok=0.94))
-    assert re.search(r"; success rate \d\.\d points lower \(95% CI \d\.\d–\d\.\d, p=[^)]+\)\.$", r["verdict"]), r["verdict"]
+    guard = r"; success rate \d\.\d points lower \(95% CI \d\.\d–\d\.\d, p=[^)]+\)\.$"
+    assert re.search(guard, r["verdict"]), r["verdict"]
 
 
 def test_latency_and_feedback_verdicts() -> None:
@@ -93,5 +94,5 @@ def test_two_treatments_share_the_error_budget() -> None:
     r = report(control=variant(rng, 600, 0.010, 0.002), a=variant(rng, 600, 0.006, 0.001),
                b=variant(rng, 600, 0.010, 0.002))
     assert r["level"] == 0.975
-    assert r["verdict"].startswith("a is ") and "(97.5% CI" in r["verdict"] and "b: cost per request not different at 97.5%" \
-        in r["verdict"]
+    assert r["verdict"].startswith("a is ") and "(97.5% CI" in r["verdict"]
+    assert "b: cost per request not different at 97.5%" in r["verdict"]
