@@ -275,6 +275,33 @@ class TelemetryConfig(_Model):
     log_requests: bool = True  # `modelyard serve`: one line per request on stderr (--log-format text|json)
 
 
+# --- experiments (experiments/ builds and checks them; docs/OBSERVABILITY.md) ----------------
+
+class VariantConfig(_Model):
+    """What a variant changes in its group; an empty variant is the group as configured."""
+
+    deployments: list[str] | None = Field(None, min_length=1)
+    strategy: str | None = None
+    options: dict[str, Any] | None = None  # default: the group's when the strategy is the group's, else none
+
+
+class JudgeScoringConfig(_Model):
+    model: str  # a group or deployment that grades the answers
+    sample_pct: float = Field(10.0, gt=0, le=100)  # share of each variant's answers it grades
+    criteria: str | None = None  # what a good answer is, told to the judge
+
+
+class ExperimentConfig(_Model):
+    group: str
+    variants: dict[str, VariantConfig] = Field(min_length=2)
+    split: dict[str, float] = {}  # variant -> percent of units; default equal shares; control gets the rest
+    unit: Literal["user", "key", "request"] = "user"
+    metric: Literal["cost", "latency", "feedback", "judge"] = "cost"
+    min_effect: float | None = Field(None, gt=0)  # smallest difference worth finding: relative, or score points
+    judge: JudgeScoringConfig | None = None
+    enabled: bool = True  # false: no new assignments; the report still reads the logged ones
+
+
 class Config(_Model):
     """The whole file's shape. Cross-references (groups → deployments, strategy options, pipelines)
     are checked by loader.py, which knows the subsystems that own them."""
@@ -289,6 +316,7 @@ class Config(_Model):
     alerts: AlertsConfig = AlertsConfig()
     cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
     telemetry: TelemetryConfig = TelemetryConfig()
+    experiments: dict[str, ExperimentConfig] = {}
 
     def declared_keys(self) -> list[tuple[str, KeyConfig]]:
         """(name, entry) of every `keys:` entry, whichever form the file used."""

@@ -25,6 +25,7 @@ from .defaults import default_config
 from .deployment import Deployment
 from .errors import ModelyardError, NotFound
 from .execution import single
+from .experiments import assign as experiments
 from .loader import load_config
 from .modes import dispatch as modes
 from .providers import Provider, provider_class
@@ -81,6 +82,8 @@ class Gateway:
         self.health = self.resilience.health
         self.router = Router(self.health, config=config, deployments=self.deployments, catalog=self.catalog,
                              source=source)
+        # A/B tests: the groups they split -> the experiment (variant routes planned by the router now)
+        self.experiments = experiments.build(config, self.routes, self.deployments, self.router)
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
@@ -141,6 +144,7 @@ class Gateway:
             await self.online.close()
         await self.accounting.close()
         await self.cache.close()
+        await experiments.close(self.experiments)
         await self.resilience.close()
         if self.request_log is not None:
             await self.request_log.close()
@@ -183,12 +187,14 @@ class Gateway:
         admission = FREE
         try:
             route = self.resolve(req.model)
+            if (exp := self.experiments.get(route.name)) is not None:
+                route = exp.assign(route, req, rid)  # the variant's route; tags req.experiment
             admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
-            look = self.cache.plan(route.name, req)  # None: the response cache does not apply
+            look = self.cache.plan(route.plan_key, req)  # None: the response cache does not apply
             if look is not None and (await self.cache.lookup(look)).entry is not None:
                 admission.settle(None, Usage(), 0.0)  # a hit counts against rpm, costs nothing
                 return self._cache_hit(rid, req, look, t0, api)
-            if (prep := self.router.prepares.get(route.name)) is not None:
+            if (prep := self.router.prepares.get(route.plan_key)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             chain = admission.route(chain)  # deployment rpm/tpm: full ones leave the chain (none left: 429)
@@ -217,6 +223,8 @@ class Gateway:
             await self.cache.store(look, resp)  # a complete answer (never raises)
         self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api,
                      cache=resp.cache)
+        if exp is not None and exp.scorer is not None:  # the experiment's judge grades a sample, off the path
+            exp.scorer.offer(self, rid, req, resp.text)
         return resp
 
     async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
@@ -237,12 +245,14 @@ class Gateway:
         admission = FREE
         try:
             route = self.resolve(req.model)
+            if (exp := self.experiments.get(route.name)) is not None:
+                route = exp.assign(route, req, rid)  # the variant's route; tags req.experiment
             admission = await self.accounting.admit(req, route)  # caller rpm/tpm, budget reservation: or 429
-            look = self.cache.plan(route.name, req)
+            look = self.cache.plan(route.plan_key, req)
             if look is not None and (await self.cache.lookup(look)).entry is not None:
                 admission.settle(None, Usage(), 0.0)  # a hit counts against rpm, costs nothing
                 return self._cache_hit_stream(rid, req, look, t0, api)  # type: ignore[return-value]  # same interface
-            if (prep := self.router.prepares.get(route.name)) is not None:
+            if (prep := self.router.prepares.get(route.plan_key)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
             chain, decision = self.plan(route, req)
             chain = admission.route(chain)  # deployment rpm/tpm: full ones leave the chain (none left: 429)
@@ -279,7 +289,8 @@ class Gateway:
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
-            api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd))
+            api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd,
+            experiment=req.experiment))
 
     def _cache_hit(self, rid: str, req: ChatRequest, look: Look, t0: float, api: str) -> ChatResponse:
         """A cached answer: cost 0, no upstream tokens; the row says what it saved."""
@@ -318,7 +329,7 @@ class Gateway:
         self.emit(request_row(
             rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
             error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
-            user=req.user, api=api, decision=decision, caller=req.caller))
+            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment))
 
 
 class GatewayStream:
@@ -404,6 +415,8 @@ class GatewayStream:
             resp = self._recorder.response(dep.name, self.cost_usd)  # None unless every choice finished
             if resp is not None:
                 gw.cache.store_later(self._look, resp)
+        if status == 200 and self.req.experiment and (exp := gw.experiments.get(self.req.model)) and exp.scorer:
+            exp.scorer.offer(gw, self.request_id, self.req, "".join(self._text_parts))
 
     async def aclose(self) -> None:
         """Stop early (client went away): cancel the upstream call and record the partial usage."""

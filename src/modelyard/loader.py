@@ -62,7 +62,8 @@ def config_problems(config: Config) -> list[Problem]:
     """Every cross-reference problem, in the order of the file's sections."""
     if not config.deployments:
         return [EMPTY]
-    return [*_group_problems(config), *_pipeline_problems(config), *_key_problems(config)]
+    return [*_group_problems(config), *_pipeline_problems(config), *_key_problems(config),
+            *_experiment_problems(config)]
 
 
 def _group_problems(config: Config) -> list[Problem]:
@@ -126,6 +127,14 @@ def _key_problems(config: Config) -> list[Problem]:
                 out.append((format_loc((*where, "models", j)),
                             f"unknown model '{m}'" + _choices(m, dict.fromkeys(known))))
     return out
+
+
+def _experiment_problems(config: Config) -> list[Problem]:
+    if not config.experiments:
+        return []
+    from .experiments.check import experiment_problems
+
+    return experiment_problems(config)
 
 
 def _choices(name: str, known: Mapping[str, Any]) -> str:

@@ -146,6 +146,7 @@ class ChatRequest:
     metadata: dict[str, Any] = field(default_factory=dict)  # routing hints (metadata / extra_body.modelyard)
     extra: dict[str, Any] = field(default_factory=dict)  # other OpenAI params, forwarded as-is where supported
     caller: Caller = MASTER  # who sent it (set by the server from the credentials; never sent upstream)
+    experiment: str | None = None  # "name=variant": set by the gateway when an experiment assigned it
 
     def system_text(self) -> str:
         return "\n\n".join(m.text() for m in self.messages if m.role in ("system", "developer"))

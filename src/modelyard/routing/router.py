@@ -56,6 +56,11 @@ class Route:
     context_fallbacks: list[Deployment] = field(default_factory=list)
     is_group: bool = False
     description: str | None = None
+    plan_key: str = ""  # the router's plan for it: the name, or an experiment variant's own key
+
+    def __post_init__(self) -> None:
+        if not self.plan_key:
+            self.plan_key = self.name
 
 
 @dataclass(slots=True)
@@ -168,10 +173,22 @@ class Router:
 
     def plan_for(self, route: Route) -> GroupPlan:
         """The group's plan; groups unknown at load (a Router built without config) get one now."""
-        plan = self.plans.get(route.name)
+        plan = self.plans.get(route.plan_key)
         if plan is None:
-            plan = self.plans[route.name] = self._build(route.name, route.deployments, route.strategy, {})
+            plan = self.plans[route.plan_key] = self._build(route.name, route.deployments, route.strategy, {})
         return plan
+
+    def add_variant(self, route: Route, options: dict[str, Any], where: str) -> None:
+        """Plan a route that serves a group with other deployments or another strategy (an experiment's
+        variant) under `route.plan_key`; `where` names its config field in errors."""
+        try:
+            plan = self._build(route.name, route.deployments, route.strategy, options)
+        except ConfigError as e:
+            raise ConfigError.from_problems(e.file, [(p.replace(f"model_groups.{route.name}", where, 1), m)
+                                                     for p, m in e.problems]) from None
+        self.plans[route.plan_key] = plan
+        if traits_of(plan.strategy).prepares:
+            self.prepares[route.plan_key] = plan.strategy.prepare
 
     # --- per request -----------------------------------------------------------------------------
     def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:

@@ -21,7 +21,16 @@ from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..telemetry import tracing
 from ..types import Caller, ChatRequest, ChatResponse, RouteDecision
-from . import admin_api, anthropic_api, cache_api, explain_api, feedback_api, metrics_api, openai_api
+from . import (
+    admin_api,
+    anthropic_api,
+    cache_api,
+    experiments_api,
+    explain_api,
+    feedback_api,
+    metrics_api,
+    openai_api,
+)
 from .auth import Authenticator, admit
 from .http import (
     JSON,
@@ -76,6 +85,7 @@ class App:
         # order after the exact routes miss; the handler reads the rest of scope["path"].
         self.prefix_routes: list[tuple[str, str, Handler]] = []
         self._paths = {p for _, p in self.routes}
+        experiments_api.install(self)
         self._models_body = self._render_models()
         # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
         self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
@@ -264,6 +274,8 @@ class App:
     def _stream_headers(self, rid: str, stream: GatewayStream) -> list[tuple[bytes, bytes]]:
         d = stream.decision
         headers = [*SSE_HEADERS, *self._route_headers(rid, stream.deployment.name, stream.deployment.model, d)]
+        if stream.req.experiment is not None:
+            headers.append((b"x-modelyard-experiment", stream.req.experiment.encode()))
         if d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d.attempts:
@@ -315,6 +327,8 @@ class App:
             resp = await self.gateway.chat(req, request_id=rid)
             body = openai_api.render_response(resp)
             headers = self._response_headers(rid, resp, body)
+            if req.experiment is not None:
+                headers.append((b"x-modelyard-experiment", req.experiment.encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -337,6 +351,8 @@ class App:
             resp = await self.gateway.chat(req, request_id=rid, api="anthropic")
             body = anthropic_api.render_response(resp, req.model)
             headers = self._response_headers(rid, resp, body)
+            if req.experiment is not None:
+                headers.append((b"x-modelyard-experiment", req.experiment.encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

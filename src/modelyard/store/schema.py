@@ -57,6 +57,7 @@ CREATE INDEX IF NOT EXISTS requests_id ON requests (id);
 CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts);
 CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts);
 CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts);
+CREATE INDEX IF NOT EXISTS requests_experiment ON requests (experiment) WHERE experiment IS NOT NULL;
 """
 
 # Columns added after version 2, with their declarations (a version-2 table gains them in place).
