@@ -94,7 +94,8 @@ def gw_server(tmp_path_factory: pytest.TempPathFactory, fake: FakeEmbedders) -> 
                 "api_key": "env:EMB_TEST_GEMINI_KEY"},
         "sim/fast": {"provider": "sim", "model": "sim/fast"},
     }
-    groups: dict[str, Any] = {"embed": {"deployments": ["down", "oa-small"]}, "chat-only": {"deployments": ["sim/fast"]}}
+    groups: dict[str, Any] = {"embed": {"deployments": ["down", "oa-small"]},
+                              "chat-only": {"deployments": ["sim/fast"]}}
     if _minilm():
         deployments["local/minilm"] = {"provider": "local", "model": "minilm"}
     config = {"deployments": deployments, "model_groups": groups,

@@ -42,7 +42,8 @@ def test_plain_text_with_instructions_reports_cost_and_usage(server) -> None:
 def test_multi_part_input_items(server) -> None:
     r = client(server).responses.create(model="sim/balanced", input=[
         {"role": "developer", "content": "Be terse."},
-        {"role": "user", "content": [{"type": "input_text", "text": "Describe "}, {"type": "input_text", "text": "a cat."}]},
+        {"role": "user", "content": [{"type": "input_text", "text": "Describe "},
+                                     {"type": "input_text", "text": "a cat."}]},
     ])
     assert r.output_text
 
