@@ -63,8 +63,8 @@ class _Slots:
             raise Unavailable(f"deployment '{self.dep.name}' needs llama-cpp-python: {INSTALL_HINT}",
                               deployment=self.dep.name) from None
         threads = max(1, min(4, (os.cpu_count() or 1) // self.count))
-        return Llama(model_path=self.dep.model_path, n_ctx=min(self.dep.card.context_window, 8192), n_threads=threads,
-                     verbose=False)
+        return Llama(model_path=str(self.dep.model_path), n_ctx=min(self.dep.card.context_window, 8192),
+                     n_threads=threads, verbose=False)
 
     async def acquire(self) -> Any:
         if self.sem is None:
