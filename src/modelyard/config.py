@@ -24,7 +24,7 @@ from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
 
-PROVIDERS = ("openai", "azure", "anthropic", "gemini", "sim")
+PROVIDERS = ("openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -46,8 +46,9 @@ class SimSettings(_Model):
 
 
 class DeploymentConfig(_Model):
-    provider: Literal["openai", "azure", "anthropic", "gemini", "sim"]
+    provider: Literal["openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp"]
     model: str  # the upstream's model name
+    model_path: str | None = None  # llamacpp: the GGUF file (providers/llamacpp.py)
     api_base: str | None = None
     api_key: str | None = None  # a reference: env:NAME, or ${NAME}
     api_version: str | None = None  # Azure OpenAI / Anthropic version header
@@ -95,6 +96,12 @@ class RequestLogConfig(_Model):
     retention_days: float | None = Field(None, gt=0)  # rows older than this are deleted (store/retention.py)
 
 
+class ResponsesConfig(_Model):
+    """Stored responses of `POST /v1/responses` (store: true), kept in the request log's database."""
+
+    retention_days: float = Field(30.0, gt=0)  # a stored response is gone this long after it was made
+
+
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=0, le=65535)
@@ -108,6 +115,7 @@ class ServerConfig(_Model):
     max_headers: int = Field(100, ge=8)
     max_connections: int | None = Field(None, ge=1)  # open client connections; default half the fd limit
     request_log: RequestLogConfig = RequestLogConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     workers: int = Field(1, ge=1)
     # Linux scheduling of the upstream client's I/O threads (providers/io_threads.py): batch = they
     # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch

@@ -54,7 +54,7 @@ class Endpoint:
 @dataclass(slots=True, eq=False)
 class Deployment:
     name: str  # the config key, unique
-    provider: str  # openai | azure | anthropic | gemini | sim
+    provider: str  # openai | azure | anthropic | gemini | sim | local | llamacpp
     model: str  # the upstream's model name
     card: ModelCard
     api_base: str = ""
@@ -69,6 +69,7 @@ class Deployment:
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     sim: SimSettings = field(default_factory=lambda: SimSettings.model_validate({}))
+    model_path: str | None = None  # llamacpp: the GGUF file
     # Filled by the provider's `prepare` at start-up:
     adapter: Adapter = field(default=UNPREPARED, repr=False)  # the provider instance that calls it
     endpoint: Endpoint | None = field(default=None, repr=False)  # HTTP providers only

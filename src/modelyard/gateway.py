@@ -23,7 +23,8 @@ from .catalog import Catalog, unknown_card
 from .config import Config, resolve_secret
 from .defaults import default_config
 from .deployment import Deployment
-from .errors import ModelyardError, NotFound
+from .errors import BadRequest, ModelyardError, NotFound
+from .execution import embed as embedding
 from .execution import single
 from .experiments import assign as experiments
 from .loader import load_config
@@ -34,7 +35,7 @@ from .routing import Route, Router
 from .store.sqlite import RequestLog, Row, request_row
 from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens
-from .types import ChatRequest, ChatResponse, RouteDecision, StreamChunk, Usage
+from .types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, RouteDecision, StreamChunk, Usage
 
 _ID_PREFIX = "req_" + os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
@@ -61,7 +62,7 @@ class Gateway:
                 api_key=resolve_secret(dc.api_key, where=f"deployments.{name}.api_key", environ=environ),
                 api_version=dc.api_version, headers=dict(dc.headers), weight=dc.weight, rpm=dc.rpm,
                 tpm=dc.tpm, max_concurrency=dc.max_concurrency, tags=tuple(dc.tags), timeout_s=dc.timeout_s,
-                connect_timeout_s=dc.connect_timeout_s, sim=dc.sim,
+                connect_timeout_s=dc.connect_timeout_s, sim=dc.sim, model_path=dc.model_path,
             )
             kind = "openai" if dc.provider == "azure" else dc.provider
             if kind not in self.providers:
@@ -272,6 +273,36 @@ class Gateway:
             admission.cancelled(e, decision)
             raise
         return GatewayStream(self, rid, req, dep, decision, agen, first, t0, api, admission, look)
+
+    async def embed(self, req: EmbeddingRequest, *, request_id: str | None = None) -> EmbeddingResponse:
+        """Embeddings through the route's deployments that serve them, in order (then its fallbacks),
+        with the chat path's retries and breakers; costed from the card (input tokens) and logged."""
+        rid = request_id or new_request_id()
+        t0 = time.perf_counter()
+        log_req = ChatRequest(model=req.model, messages=[], user=req.user, metadata=req.metadata, caller=req.caller)
+        try:
+            route = self.resolve(req.model)
+            chain = embedding.embedders([*route.deployments, *route.fallbacks])
+            if not chain:
+                raise BadRequest(f"'{req.model}' has no deployment that serves embeddings; configure one "
+                                 "(provider openai, gemini, local or llamacpp) and name it", param="model")
+            decision = RouteDecision(model=req.model, deployment=chain[0].name, strategy="embeddings",
+                                     reason="the deployments that serve embeddings, in order")
+            policy = self.resilience.policy(route.name, log_req)
+        except ModelyardError as e:
+            self._log_error(rid, log_req, None, e, t0, "embeddings")
+            raise
+        try:
+            resp, dep = await embedding.embed(chain, req, decision, self.health, policy)
+        except ModelyardError as e:
+            self._log_error(rid, log_req, e.deployment, e, t0, "embeddings", decision)
+            raise
+        resp.deployment, resp.decision = dep.name, decision
+        resp.cost_usd = dep.card.cost(resp.usage)
+        resp.latency_ms = (time.perf_counter() - t0) * 1000
+        self._log_ok(rid, log_req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False,
+                     "embeddings")
+        return resp
 
     # --- accounting ---------------------------------------------------------------------------
     def emit(self, row: Row) -> None:

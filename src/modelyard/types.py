@@ -312,3 +312,26 @@ class StreamChunk:
     def usage_only(self) -> bool:
         """Usage and nothing else: the chunk OpenAI sends last when asked for usage."""
         return self.usage is not None and self.text is None and self.tool_calls is None and self.finish_reason is None
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """One embeddings request (`POST /v1/embeddings`), whatever provider serves it."""
+
+    model: str
+    inputs: list[str] | list[list[int]]  # texts, or token-id arrays (OpenAI-format upstreams only)
+    dimensions: int | None = None  # shorter vectors, where the model supports it
+    user: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # routing hints (extra_body.modelyard)
+    caller: Caller = MASTER
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    vectors: list[list[float]]  # one per input, in input order
+    model: str  # the model name the upstream reported (or the deployment's model)
+    usage: Usage  # input_tokens only
+    deployment: str = ""  # filled by the gateway
+    cost_usd: float = 0.0  # filled by the gateway
+    latency_ms: float = 0.0  # filled by the gateway
+    decision: RouteDecision | None = None

@@ -40,6 +40,9 @@ def test_card_is_sane(name: str) -> None:
     card = CARDS[name]
     assert card.name == name and card.provider
     assert card.input_per_m >= 0 and card.output_per_m >= 0
+    if not card.capabilities:  # an embedding model: priced per input token, no output
+        assert card.output_per_m == 0 and card.context_window >= 256
+        return
     assert card.output_per_m >= card.input_per_m  # true of every list price we ship
     if card.cached_input_per_m is not None:
         assert 0 <= card.cached_input_per_m <= card.input_per_m

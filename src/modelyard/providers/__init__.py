@@ -25,4 +25,12 @@ def provider_class(kind: str) -> type[Provider]:
         from .sim import SimProvider
 
         return SimProvider
+    if kind == "local":
+        from .local import LocalProvider
+
+        return LocalProvider
+    if kind == "llamacpp":
+        from .llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider
     raise ValueError(f"unknown provider {kind!r}")

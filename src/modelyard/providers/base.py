@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from ..deployment import Deployment
-from ..types import ChatRequest, ChatResponse, StreamChunk, Usage
+from ..errors import BadRequest
+from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamChunk, Usage
 
 
 class Provider:
@@ -36,6 +37,14 @@ class Provider:
         """Yield chunks; the last one carries usage. Raise taxonomy errors before the first chunk
         when the upstream refuses, and from inside the iteration when it fails mid-stream."""
         raise NotImplementedError
+
+    def embeds(self, dep: Deployment) -> bool:
+        """Whether `dep` can serve `POST /v1/embeddings` (the gateway skips deployments that cannot)."""
+        return False
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment) -> EmbeddingResponse:
+        """Vectors for `req.inputs`, in order, with the input tokens counted."""
+        raise BadRequest(f"deployment '{dep.name}' ({dep.provider}) does not serve embeddings", param="model")
 
 
 # What reading a malformed upstream document raises (a field of the wrong type, a missing key):

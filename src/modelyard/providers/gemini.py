@@ -36,6 +36,8 @@ from ..types import (
     ChatRequest,
     ChatResponse,
     Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImagePart,
     Message,
     Part,
@@ -412,6 +414,14 @@ class GeminiProvider(HttpProvider):
             return from_wire(data, dep)
         except MALFORMED:
             raise bad_body(dep, "returned JSON that is not a generateContent response", raw) from None
+
+    def embeds(self, dep: Deployment) -> bool:
+        return True
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment) -> EmbeddingResponse:
+        from .gemini_embed import embed
+
+        return await embed(self, req, dep)
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
         ep = self.endpoint_of(dep)

@@ -23,6 +23,8 @@ from ..types import (
     ChatRequest,
     ChatResponse,
     Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImagePart,
     Message,
     Part,
@@ -84,6 +86,14 @@ class OpenAIProvider(HttpProvider):
         if status >= 400:
             raise map_error(status, raw, headers, dep)
         return from_wire(raw, dep)
+
+    def embeds(self, dep: Deployment) -> bool:
+        return True  # any OpenAI-compatible server may: the config decides which deployments embed
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment) -> EmbeddingResponse:
+        from .openai_embed import embed
+
+        return await embed(self, req, dep)
 
     async def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamChunk]:
         ep = self.endpoint_of(dep)

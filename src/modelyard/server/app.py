@@ -25,11 +25,14 @@ from . import (
     admin_api,
     anthropic_api,
     cache_api,
+    completions_api,
+    embeddings_api,
     experiments_api,
     explain_api,
     feedback_api,
     metrics_api,
     openai_api,
+    responses_api,
 )
 from .auth import Authenticator, admit
 from .http import (
@@ -95,6 +98,8 @@ class App:
         admin_api.install(self)
         cache_api.install(self)
         metrics_api.install(self)  # GET /metrics, fed by the gateway's observers
+        for extra_api in (responses_api, embeddings_api, completions_api):  # /v1/responses, embeddings, completions
+            extra_api.install(self)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
