@@ -199,7 +199,9 @@ class BatchEngine:
         return st.cost_usd + st.reserved_usd + self._reservation() > self.max_cost
 
     def _launch(self, item: Item, attempt: int) -> None:
-        task = asyncio.create_task(self._one(item, attempt, time.monotonic()))
+        reserve = self._reservation()  # held from now: the next launch decision counts it
+        self.stats.reserved_usd += reserve
+        task = asyncio.create_task(self._one(item, attempt, time.monotonic(), reserve))
         self._tasks.add(task)
         self.stats.inflight = len(self._tasks)
         task.add_done_callback(self._done)
@@ -210,10 +212,8 @@ class BatchEngine:
         self._wake.set()
 
     # --- one line ---------------------------------------------------------------------------
-    async def _one(self, item: Item, attempt: int, launched: float) -> None:
+    async def _one(self, item: Item, attempt: int, launched: float, reserve: float) -> None:
         st = self.stats
-        reserve = self._reservation()
-        st.reserved_usd += reserve
         try:
             o = await self.backend.call(item.body)
         except Exception as e:  # a backend bug must not end the job: the line fails, named

@@ -64,7 +64,7 @@ def parse_line(raw: bytes, n: int, model: str | None) -> Item | Malformed:
         body = obj
         if cid is not None:
             body = {k: v for k, v in obj.items() if k != "custom_id"}
-        cid = f"line-{n}"if cid is None else cid
+        cid = f"line-{n}" if cid is None else cid
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         return Malformed(n, cid, "messages must be a non-empty array of {'role': ..., 'content': ...}")
     if body.get("stream"):
