@@ -20,6 +20,10 @@ def base_url(url: str) -> str:
     return url.removesuffix("/v1")
 
 
+class Unreachable(Exception):
+    """Nothing answers at the batch's --url."""
+
+
 class HttpBackend:
     def __init__(self, url: str, *, api_key: str | None = None, concurrency: int = 64,
                  timeout_s: float = 600.0) -> None:
@@ -32,7 +36,11 @@ class HttpBackend:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
 
     async def start(self) -> None:
-        return None
+        """Fail fast when nothing answers at the URL (rather than retrying every line)."""
+        try:
+            await self._client.get(self.url.removesuffix("/v1/chat/completions") + "/health", timeout=10.0)
+        except httpx.TransportError as e:
+            raise Unreachable(f"cannot reach a gateway at {self.url}: {type(e).__name__}: {e}") from None
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -84,7 +84,13 @@ def batch(
         engine.stats.total = total
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, _interrupt, engine, loop)
-        await backend.start()
+        try:
+            await backend.start()
+        except Exception as e:  # e.g. nothing answers at --url: say so once, not per line
+            await backend.close()
+            await out.close()
+            console.print(f"error: {e}", highlight=False)
+            return 2
         try:
             async with progress.shown(engine.stats, console):
                 st = await engine.run(read_items(input, model), finished.ids)

@@ -1,0 +1,82 @@
+"""`modelyard batch --url`: the lines go through a running `modelyard serve` (a real process on a
+loopback port), authenticated with the master key from MODELYARD_MASTER_KEY."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from batchkit import ENV, SIM_CONFIG, openai_line, plain, read_jsonl, run_batch, write_jsonl
+
+KEY = "sk-batch-test-master-key"
+
+
+@pytest.fixture
+def server(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(SIM_CONFIG.replace("server:\n", "server:\n  master_key: ${BATCH_TEST_KEY}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port)],
+                            cwd=tmp_path, env={**ENV, "BATCH_TEST_KEY": KEY}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.1)
+    yield url
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def test_url_mode_runs_every_line_through_the_server(tmp_path, server) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [plain(i) for i in range(40)] + [openai_line(f"k{i}", i, "sim/fast") for i in range(40)])
+    r = run_batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--url", server + "/v1",
+                  env={**ENV, "MODELYARD_MASTER_KEY": KEY})
+    assert r.returncode == 0, r.stderr
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert len({o["custom_id"] for o in out}) == 80
+    assert all(o["response"]["status_code"] == 200 and o["response"]["request_id"].startswith("req_") for o in out)
+    # cost and deployments come from the server's x-modelyard-* headers
+    assert re.search(r"models\s+│ sim/fast × 80", r.stdout), r.stdout
+    assert "$0.000000" not in r.stdout
+    assert KEY not in r.stdout + r.stderr
+
+
+def test_url_mode_with_a_wrong_key_fails_each_line_with_the_reason_and_no_key_in_it(tmp_path, server) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [plain(i) for i in range(5)])
+    r = run_batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--url", server, "--api-key", "sk-wrong-key-123")
+    assert r.returncode == 1
+    assert read_jsonl(tmp_path / "out.jsonl") == []
+    errors = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert sorted(e["line"] for e in errors) == [1, 2, 3, 4, 5]
+    assert all(e["response"]["status_code"] == 401 and e["error"]["code"] == "authentication_error" for e in errors)
+    assert "sk-wrong-key-123" not in (tmp_path / "out.errors.jsonl").read_text()
+
+
+def test_url_mode_with_nothing_listening_fails_fast_and_says_so(tmp_path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_jsonl(tmp_path / "in.jsonl", [plain(1)])
+    r = run_batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--url", f"http://127.0.0.1:{port}", timeout=60)
+    assert r.returncode == 2 and "cannot reach a gateway at" in r.stderr
