@@ -49,7 +49,8 @@ def server(tmp_path):
 
 
 def test_url_mode_runs_every_line_through_the_server(tmp_path, server) -> None:
-    write_jsonl(tmp_path / "in.jsonl", [plain(i) for i in range(40)] + [openai_line(f"k{i}", i, "sim/fast") for i in range(40)])
+    lines = [plain(i) for i in range(40)] + [openai_line(f"k{i}", i, "sim/fast") for i in range(40)]
+    write_jsonl(tmp_path / "in.jsonl", lines)
     r = run_batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--url", server + "/v1",
                   env={**ENV, "MODELYARD_MASTER_KEY": KEY})
     assert r.returncode == 0, r.stderr
