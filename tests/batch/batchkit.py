@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+KEY = "sk-batch-test-master-key"
 ENV = {**os.environ, "MODELYARD_SIM_ZERO_LATENCY": "1", "MODELYARD_NO_OLLAMA": "1", "COLUMNS": "200"}
 SIM_CONFIG = """
 server:

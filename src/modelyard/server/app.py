@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import ModelyardError, NotFound, PayloadTooLarge, PermissionDenied
 from ..gateway import Gateway, GatewayStream, new_request_id
 from ..types import MASTER, Caller, ChatRequest, ChatResponse, RouteDecision
-from . import anthropic_api, explain_api, feedback_api, openai_api
+from . import anthropic_api, batches_api, explain_api, feedback_api, openai_api
 from .auth import MasterKey
 from .http import (
     JSON,
@@ -81,6 +81,7 @@ class App:
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
+        batches_api.install(self)  # /v1/files + /v1/batches (docs/BATCH.md)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
