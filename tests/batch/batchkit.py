@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
+import pytest
 
 KEY = "sk-batch-test-master-key"
 ENV = {**os.environ, "MODELYARD_SIM_ZERO_LATENCY": "1", "MODELYARD_NO_OLLAMA": "1", "COLUMNS": "200"}
@@ -135,3 +141,36 @@ class RateLimitedUpstream:
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(name="server")
+def serve_fixture(tmp_path: Path) -> Any:
+    """A real `modelyard serve` on a loopback port (sim fleet, master key KEY); its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(SIM_CONFIG.replace("server:\n", "server:\n  master_key: ${BATCH_TEST_KEY}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port)],
+                            cwd=tmp_path, env={**ENV, "BATCH_TEST_KEY": KEY}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.1)
+    yield url
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+

@@ -7,7 +7,11 @@ import time
 
 import openai
 import pytest
-from batchkit import KEY, openai_line
+from batchkit import (
+    KEY,
+    openai_line,
+    serve_fixture,  # noqa: F401  (the `server` fixture)
+)
 
 
 def _client(url: str) -> openai.OpenAI:

@@ -6,7 +6,16 @@ from __future__ import annotations
 import re
 import socket
 
-from batchkit import ENV, KEY, openai_line, plain, read_jsonl, run_batch, write_jsonl
+from batchkit import (
+    ENV,
+    KEY,
+    openai_line,
+    plain,
+    read_jsonl,
+    run_batch,
+    serve_fixture,  # noqa: F401  (the `server` fixture)
+    write_jsonl,
+)
 
 
 def test_url_mode_runs_every_line_through_the_server(tmp_path, server) -> None:
