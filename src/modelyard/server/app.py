@@ -24,6 +24,7 @@ from ..types import Caller, ChatRequest, ChatResponse, RouteDecision
 from . import (
     admin_api,
     anthropic_api,
+    batches_api,
     cache_api,
     completions_api,
     embeddings_api,
@@ -100,6 +101,7 @@ class App:
         metrics_api.install(self)  # GET /metrics, fed by the gateway's observers
         for extra_api in (responses_api, embeddings_api, completions_api):  # /v1/responses, embeddings, completions
             extra_api.install(self)
+        batches_api.install(self)  # /v1/files + /v1/batches (docs/BATCH.md)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
