@@ -81,6 +81,8 @@ class App:
         self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
+        from .stats_api import install as install_stats  # /admin/stats/* and the dashboard at /ui
+        install_stats(self)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
