@@ -74,10 +74,10 @@ def is_loopback(host: str) -> bool:
 
 
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
-                sim_only: bool, banner: bool, allow_unauthenticated: bool = False) -> None:
+                sim_only: bool, banner: bool, allow_unauthenticated: bool = False, gateway: Any = None) -> None:
     import uvicorn
 
-    gw = load_gateway(config, sim_only=sim_only)
+    gw = gateway or load_gateway(config, sim_only=sim_only)
     server = gw.config.server
     host = host or server.host
     port = port if port is not None else server.port
@@ -141,13 +141,18 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 4000,
     traffic: Annotated[int, typer.Option(help="send this many sample requests once the server is up")] = 0,
+    rps: Annotated[float, typer.Option(help="background traffic, requests per second (0: none)")] = 2.0,
 ) -> None:
-    """Serve the simulated fleet (no API keys needed), optionally with sample traffic."""
+    """Serve the simulated fleet (no API keys needed, some failures injected) with background traffic,
+    and print the dashboard's URL."""
+    from . import demo_traffic
+
     if traffic:
         import threading
 
         threading.Thread(target=_sample_traffic, args=(f"http://{host}:{port}", traffic), daemon=True).start()
-    _run_server(None, host, port, 1, sim_only=True, banner=True)
+    gw = demo_traffic.start(host, port, min(max(rps, 0.0), 20.0))
+    _run_server(None, host, port, 1, sim_only=True, banner=True, gateway=gw)
 
 
 SAMPLE_PROMPTS = [

@@ -19,6 +19,7 @@
     if (v >= 1) return "$" + v.toFixed(2);
     return "$" + v.toPrecision(3);
   };
+  const usdAxis = (v) => v == null ? "" : v === 0 ? "$0" : "$" + (v >= 1 ? v.toFixed(2) : Number(v.toPrecision(2)).toString());
   const num = (v) => v == null ? "–" : v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e4 ? (v / 1e3).toFixed(1) + "k" : String(Math.round(v * 100) / 100);
 
   // --- auth and fetching ------------------------------------------------------------------
@@ -60,7 +61,7 @@
         {label: "requests/s", fill: true}, {label: "errors/s", color: 6}, {label: "fallbacks/s", color: 1}], {yFormat: num}),
       latency: new Charts.Line($("c-latency"), $("lg-latency"), [
         {label: "p50", color: 0}, {label: "p95", color: 3}, {label: "TTFT p50", color: 2}], {yFormat: (v) => ms(v)}),
-      cost: new Charts.Line($("c-cost"), $("lg-cost"), [{label: "USD per step", color: 2, fill: true, bars: true}], {yFormat: usd}),
+      cost: new Charts.Line($("c-cost"), $("lg-cost"), [{label: "USD per step", color: 2, fill: true, bars: true}], {yFormat: usdAxis}),
     };
   }
 
@@ -91,7 +92,7 @@
     const deps = m.deployments.filter((d) => d.deployment);
     Charts.groupedBars($("models-bars"), deps.map((d) => ({label: d.deployment,
       values: [d.latency_p50_ms, d.latency_p95_ms, d.ttft_p50_ms]})), ["p50", "p95", "TTFT p50"], ms);
-    $("models-table").innerHTML = "<tr><th>deployment</th><th>requests</th><th>errors</th><th>p50</th><th>p95</th><th>TTFT</th><th>cost</th></tr>" +
+    $("models-table").innerHTML = "<tr><th>deployment</th><th>requests</th><th>error rate</th><th>p50</th><th>p95</th><th>TTFT</th><th>cost</th></tr>" +
       m.deployments.map((d) => `<tr><td>${esc(d.deployment || "(not routed)")}</td><td>${num(d.requests)}</td>
         <td>${pct(d.error_rate)}</td><td>${ms(d.latency_p50_ms)}</td><td>${ms(d.latency_p95_ms)}</td>
         <td>${ms(d.ttft_p50_ms)}</td><td>${usd(d.cost_usd)}</td></tr>`).join("");
@@ -99,8 +100,8 @@
 
   function routing(r, depColors) {
     const el = $("routing");
-    const groups = r.groups.filter((g) => g.is_group !== false);
-    const direct = r.groups.filter((g) => g.is_group === false);
+    const groups = r.groups.filter((g) => g.is_group === true);
+    const direct = r.groups.filter((g) => g.is_group !== true);
     if (!r.groups.length) { el.innerHTML = `<div class="empty">no requests in this window yet</div>`; return; }
     const w = el.clientWidth || 600;
     let html = "";
@@ -115,8 +116,8 @@
         ${Charts.stacked(parts, w)}<div class="legend">${legend}</div><ul class="reasons">${reasons}</ul></div>`;
     }
     if (direct.length) {
-      html += `<div class="group"><div class="head"><b>direct by deployment name</b></div><div class="legend">` +
-        direct.map((g) => `<span>${esc(g.group)} ${num(g.requests)}</span>`).join(" ") + "</div></div>";
+      html += `<div class="group"><div class="head"><b>by deployment name, or unknown names</b></div><div class="legend">` +
+        direct.map((g) => `<span class="tag">${esc(g.group)} · ${num(g.requests)} req${g.errors ? " · " + num(g.errors) + " errors" : ""}</span>`).join(" ") + "</div></div>";
     }
     el.innerHTML = html;
   }

@@ -20,7 +20,7 @@ const Charts = (() => {
       const opts = {
         ...this.size(), legend: {show: false}, cursor: {drag: {x: false, y: false}},
         scales: {x: {time: true}, y: {range: (u, lo, hi) => [0, hi > 0 ? hi * 1.12 : 1]}},
-        axes: [axis, {...axis, size: 56, values: (u, vals) => vals.map(yFmt)}],
+        axes: [axis, {...axis, size: 64, values: (u, vals) => vals.map(yFmt)}],
         series: [{}, ...this.series.map((s, i) => {
           const c = colors[s.color ?? i];
           return {label: s.label, stroke: c, width: 1.8, spanGaps: true, points: {show: false},
@@ -76,7 +76,7 @@ const Charts = (() => {
   /* Simple horizontal bars with a value each: [{label, value, text}]. */
   function bars(el, rows, fmt) {
     if (!rows.length) { el.innerHTML = `<div class="empty">nothing in this window yet</div>`; return; }
-    const colors = palette(), w = el.clientWidth || 600, labelW = 170, noteW = 130, barH = 14, rowH = 22;
+    const colors = palette(), w = el.clientWidth || 600, labelW = 140, noteW = 230, barH = 14, rowH = 22;
     const h = rows.length * rowH + 4, max = Math.max(1e-12, ...rows.map((r) => r.value));
     let out = `<svg viewBox="0 0 ${w} ${h}" height="${h}" role="img">`;
     rows.forEach((r, i) => {
