@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import inspect, learn, route, serve  # noqa: F401  (each module registers its commands on `app`)
+from . import inspect, learn, route, serve, stats  # noqa: F401  (each module registers its commands on `app`)
 from .app import app
 
 

@@ -186,7 +186,7 @@ def spend(r: Rolling, t0: float, t1: float, by: str) -> dict[str, Any]:
                 a[0] += c.n
                 a[1] += c.cost
                 a[2] += c.saved
-    label = {"key": "master key / no key", "team": "no team"}.get(by, "(none)")
+    label = {"key": "master key / no key", "team": "no team"}.get(by, "(not routed)")
     rows: list[dict[str, Any]] = []
     for name, a in acc.items():
         row: dict[str, Any] = {"name": name if name is not None else label, "requests": int(a[0]),
