@@ -23,7 +23,7 @@ const Charts = (() => {
         axes: [axis, {...axis, size: 64, values: (u, vals) => vals.map(yFmt)}],
         series: [{}, ...this.series.map((s, i) => {
           const c = colors[s.color ?? i];
-          return {label: s.label, stroke: c, width: 1.8, spanGaps: true, points: {show: false},
+          return {label: s.label, stroke: c, width: 1.8, spanGaps: true,
                   fill: s.fill ? c + "26" : undefined, paths: s.bars ? uPlot.paths.bars({size: [0.7, 40]}) : undefined};
         })],
       };
