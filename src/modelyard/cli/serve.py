@@ -89,12 +89,12 @@ def is_loopback(host: str) -> bool:
 
 def _run_server(config: str | None, host: str | None, port: int | None, workers: int | None,
                 sim_only: bool, banner: bool, allow_unauthenticated: bool = False, log_format: str = "text",
-                log_requests: bool | None = None) -> None:
+                log_requests: bool | None = None, gateway: Any = None) -> None:
     import uvicorn
 
     if log_format not in ("text", "json"):
         fail(f"--log-format must be text or json, not {log_format!r}")
-    gw = load_gateway(config, sim_only=sim_only)
+    gw = gateway or load_gateway(config, sim_only=sim_only)
     server = gw.config.server
     host = host or server.host
     port = port if port is not None else server.port
@@ -181,13 +181,19 @@ def demo(
     traffic: Annotated[int, typer.Option(help="send this many sample requests once the server is up")] = 0,
     log_format: LogFormatOpt = "text",
     log_requests: LogRequestsOpt = None,
+    rps: Annotated[float, typer.Option(help="background traffic, requests per second (0: none)")] = 2.0,
 ) -> None:
-    """Serve the simulated fleet (no API keys needed), optionally with sample traffic."""
+    """Serve the simulated fleet (no API keys needed, some failures injected) with background traffic,
+    and print the dashboard's URL."""
+    from . import demo_traffic
+
     if traffic:
         import threading
 
         threading.Thread(target=_sample_traffic, args=(f"http://{host}:{port}", traffic), daemon=True).start()
-    _run_server(None, host, port, 1, sim_only=True, banner=True, log_format=log_format, log_requests=log_requests)
+    gw = demo_traffic.start(host, port, min(max(rps, 0.0), 20.0))
+    _run_server(None, host, port, 1, sim_only=True, banner=True, log_format=log_format, log_requests=log_requests,
+                gateway=gw)
 
 
 SAMPLE_PROMPTS = [

@@ -34,6 +34,7 @@ from . import (
     metrics_api,
     openai_api,
     responses_api,
+    stats_api,
 )
 from .auth import Authenticator, admit
 from .http import (
@@ -102,6 +103,7 @@ class App:
         for extra_api in (responses_api, embeddings_api, completions_api):  # /v1/responses, embeddings, completions
             extra_api.install(self)
         batches_api.install(self)  # /v1/files + /v1/batches (docs/BATCH.md)
+        stats_api.install(self)  # /admin/stats/* and the dashboard at /ui
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
