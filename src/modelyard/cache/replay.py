@@ -8,7 +8,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ..types import ChatResponse, Choice, Message, RouteDecision, StreamChunk, ToolCall, ToolCallDelta, Usage
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    Message,
+    RouteDecision,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
@@ -92,9 +102,9 @@ class CachedStream:
     decision, usage, cost, finish reason, iteration, aclose). `on_end(status, note)` writes its one
     log row."""
 
-    def __init__(self, request_id: str, resp: ChatResponse, dep: Deployment, decision: RouteDecision,
-                 t0: float, on_end: Callable[[CachedStream, int, str | None], None]) -> None:
-        self.request_id, self.deployment, self.decision = request_id, dep, decision
+    def __init__(self, request_id: str, req: ChatRequest, resp: ChatResponse, dep: Deployment,
+                 decision: RouteDecision, t0: float, on_end: Callable[[CachedStream, int, str | None], None]) -> None:
+        self.request_id, self.req, self.deployment, self.decision = request_id, req, dep, decision
         self.cache, self.cache_similarity = resp.cache, resp.cache_similarity
         self.usage: Usage | None = resp.usage
         self.cost_usd = 0.0
