@@ -136,3 +136,26 @@ async def test_soft_limit_steers_budget_aware_routing_to_cheaper(tmp_path: Path)
         gw.resilience.store.budget_seed("key:k1", p.id, 0.95)  # 95 % spent
         r = await gw.chat(req(c, model="g"))
     assert r.deployment == "fast" and "budget" in (r.decision.reason or "")
+
+
+async def test_a_budget_that_fits_the_exact_prompt_but_not_the_cheap_bound_admits(tmp_path: Path) -> None:
+    """Admission prices the prompt by a cheap upper bound (its characters) and counts it exactly only
+    when the bound would be refused: a budget with room for the exact worst case still admits."""
+    from modelyard.tokens import count_message_tokens, token_bound
+
+    prompt = "tell me about the sea and the ships that sail on it " * 40
+    messages = [Message("user", prompt)]
+    exact, bound = count_message_tokens(messages), token_bound(messages)
+    assert bound > 3 * exact
+    async with gateway(tmp_path) as gw:
+        worst_in, worst_out, _ = gw.accounting.worst["frontier"]
+        between = ((exact + bound) / 2 * worst_in + 40 * worst_out) / 1e6  # the exact fits, the bound does not
+        c = caller(between)
+        r = ChatRequest(model="frontier", messages=messages, max_tokens=40)
+        r.caller = c
+        resp = await gw.chat(r)
+        assert resp.cost_usd > 0
+        r2 = ChatRequest(model="frontier", messages=messages, max_tokens=40)
+        r2.caller = caller(between / 10)  # not even the exact count fits: refused
+        with pytest.raises(BudgetExceeded):
+            await gw.chat(r2)

@@ -18,9 +18,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..deployment import Deployment
+from ..errors import BudgetExceeded, RateLimited
 from ..routing.features import Features
-from ..tokens import count_message_tokens
-from ..types import ChatRequest, RouteDecision, Usage
+from ..tokens import count_message_tokens, token_bound
+from ..types import Caller, ChatRequest, RouteDecision, Usage
 from .budgets import Budgets, Held
 from .limits import Limits
 
@@ -140,6 +141,7 @@ class Accounting:
             gw.router.hooks.headroom = acct.headroom_hook
         if any(g.strategy == "budget-aware" for g in gw.config.model_groups.values()):
             gw.router.hooks.budget = acct.budget_hook  # (set only where read: it turns off routing's fast path)
+            acct.tracks_budget = True
         return acct
 
     async def start(self) -> None:
@@ -163,6 +165,7 @@ class Accounting:
             cards = [d.card for d in (*r.deployments, *r.fallbacks)]
             self.worst[name] = (max(c.worst_input_per_m for c in cards), max(c.worst_output_per_m for c in cards),
                                 max(c.max_output for c in cards))
+        self.tracks_budget = False  # whether routing reads the admitted request's budget (budget_hook)
         self.limited_deployments = any(d.rpm or d.tpm for r in routes.values() for d in r.deployments)
         self.any_tpm = any(d.tpm for r in routes.values() for d in r.deployments)
 
@@ -173,24 +176,44 @@ class Accounting:
             _BUDGET_NOW.set(None)
             return FREE
         now = time.time()
-        worst_in, worst_out, cap = self.worst.get(route.name, (0.0, 0.0, 4096))
-        # the prompt estimate prices a reservation and counts against tpm; rpm alone needs neither
+        # The prompt prices a reservation and counts against tpm (rpm alone needs neither). Both are
+        # settled to the billed usage after the call, so the cheap upper bound (characters) serves
+        # while it fits; only a request the bound would refuse is counted exactly and tried again.
         needs_prompt = caller.budgets or self.any_tpm or any(lim.tpm for lim in caller.limits)
-        prompt = count_message_tokens(req.messages) if needs_prompt else 0
+        if not needs_prompt:
+            return self._admit(req, caller, 0, now)
+        bound = token_bound(req.messages)
+        try:
+            return await self._reserve(req, route, caller, bound, now)
+        except (BudgetExceeded, RateLimited):
+            exact = count_message_tokens(req.messages)
+            if exact >= bound:
+                raise
+            return await self._reserve(req, route, caller, exact, now)
+
+    def _admit(self, req: ChatRequest, caller: Caller, prompt: int, now: float) -> Admission:
+        """Rate limits only (no budgets)."""
+        tokens = prompt + (req.max_tokens or 0)
+        slots = self.limits.take_caller(caller.limits, tokens, now) if caller.limits else []
+        _BUDGET_NOW.set(None)
+        return Admission(self, tokens, slots, [])
+
+    async def _reserve(self, req: ChatRequest, route: Route, caller: Caller, prompt: int, now: float) -> Admission:
+        """Take the caller's rate limits for `prompt` tokens and reserve its budgets' worst case."""
+        if not caller.budgets:
+            return self._admit(req, caller, prompt, now)
+        worst_in, worst_out, cap = self.worst.get(route.name, (0.0, 0.0, 4096))
         out = req.max_tokens or cap
         tokens = prompt + (req.max_tokens or 0)  # (rpm/tpm: recounted to the billed total after the call)
         slots = self.limits.take_caller(caller.limits, tokens, now) if caller.limits else []
-        held: list[Held] = []
-        if caller.budgets:
-            try:
-                held = await self.budgets.reserve(caller.budgets, (prompt * worst_in + out * worst_out) / 1e6, now)
-            except BaseException:
-                self.limits.refund(slots)
-                raise
+        try:
+            held = await self.budgets.reserve(caller.budgets, (prompt * worst_in + out * worst_out) / 1e6, now)
+        except BaseException:
+            self.limits.refund(slots)
+            raise
+        if self.tracks_budget:
             spent, limit = self.budgets.usage(caller.budgets, now) or (0.0, 0.0)
             _BUDGET_NOW.set((spent - held[0].amount, limit))  # (before this request's own reservation)
-        else:
-            _BUDGET_NOW.set(None)
         return Admission(self, tokens, slots, held)
 
     def budget_hook(self, f: Features) -> tuple[float, float] | None:
