@@ -42,6 +42,9 @@ class _HeadTooLarge(Exception):
     pass
 
 
+LINGER_S = 2.0  # after a 431: how long the rest of a client's head is read and dropped ...
+LINGER_BYTES = 1 << 20  # ... and at most how much of it
+
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 _TYPES = {408: "request_timeout", 431: "request_header_fields_too_large", 503: "service_unavailable"}
 
@@ -59,6 +62,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_raw = 0  # bytes received while the head was incomplete (a header still being buffered)
         self._head_count = 0
         self._refusal: int | None = None
+        self._lingering = -1  # bytes dropped after a 431 (-1: not lingering)
 
     # --- connections --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -74,6 +78,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering >= 0:  # refused: what the client is still sending is read and dropped
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self.transport.close()
+            return
         super().data_received(data)
         if self.head_since is not None and self._refusal is None:
             self._head_raw += len(data)
@@ -132,7 +141,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if status == 503:
             head.append(b"retry-after: 1\r\n")
         self.transport.write(b"".join(head) + b"\r\n" + body)
-        self.transport.close()
+        if status == 431 and self.transport.can_write_eof():
+            # The client may still be sending the rest of its head: closing now with unread input
+            # resets the connection, and a reset can destroy the response before the client reads
+            # it. Half-close instead, drop what still arrives, and close after LINGER_S.
+            self.transport.write_eof()
+            self._lingering = 0
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 class _Sweeper:
