@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.config import resolve_secret
 from modelyard.errors import ConfigError
 from modelyard.loader import load_config, parse_config
+from modelyard.secret_refs import resolve_secret
 
 BASE = """
 deployments:

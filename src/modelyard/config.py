@@ -3,8 +3,8 @@ and errors that name the file and the field (`config.yaml: server.port: ...`), e
 
 This module knows no subsystem: cross-references (groups → deployments, strategy options, pipelines)
 are checked by loader.py, which is what loads a config that can run. Key references
-(`env:OPENAI_API_KEY`) stay references in the config object; `resolve_secret` turns them into keys
-once at start-up, and no error ever contains a key.
+(`env:OPENAI_API_KEY`) stay references in the config object; `secret_refs.resolve_secret` turns them
+into keys once at start-up, and no error ever contains a key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
+from .secret_refs import REFERENCE_PREFIXES, literal_key_problems
 
 PROVIDERS = ("openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -210,7 +211,7 @@ class KeyConfig(_Model):
     @field_validator("key")
     @classmethod
     def _key_is_a_reference(cls, v: str) -> str:
-        if not v.startswith(_REFERENCE) or len(v) < 5:
+        if not v.startswith(REFERENCE_PREFIXES) or len(v) < 5:
             raise ValueError("must be a reference, env:NAME or file:/path (the key itself never sits in the file)")
         return v
 
@@ -325,6 +326,25 @@ class Config(_Model):
     cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
     telemetry: TelemetryConfig = TelemetryConfig()
     experiments: dict[str, ExperimentConfig] = {}
+    # Where replicas meet (docs/SCALING.md): shared state (limits, budgets, breakers, health, caches) and
+    # shared records (keys, the request/spend log, feedback, responses). The defaults keep one process
+    # self-contained: state in memory, records in the request log's SQLite file.
+    state: str = "memory"  # memory | redis://host:port/db | rediss://…
+    store: str | None = None  # None: sqlite at server.request_log.path | sqlite:///path | postgresql://…
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, v: str) -> str:
+        if v != "memory" and not v.startswith(("redis://", "rediss://")):
+            raise ValueError("must be 'memory' or a Redis URL (redis://host:6379/0, rediss://…)")
+        return v
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must be sqlite:///path/to/file.db or a Postgres URL (postgresql://user@host/db)")
+        return v
 
     def declared_keys(self) -> list[tuple[str, KeyConfig]]:
         """(name, entry) of every `keys:` entry, whichever form the file used."""
@@ -418,70 +438,6 @@ def _message(err: Any, loc: tuple[Any, ...]) -> str:
 
 # --- literal keys: keys are references (env:NAME, file:/path, ${NAME}), never values in the file ---
 
-# prefixes of provider keys and tokens: OpenAI/Anthropic/OpenRouter (sk-), Stripe-style (sk_), Google
-# (AIza), Groq, xAI, Perplexity, Hugging Face, Replicate, GitHub, GitLab, AWS, NVIDIA, Fireworks,
-# Cerebras, Together, Slack
-KEY_PREFIXES = ("sk-", "sk_", "AIza", "gsk_", "xai-", "pplx-", "hf_", "r8_", "ghp_", "gho_", "github_pat_",
-                "glpat-", "AKIA", "ASIA", "nvapi-", "fw_", "csk-", "tgp_v1_", "xoxb-", "xoxp-")
-_TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=]{20,}")
-_REFERENCE = ("env:", "file:")
-_FIX = "looks like a literal API key: use a reference such as 'env:OPENAI_API_KEY' or '${OPENAI_API_KEY}'"
-
-
-def looks_like_key(value: str) -> bool:
-    """A known key prefix, or a long high-entropy token of mixed letters and digits."""
-    for word in value.replace(",", " ").split():
-        if len(word) >= 16 and word.startswith(KEY_PREFIXES):
-            return True
-        if _TOKEN.fullmatch(word) and not word.startswith(("http", "/", "./")) and _entropy_key(word):
-            return True
-    return False
-
-
-def _header_secret(name: str, value: str) -> bool:
-    """Headers carry ids too (organisation, project): by entropy only where the name says secret."""
-    words = value.replace(",", " ").split()
-    if any(len(w) >= 16 and w.startswith(KEY_PREFIXES) for w in words):
-        return True
-    lower = name.lower()
-    return any(s in lower for s in ("auth", "key", "token", "secret")) and looks_like_key(value)
-
-
-def _entropy_key(word: str) -> bool:
-    import math
-    from collections import Counter
-
-    if not (any(c.isdigit() for c in word) and any(c.isalpha() for c in word)):
-        return False
-    if word.replace("-", "").replace("_", "").isalpha() or sum(c.isdigit() for c in word) < 3:
-        return False
-    n = len(word)
-    bits = -sum(k / n * math.log2(k / n) for k in Counter(word).values())
-    return bits >= 3.5 and len(set(word)) >= 12
-
-
-def literal_key_problems(data: dict[str, Any]) -> list[Problem]:
-    """Every `api_key` and header value of every deployment that holds a key instead of a reference.
-    The value is never echoed."""
-    out: list[Problem] = []
-    deployments = data.get("deployments")
-    if not isinstance(deployments, dict):
-        return out
-    for name, d in deployments.items():
-        if not isinstance(d, dict):
-            continue
-        key = d.get("api_key")
-        if isinstance(key, str) and "${" not in key and not key.startswith(_REFERENCE) and looks_like_key(key):
-            out.append((f"deployments.{name}.api_key", _FIX))
-        headers = d.get("headers")
-        if isinstance(headers, dict):
-            for h, v in headers.items():
-                if isinstance(v, str) and "${" not in v and _header_secret(str(h), v):
-                    out.append((f"deployments.{name}.headers.{h}", "looks like a literal secret: use "
-                                "'${NAME}' interpolation, e.g. 'Bearer ${MY_TOKEN}'"))
-    return out
-
-
 def _secretish(loc: tuple[Any, ...]) -> bool:
     return any(str(p) in ("api_key", "master_key", "headers") for p in loc)
 
@@ -501,29 +457,3 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(name, where, f"invalid YAML: {getattr(e, 'problem', None) or e}") from None
-
-
-def resolve_secret(ref: str | None, *, where: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """Turn a key reference into the key. A reference to an empty value is an error (for a master key
-    it would silently turn authentication off). Errors name the reference, never a value."""
-    if ref is None or ref == "":
-        return None
-    env = os.environ if environ is None else environ
-    if ref.startswith("env:"):
-        name = ref[4:]
-        if name not in env:
-            raise ConfigError("<environment>", where,
-                              f"environment variable {name} is not set (referenced as env:{name})")
-        if not env[name].strip():
-            raise ConfigError("<environment>", where, f"environment variable {name} is empty (referenced as "
-                              f"env:{name}): set it to the key")
-        return env[name]
-    if ref.startswith("file:"):
-        try:
-            value = Path(ref[5:]).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ConfigError("<environment>", where, f"cannot read key file {ref[5:]}: {e.strerror}") from None
-        if not value:
-            raise ConfigError("<environment>", where, f"key file {ref[5:]} is empty: write the key into it")
-        return value
-    return ref

@@ -20,7 +20,7 @@ from .accounting.admission import FREE, Accounting, Admission
 from .cache.core import Look, ResponseCache
 from .cache.replay import CachedStream, Recorder
 from .catalog import Catalog, unknown_card
-from .config import Config, resolve_secret
+from .config import Config
 from .defaults import default_config
 from .deployment import Deployment
 from .errors import BadRequest, ModelyardError, NotFound
@@ -32,6 +32,7 @@ from .modes import dispatch as modes
 from .providers import Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
+from .secret_refs import resolve_secret
 from .store.sqlite import RequestLog, Row, request_row
 from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens

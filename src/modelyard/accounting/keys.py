@@ -22,8 +22,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..config import resolve_secret
 from ..errors import ConfigError
+from ..secret_refs import resolve_secret
 from ..store import keys as store
 from ..store.keys import KeyRecord, Limits, Principal, Snapshot
 from ..types import Budget, Caller, RateLimit

@@ -413,7 +413,7 @@ def _dep_headers(name: str, model: str) -> tuple[tuple[bytes, bytes], tuple[byte
 def create_app(gateway: Gateway | None = None, **kw: Any) -> App:
     gw = gateway or Gateway.default()
     server = gw.config.server
-    from ..config import resolve_secret
+    from ..secret_refs import resolve_secret
 
     master = kw.pop("master_key", None) or resolve_secret(server.master_key, where="server.master_key")
     return App(gw, master_key=master, max_body_bytes=kw.pop("max_body_bytes", server.max_body_bytes),

@@ -11,8 +11,8 @@ import asyncio
 import hmac
 from typing import TYPE_CHECKING
 
-from ..config import resolve_secret
 from ..errors import Auth
+from ..secret_refs import resolve_secret
 from ..telemetry import metrics
 from .http import content_length, raw_header
 
