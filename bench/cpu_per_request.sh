@@ -14,7 +14,7 @@ HARNESS="${HARNESS:-$ROOT/../shared/bench}"
 MODE="${1:-nonstream}"; C="${2:-50}"; D="${3:-5}"; REPS="${4:-3}"
 FLOOR_PY="${FLOOR_PY:-${TMPDIR:-/tmp}/gwbench/floor-venv/bin/python}"
 UP_PORT=18031; GW_PORT=14031; FLOOR_PORT=14032
-export UPSTREAM_URL="http://127.0.0.1:$UP_PORT/v1" BENCH_KEY="bench-key"
+export UPSTREAM_URL="http://127.0.0.1:$UP_PORT/v1" BENCH_KEY="${BENCH_KEY:-sk-bench-cpu-per-request-0123456789abcdef}"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

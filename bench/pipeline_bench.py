@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = Path(os.environ.get("HARNESS", ROOT.parent / "shared" / "bench"))
 sys.path.insert(0, str(HARNESS))
 os.environ.setdefault("UPSTREAM_URL", "http://127.0.0.1:9/v1")
-os.environ.setdefault("BENCH_KEY", "bench-key")
+os.environ.setdefault("BENCH_KEY", "sk-bench-pipeline-0123456789abcdef")
 os.environ.setdefault("BENCH_OUT", "/tmp")
 
 import fake_upstream  # noqa: E402

@@ -52,7 +52,10 @@ N_DEPLOYMENTS = 50
 
 
 def fleet() -> dict[str, Any]:
-    cards = [n for n in builtin_cards() if not n.startswith("sim/")]
+    # chat models only (embedding cards offer no capability, not even streaming) with room for every
+    # benchmark prompt, so that "all eligible" rows filter nothing out
+    cards = [n for n, c in builtin_cards().items()
+             if not n.startswith("sim/") and "streaming" in c.capabilities and c.context_window >= 32_000]
     return {f"d{i:02d}": {"provider": "sim", "model": cards[i % len(cards)], "card": cards[i % len(cards)]}
             for i in range(N_DEPLOYMENTS)}
 
