@@ -125,20 +125,23 @@ def filter_rows(reqs: list[ChatRequest], n: int) -> list[str]:
     for strategy in ("rules", "score"):
         gw = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
         route, plan = gw.resolve(strategy), gw.router.plan
+        ref = reference_us()
         rows.append(summary(f"`{strategy}` decision, all eligible",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n), ref))
         for _ in range(5):
             gw.health.failed("d03")
         assert gw.health.breaker.state("d03") == "open"
         chain, _ = plan(route, reqs[0])
         assert chain[-1].name == "d03"
+        ref = reference_us()
         rows.append(summary(f"`{strategy}` decision, one breaker open",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n)))
+                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n), ref))
         gw.health.breaker.record("d03").state = "closed"
         gw.health.breaker.not_closed.discard("d03")
         assert len(plan(route, images[0])[0]) < N_DEPLOYMENTS
+        ref = reference_us()
         rows.append(summary(f"`{strategy}` decision, image request (vision filter: 38 of 50)",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), images, n)))
+                            measure(lambda r, route=route, plan=plan: plan(route, r), images, n), ref))
     return rows
 
 
@@ -190,11 +193,23 @@ def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
     return out
 
 
-def summary(name: str, us: list[float]) -> str:
+def summary(name: str, us: list[float], ref: float | None = None) -> str:
+    """A table row; with `ref` (the reference loop's p50 measured just before, on the same core), the
+    p50 is also given as it would be on a machine where that loop takes REFERENCE_US."""
     us = sorted(us)
     p50 = us[len(us) // 2]
     p99 = us[int(len(us) * 0.99)]
-    return f"| {name} | {p50:.1f} | {p99:.1f} | {statistics.fmean(us):.1f} |"
+    norm = f" | {p50 * REFERENCE_US / ref:.1f}" if ref else " | —"
+    return f"| {name} | {p50:.1f} | {p99:.1f} | {statistics.fmean(us):.1f}{norm} |"
+
+
+REFERENCE_US = 0.75  # `python -m timeit "sum(range(100))"` on a typical desktop core
+
+
+def reference_us() -> float:
+    """p50 of `sum(range(100))` timed like a decision: this VM's speed drifts by several times between
+    hours (and with other jobs on the core), so each target row is normalised by it, measured in place."""
+    return statistics.median(measure(lambda r: sum(range(100)), [None] * 10, 20_000))  # type: ignore[list-item]
 
 
 def main() -> None:
@@ -206,7 +221,8 @@ def main() -> None:
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin})
     reqs = prompts()
-    rows = ["| case (50 deployments unless noted) | p50 µs | p99 µs | mean µs |", "|---|---:|---:|---:|"]
+    rows = ["| case (50 deployments unless noted) | p50 µs | p99 µs | mean µs | p50 normalised µs |",
+            "|---|---:|---:|---:|---:|"]
     if args.only == "shortcuts":
         model = Gateway(parse_config(config(False), "bench.yaml"), request_log=False).router.task_model
         print("\n".join(rows + shortcut_rows(reqs, long_prompts(reqs), model, min(args.n, 5000))))
@@ -254,7 +270,7 @@ def main() -> None:
         p = gw.router.plans[strategy]
         feats = {id(r): analyze(r, model=gw.router.task_model) for r in reqs}
         deps = p.deployments
-        order = p.order or p.strategy.rank
+        order = p.strategy.order
 
         def order_only(r: ChatRequest, order: Any = order, feats: dict[int, Any] = feats, deps: Any = deps) -> None:
             order(r, feats[id(r)], deps)
