@@ -82,3 +82,15 @@ if TYPE_CHECKING:  # the Postgres modules meet the contract
     _r: LogReader = _pg_records
     _f: FeedbackTable = _pg_records
     _s: ResponseTable = _pg_responses
+
+
+def db_errors(location: str) -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the database at `location` cannot be used now" (callers log them and
+    retry later)."""
+    import sqlite3
+
+    if is_postgres(location):
+        from .postgres.db import ERRORS
+
+        return (sqlite3.Error, *ERRORS)
+    return (sqlite3.Error,)

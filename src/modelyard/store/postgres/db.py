@@ -44,6 +44,7 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
+        self.applied: list[int] = []  # migrations this process applied
         self._start_lock = threading.Lock()
         self._pool_lock: asyncio.Lock | None = None
 
@@ -75,7 +76,7 @@ class Database:
                 from .schema import migrate
 
                 async with self._pool.acquire() as conn:
-                    await migrate(conn)
+                    self.applied = await migrate(conn)
                 self._migrated = True
             return self._pool
 
@@ -123,11 +124,14 @@ def run(location: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     return database(location).run(fn)
 
 
-def migrate_now(location: str) -> int:
-    """Apply every pending migration now (`modelyard db migrate`); the schema version after."""
+def migrate_now(location: str) -> tuple[int, list[int]]:
+    """Apply every pending migration now (`modelyard db migrate`): the schema version after, and the
+    versions this call applied."""
     from .schema import current_version
 
-    return run(location, current_version)
+    db = database(location)
+    version = db.run(current_version)
+    return version, db.applied
 
 
 def q(name: str) -> str:

@@ -85,15 +85,18 @@ class PgRequestLog(RequestLog):
 
     _ERRORS = ERRORS
 
+    def __init__(self, location: str, **kw: Any) -> None:
+        super().__init__(location, **kw)
+        if self.retention is not None:
+            self.retention = PgRetention(self.retention.max_age_s / 86400)
+
     @classmethod
     def for_location(cls, location: str, cfg: RequestLogConfig) -> PgRequestLog:
-        out = cls(location, flush_interval_s=cfg.flush_interval_s, batch_size=cfg.batch_size,
+        return cls(location, flush_interval_s=cfg.flush_interval_s, batch_size=cfg.batch_size,
                   max_buffer_rows=cfg.max_buffer_rows, overflow=cfg.overflow, max_spill_mb=cfg.max_spill_mb,
                   busy_timeout_s=cfg.busy_timeout_s, retry_max_interval_s=cfg.retry_max_interval_s,
-                  close_timeout_s=cfg.close_timeout_s, retention_days=None, spill_path=cfg.path + ".postgres")
-        if cfg.retention_days:
-            out.retention = PgRetention(cfg.retention_days)
-        return out
+                  close_timeout_s=cfg.close_timeout_s, retention_days=cfg.retention_days,
+                  spill_path=cfg.path + ".postgres")
 
     def _open(self) -> None:
         """Connect (and migrate) now, so a start-up with the database down is logged at once."""

@@ -134,3 +134,34 @@ def new_feedback(location: str, after_id: int, limit: int) -> list[tuple[int, st
             "ORDER BY f.id LIMIT $2", after_id, limit)]
 
     return run(location, fetch)
+
+
+def experiment_rows(location: str, name: str, since: float | None) -> list[tuple[Any, ...]]:
+    """(experiment, status, latency_ms, cost_usd, ts, latest feedback, latest judge score) of every row
+    of experiment `name` (experiments/data.py reads them)."""
+    sql = ("SELECT r.experiment, r.status, r.latency_ms, r.cost_usd, r.ts, "
+           "(SELECT f.score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1), "
+           "(SELECT s.score FROM experiment_scores s WHERE s.request_id = r.id AND s.experiment = $1 "
+           "ORDER BY s.id DESC LIMIT 1) "
+           "FROM requests r WHERE r.experiment IS NOT NULL AND starts_with(r.experiment, $2)")
+    args: list[Any] = [name, f"{name}="]
+    if since is not None:
+        sql += " AND r.ts >= $3"
+        args.append(since)
+
+    async def fetch(conn: asyncpg.Connection) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await conn.fetch(sql, *args)]
+
+    return run(location, fetch)
+
+
+def add_score(location: str, request_id: str, experiment: str, variant: str, score: float, judge: str,
+              reason: str) -> None:
+    """One judge score (experiments/judge.py)."""
+
+    async def insert(conn: asyncpg.Connection) -> None:
+        await conn.execute("INSERT INTO experiment_scores (request_id, experiment, variant, ts, score, judge, reason) "
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7)", request_id, experiment, variant, time.time(), score,
+                           judge, reason)
+
+    run(location, insert)
