@@ -127,11 +127,13 @@ def run(location: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 def migrate_now(location: str) -> tuple[int, list[int]]:
     """Apply every pending migration now (`modelyard db migrate`): the schema version after, and the
     versions this call applied."""
-    from .schema import current_version
+    from .schema import current_version, migrate
 
     db = database(location)
-    version = db.run(current_version)
-    return version, db.applied
+    first = not db._migrated  # then connecting migrates, and records what it applied
+    again = db.run(migrate)  # (an earlier start in this process may predate a column: checked again)
+    applied = (db.applied if first else []) + again
+    return db.run(current_version), applied
 
 
 def q(name: str) -> str:
