@@ -16,12 +16,12 @@ from pg_server import PgServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
+from modelyard.loader import parse_config
 from modelyard.store.location import locate, redact, register
 from modelyard.store.postgres.db import database, run
 from modelyard.store.postgres.log import PgRequestLog
 from modelyard.store.postgres.schema import VERSION
 from modelyard.store.rows import COLUMNS, request_row
-from modelyard.loader import parse_config
 
 
 async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
