@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -41,6 +42,7 @@ class Database:
 
     def __init__(self, location: str) -> None:
         self.location = location
+        self.pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
@@ -112,10 +114,11 @@ _LOCK = threading.Lock()
 
 
 def database(location: str) -> Database:
-    """The process's one Database for `location`."""
+    """The process's one Database for `location` (a forked worker makes its own: the parent's loop
+    thread does not exist in the child)."""
     with _LOCK:
         db = _DATABASES.get(location)
-        if db is None:
+        if db is None or db.pid != os.getpid():
             db = _DATABASES[location] = Database(location)
         return db
 

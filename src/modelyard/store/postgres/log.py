@@ -11,6 +11,7 @@ Retention deletes in bounded batches between writes, as on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -120,7 +121,12 @@ class PgRequestLog(RequestLog):
             self.dropped += len(rows) - good
 
     def _close_conn(self) -> None:
-        """The pool stays (keys, feedback and spend share it); it closes with the process."""
+        """The pool stays open between errors (keys, feedback and spend share it)."""
+
+    async def close(self) -> None:
+        """Write what is buffered (as the SQLite log does), then give the pool's connections back."""
+        await super().close()
+        await asyncio.to_thread(database(self.path).close)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read rows with SQL written for SQLite's `?` placeholders (also valid Postgres otherwise)."""
