@@ -1,4 +1,6 @@
-"""A real Postgres for tests and benchmarks: initdb + pg_ctl in a temporary directory, on a free port.
+"""A real Postgres for tests and benchmarks: initdb + pg_ctl in a temporary directory, on a free port;
+and the fixtures tests import from here (`pg_server`: one server per session, `pg_url`: a new
+database per test, `location`: a test run once on SQLite and once on Postgres).
 
 initdb refuses to run as root, so as root (here and in CI) the server runs as the `postgres` system
 user Debian's package creates (`runuser -u postgres`), in a directory owned by it. It listens on
@@ -7,7 +9,9 @@ user Debian's package creates (`runuser -u postgres`), in a directory owned by i
 
 from __future__ import annotations
 
+import atexit
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -15,6 +19,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import pytest
+
+from modelyard.store.location import register
 
 
 def binaries() -> Path | None:
@@ -87,3 +95,43 @@ class PgServer:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_names = itertools.count(1)
+
+
+_shared: PgServer | None = None
+
+
+def shared_server() -> PgServer:
+    """One server for the whole test session, whichever module asks first; stopped at exit."""
+    global _shared
+    if _shared is None:
+        if binaries() is None:
+            pytest.skip("Postgres binaries not found in /usr/lib/postgresql/*/bin "
+                        "(make dev installs Debian's postgresql)")
+        server = PgServer()
+        server.start()
+        atexit.register(server.destroy)
+        _shared = server
+    return _shared
+
+
+# Fixtures: test modules import these functions; the fixture names are pg_server, pg_url, location.
+@pytest.fixture(name="pg_server", scope="session")
+def pg_server_fixture() -> PgServer:
+    return shared_server()
+
+
+@pytest.fixture(name="pg_url")
+def pg_url_fixture(pg_server: PgServer) -> str:
+    """A new database of the session's server."""
+    return pg_server.createdb(f"t{next(_names)}")
+
+
+@pytest.fixture(name="location", params=["sqlite", "postgres"])
+def location_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store test keeps its records: a SQLite file, or a new Postgres database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "log.db")
+    return register(request.getfixturevalue("pg_url"))

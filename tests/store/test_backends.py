@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_server import location_fixture, pg_server_fixture, pg_url_fixture  # noqa: F401  (fixtures)
 
 from modelyard.experiments.data import read_experiment
 from modelyard.store import keys, spend, stats

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pg_server import PgServer
+from pg_server import PgServer, pg_server_fixture, pg_url_fixture  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from modelyard.cli import app

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import yaml
-from pg_server import PgServer, free_port
+from pg_server import PgServer, free_port, pg_server_fixture  # noqa: F401  (fixtures)
 
 from modelyard.defaults import default_config_data
 from modelyard.store.feedback import read_scored
