@@ -138,3 +138,17 @@ async def test_the_writer_survives_postgres_going_away_and_loses_nothing(tmp_pat
         database(loc).close()
     finally:
         server.destroy()
+
+
+def test_keys_spend_and_stats_commands_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, pg_url)
+    invoke = CliRunner().invoke
+    made = invoke(app, ["keys", "create", "--config", cfg, "--name", "cli", "--team", "ml", "--json"])
+    assert made.exit_code == 0, made.output
+    listed = invoke(app, ["keys", "list", "--config", cfg, "--json"])
+    assert listed.exit_code == 0 and '"cli"' in listed.output, listed.output
+    sp = invoke(app, ["spend", "--config", cfg, "--by", "team", "--since", "7d", "--json"])
+    assert sp.exit_code == 0 and '"requests": 0' in sp.output.replace('"requests":0', '"requests": 0'), sp.output
+    st = invoke(app, ["stats", "--config", cfg, "--window", "1h", "--json"])
+    assert st.exit_code == 0, st.output
+    assert not list(tmp_path.glob("*.db")) and not Path("modelyard.db").exists()
