@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
 
-from pg_server import PgServer  # noqa: E402
+from pg_server import PgServer
 
-from modelyard.store.location import register  # noqa: E402
-from modelyard.store.postgres.db import database  # noqa: E402
-from modelyard.store.postgres.log import PgRequestLog  # noqa: E402
-from modelyard.store.rows import request_row  # noqa: E402
-from modelyard.store.sqlite import RequestLog  # noqa: E402
-from modelyard.types import Caller, RouteDecision, Scored, Usage  # noqa: E402
+from modelyard.store.location import register
+from modelyard.store.postgres.db import database
+from modelyard.store.postgres.log import PgRequestLog
+from modelyard.store.rows import request_row
+from modelyard.store.sqlite import RequestLog
+from modelyard.types import Caller, RouteDecision, Scored, Usage
 
 
 def rows(n: int, tag: str) -> list:  # type: ignore[type-arg]
