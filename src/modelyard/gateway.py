@@ -33,6 +33,7 @@ from .providers import Provider, provider_class
 from .resilience.policy import Resilience
 from .routing import Route, Router
 from .secret_refs import resolve_secret
+from .store.backend import open_request_log
 from .store.sqlite import RequestLog, Row, request_row
 from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens
@@ -89,7 +90,7 @@ class Gateway:
         self._names_hint = ", ".join(sorted(self.routes))
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
-        self.request_log: RequestLog | None = RequestLog.from_config(log_cfg) if enabled else None
+        self.request_log: RequestLog | None = open_request_log(config) if enabled else None  # SQLite or Postgres
         # Called with every finished request's row (metrics, console lines, alerts): on the request
         # path, so an observer only counts or queues.
         self.observers: list[Callable[[Row], None]] = []

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BudgetExceeded, Unavailable
 from ..state import AccountingStore
+from ..store.keys import StoreError
 from ..store.sqlite import RequestLog
 from ..types import Budget
 
@@ -164,10 +164,6 @@ class Budgets:
         if column is None or self.log is None:
             return 0.0
         try:
-            rows = self.log.query(f"SELECT COALESCE(SUM(cost_usd), 0) FROM requests WHERE {column} = ? AND ts >= ?",
-                                  (name, since))
-        except sqlite3.Error as e:
-            if "no such table" in str(e):  # a new database has spent nothing
-                return 0.0
+            return self.log.spent_since(column, name, since)  # SQLite or Postgres (store/)
+        except StoreError as e:
             raise Unavailable(f"cannot read the spend of budget {scope} from the request log: {e}") from None
-        return float(rows[0][0]) if rows else 0.0

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError
+from ..store.location import locate
 from .app import ConfigOpt, app, config_message, fail
 
 experiment = typer.Typer(no_args_is_help=True, help="A/B tests on model groups (docs/OBSERVABILITY.md).")
@@ -71,7 +72,7 @@ def _local(config: str | None, name: str | None, since: float | None) -> list[di
         cfg = load_config(path) if path else default_config()
     except ConfigError as e:
         fail(config_message(e))
-    log = cfg.server.request_log.path
+    log = locate(cfg)  # the request log's file, or Postgres (store/location.py)
     try:
         if name:
             return [service.report(cfg, log, name, since=since)]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ModelyardError
+from ..store.location import locate
 from .app import ConfigOpt, app, fail
 
 keys_app = typer.Typer(help="Virtual keys: create, list, show, revoke, rotate.", no_args_is_help=True)
@@ -39,7 +40,7 @@ async def _local(config: str | None, method: str, path: str, body: Any) -> Any:
     from ..loader import load_config
 
     cfg = load_config(config) if config else Config()
-    ring = KeyRing(cfg.server.request_log.path, [k for k, _ in declared_keys(cfg, config or "<config>")])
+    ring = KeyRing(locate(cfg), [k for k, _ in declared_keys(cfg, config or "<config>")])
     ring.load_now()
     known = {*cfg.deployments, *cfg.model_groups, *(f"pipeline/{p}" for p in cfg.pipelines)} if config else None
     a = Admin(ring, known)
@@ -131,7 +132,7 @@ def spend(by: Annotated[str, typer.Option(help="key|team|user|model|deployment")
 
         cfg = load_config(config) if config else Config()
         try:
-            body = spend_report(cfg.server.request_log.path, q)
+            body = spend_report(locate(cfg), q)
         except ModelyardError as e:
             fail(e.message)
     if as_json:

@@ -58,6 +58,7 @@ def stats_from_log(config: str, window: str) -> dict[str, Any]:
     from ..server.stats_api import parse_duration
     from ..store import stats as log_stats
     from ..store import stats_view as view
+    from ..store.location import locate
     from .app import config_message
 
     try:
@@ -68,7 +69,7 @@ def stats_from_log(config: str, window: str) -> dict[str, Any]:
         window_s = parse_duration(window, "--window")
     except BadRequest as e:
         fail(e.message)
-    path = cfg.server.request_log.path
+    path = locate(cfg)  # the request log's file, or Postgres (store/location.py)
     t1 = time.time()
     t0 = t1 - window_s
     try:

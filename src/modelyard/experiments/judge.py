@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelyardError
 from ..modes.parse import ParseError, extract_json
+from ..store.backend import db_errors
+from ..store.location import is_postgres
 from ..types import ChatRequest, Message
 from .buckets import BUCKETS, bucket
 from .data import SCORES
@@ -116,7 +118,7 @@ class Scorer:
         try:
             await asyncio.to_thread(store_score, gw.request_log.path, request_id, self.experiment, variant,
                                     parsed[0], self.model, parsed[1])
-        except sqlite3.Error as e:
+        except db_errors(gw.request_log.path) as e:
             self.failed += 1
             log.warning("judge score for %s not stored: %s", request_id, e)
             return
@@ -133,6 +135,10 @@ class Scorer:
 
 def store_score(path: str, request_id: str, experiment: str, variant: str, score: float, judge: str,
                 reason: str) -> None:
+    if is_postgres(path):
+        from ..store.postgres.records import add_score
+
+        return add_score(path, request_id, experiment, variant, score, judge, reason)
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
     try:
         conn.executescript(SCORES)

@@ -26,6 +26,7 @@ import orjson
 from ..accounting.admin import Admin
 from ..accounting.when import iso, parse_instant
 from ..errors import BadRequest, NotFound, PermissionDenied
+from ..store.location import locate
 from ..store.spend import BY, spend
 from .http import MethodNotAllowed, Receive, Scope, Send, send_json
 
@@ -91,7 +92,7 @@ def install(app: App) -> None:
     async def spend_route(scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         app.check_admin(scope)
         log = app.gateway.request_log
-        path = log.path if log is not None else app.gateway.config.server.request_log.path
+        path = log.path if log is not None else locate(app.gateway.config)
         if log is not None:
             await log.flush()  # what was answered before this query is counted in it
         q = _query(scope)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..accounting.keys import KeyRing, declared_keys
 from ..errors import Auth, ModelyardError, PermissionDenied
+from ..store.location import locate
 from ..store.rows import request_row
 from ..types import MASTER, Caller, ChatRequest
 from .http import Receive, Scope, raw_header
@@ -58,7 +59,7 @@ class Authenticator:
         """The master key plus the keys in the request log's database and the config's `keys:`."""
         cfg = gateway.config
         declared = [k for k, _ in declared_keys(cfg, gateway.source)] if cfg.keys else []
-        return cls(master_key, KeyRing(cfg.server.request_log.path, declared))
+        return cls(master_key, KeyRing(locate(cfg), declared))
 
     async def start(self) -> None:
         await self.ring.start()

@@ -59,7 +59,7 @@ class ResponsesApi:
         """Opened on first use: the request log's database, or memory when the log is off."""
         if self._store is None:
             gw = self.app.gateway
-            path = gw.request_log.path if gw.request_log is not None else ":memory:"
+            path = gw.request_log.path if gw.request_log is not None else ":memory:"  # a file or Postgres (store/)
             self._store = ResponseStore(path, retention_days=gw.config.server.responses.retention_days)
         return self._store
 

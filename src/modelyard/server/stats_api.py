@@ -66,8 +66,8 @@ class Stats:
         self.gateway: Gateway = app.gateway
         self.live = Rolling(span_s=LIVE_SPAN_S, bucket_s=1.0)
         self.gateway.observers.append(self.live.observe)
-        log_cfg = self.gateway.config.server.request_log
-        self.log_path: str | None = log_cfg.path if self.gateway.request_log is not None else None
+        log = self.gateway.request_log
+        self.log_path: str | None = log.path if log is not None else None  # a file or Postgres (store/)
 
     async def window(self, scope: Scope, default: str, step_s: float | None = None
                      ) -> tuple[Rolling, float, float, dict[str, Any]]:

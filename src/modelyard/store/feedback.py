@@ -1,4 +1,5 @@
-"""Quality feedback on logged requests: a `feedback` table in the request log's SQLite file.
+"""Quality feedback on logged requests: a `feedback` table in the request log's SQLite file (or in
+Postgres: store/postgres/records.py).
 
 One row per signal (a request may get several: a user's thumbs, a judge's score); training reads
 the latest per request. The request log stores no prompt text, so a feedback row may carry the prompt
@@ -16,6 +17,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from .location import is_postgres
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -69,6 +72,10 @@ class FeedbackStore:
         self.busy_timeout_s = busy_timeout_s
 
     def _request(self, request_id: str) -> LoggedRequest | None:
+        if is_postgres(self.path):
+            from .postgres.records import logged_request
+
+            return logged_request(self.path, request_id)
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
         except sqlite3.Error as e:
@@ -88,6 +95,10 @@ class FeedbackStore:
         return LoggedRequest(*row) if row else None
 
     def _add(self, request_id: str, score: float, comment: str | None, prompt: str | None, source: str) -> int:
+        if is_postgres(self.path):
+            from .postgres.records import add_feedback
+
+            return add_feedback(self.path, request_id, score, comment, prompt, source)
         try:
             conn = _connect(self.path, self.busy_timeout_s)
         except sqlite3.Error as e:
@@ -111,6 +122,10 @@ class FeedbackStore:
 
 def read_scored(path: str, *, only_scored: bool = False) -> list[Scored]:
     """Logged successful requests with their latest feedback (score/prompt None when there is none)."""
+    if is_postgres(path):
+        from .postgres.records import read_scored as pg_read_scored
+
+        return pg_read_scored(path, only_scored=only_scored)
     conn = _connect(path)
     try:
         rows: list[Any] = conn.execute(

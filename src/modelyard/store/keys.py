@@ -1,4 +1,5 @@
-"""Virtual keys, teams and users: three tables in the request log's SQLite file.
+"""Virtual keys, teams and users: three tables in the request log's SQLite file (or, for a Postgres
+location, in Postgres: store/postgres/keys.py).
 
 Only a key's SHA-256 hash is stored (keys are 256-bit random tokens, so a plain hash cannot be
 reversed or guessed), with its last four characters for display. Every write bumps a version
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from .location import is_postgres
 from .schema import create_private
 
 SCHEMA = """
@@ -198,6 +200,8 @@ def _key_values(k: KeyRecord) -> tuple[Any, ...]:
 
 def version(path: str) -> int:
     """The tables' version (0: no keys were ever stored here)."""
+    if is_postgres(path):
+        return _pg().version(path)
     if not _exists(path):
         return 0
     with _connect(path, write=False) as conn:
@@ -212,6 +216,8 @@ def version(path: str) -> int:
 
 def load(path: str) -> Snapshot:
     """Every key (revoked ones included), team and user, read in one transaction."""
+    if is_postgres(path):
+        return _pg().load(path)
     if not _exists(path) or version(path) == 0:
         return Snapshot(0, [], {}, {})
     with _connect(path, write=False) as conn:
@@ -233,6 +239,8 @@ def _exists(path: str) -> bool:
 
 
 def get_key(path: str, key_id: str) -> KeyRecord | None:
+    if is_postgres(path):
+        return _pg().get_key(path, key_id)
     if not _exists(path) or version(path) == 0:
         return None
     with _connect(path, write=False) as conn:
@@ -247,6 +255,8 @@ def _version_of(conn: sqlite3.Connection) -> int:
 
 
 def insert_key(path: str, k: KeyRecord) -> int:
+    if is_postgres(path):
+        return _pg().insert_key(path, k)
     with _transaction(path) as conn:
         conn.execute(f"INSERT INTO keys ({', '.join(_KEY_COLS)}) VALUES ({', '.join('?' * len(_KEY_COLS))})",
                      _key_values(k))
@@ -255,6 +265,8 @@ def insert_key(path: str, k: KeyRecord) -> int:
 
 def update_key(path: str, k: KeyRecord) -> int:
     """Replace every column of key `k.id` (hash included: rotation)."""
+    if is_postgres(path):
+        return _pg().update_key(path, k)
     cols = [c for c in _KEY_COLS if c != "id"]
     values = _key_values(k)[1:]
     with _transaction(path) as conn:
@@ -264,6 +276,8 @@ def update_key(path: str, k: KeyRecord) -> int:
 
 def upsert_principal(path: str, p: Principal, new: bool) -> int:
     """Insert (new=True; IntegrityError if the name exists) or replace a team or user."""
+    if is_postgres(path):
+        return _pg().upsert_principal(path, p, new)
     table = _TABLE[p.kind]
     meta = orjson.dumps(p.limits.metadata).decode() if p.limits.metadata else None
     values = (p.name, *_limits_row(p.limits), meta, p.created_at)
@@ -278,9 +292,17 @@ def upsert_principal(path: str, p: Principal, new: bool) -> int:
 
 
 def delete_principal(path: str, kind: str, name: str) -> int:
+    if is_postgres(path):
+        return _pg().delete_principal(path, kind, name)
     with _transaction(path) as conn:
         conn.execute(f"DELETE FROM {_TABLE[kind]} WHERE name = ?", (name,))
         return _version_of(conn)
+
+
+def _pg() -> Any:
+    from .postgres import keys
+
+    return keys
 
 
 def revoked(k: KeyRecord, when: float | None = None) -> KeyRecord:

@@ -1,5 +1,5 @@
 """Stored responses of the Responses API (`store: true`): a `responses` table in the request log's
-SQLite file (or in memory when the request log is off).
+SQLite file or in Postgres (store/postgres/responses.py), or in memory when the request log is off.
 
 A response is written before the request that made it returns, so the very next request can name
 it as `previous_response_id`. Each row belongs to a tenant (`Caller.tenant`: the virtual key that
@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from .location import is_postgres
 from .schema import create_private
 
 SCHEMA = """
@@ -55,13 +56,19 @@ class ResponseStore:
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-responses")
         self._writes = 0
+        self._pg: Any = None  # store/postgres/responses.py for a Postgres location
+        self._errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+        if is_postgres(path):
+            from .postgres import db, responses
+
+            self._pg, self._errors = responses, (sqlite3.Error, *db.ERRORS)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-        except sqlite3.Error as e:
+        except self._errors as e:
             self._close()
-            raise StoreUnavailable(str(e)) from None
+            raise StoreUnavailable(str(e) if isinstance(e, sqlite3.Error) else type(e).__name__) from None
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -79,6 +86,8 @@ class ResponseStore:
 
     # --- in the store's thread ---
     def _put(self, rid: str, tenant: str, response: dict[str, Any], conversation: list[dict[str, Any]]) -> None:
+        if self._pg is not None:
+            return self._pg.put(self.path, rid, tenant, response, conversation, self.retention_s)
         db = self._db()
         now = time.time()
         db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
@@ -89,11 +98,15 @@ class ResponseStore:
             db.execute("DELETE FROM responses WHERE expires < ?", (now,))
 
     def _get(self, rid: str, tenant: str) -> Stored | None:
+        if self._pg is not None:
+            return self._pg.get(self.path, rid, tenant)
         row = self._db().execute("SELECT response, conversation FROM responses WHERE id = ? AND tenant = ? "
                                  "AND expires >= ?", (rid, tenant, time.time())).fetchone()
         return Stored(orjson.loads(row[0]), orjson.loads(row[1])) if row else None
 
     def _delete(self, rid: str, tenant: str) -> bool:
+        if self._pg is not None:
+            return self._pg.delete(self.path, rid, tenant)
         cur = self._db().execute("DELETE FROM responses WHERE id = ? AND tenant = ? AND expires >= ?",
                                  (rid, tenant, time.time()))
         return cur.rowcount > 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .location import is_postgres
+
 BY = {"key": "key_id", "team": "team", "user": "user", "model": "model", "deployment": "deployment"}
 UNITS = 10_000_000_000  # cost units per USD
 
@@ -62,6 +64,10 @@ def spend(path: str, by: str, since: float, until: float, filters: dict[str, str
     and the total. `filters`: column name (as in BY) → value, all of which a row must match."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}")
+    if is_postgres(path):
+        from .postgres.records import spend as pg_spend
+
+        return pg_spend(path, by, since, until, filters)
     col = BY[by]
     where = ["ts >= ?", "ts < ?"]
     params: list[Any] = [since, until]

@@ -14,7 +14,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 
@@ -77,6 +77,26 @@ class SpillFile:
     def replay(self, conn: sqlite3.Connection) -> int:
         """Insert every waiting file's rows; returns the number of rows. Raises sqlite3.Error (the
         claimed files stay for the next try)."""
+
+        def insert(chunks: Iterator[list[Row]]) -> int:
+            n = 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for chunk in chunks:
+                    conn.executemany(INSERT, chunk)
+                    n += len(chunk)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return n
+
+        return self.replay_with(insert)
+
+    def replay_with(self, insert: Callable[[Iterator[list[Row]]], int]) -> int:
+        """Claim each waiting file and hand its rows, in chunks, to `insert` (which writes them all in
+        one transaction or raises); the file is deleted once `insert` returns."""
         done = 0
         for f in self.waiting():
             mine = f"{self.db_path}.spill-{self.pid}-r"
@@ -90,16 +110,7 @@ class SpillFile:
                     if f == self.path:
                         self.bytes = 0
                 f = claimed
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for chunk in _chunks(f):
-                    conn.executemany(INSERT, chunk)
-                    done += len(chunk)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
+            done += insert(_chunks(f))
             os.unlink(f)
         return done
 

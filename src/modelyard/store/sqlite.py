@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .keys import StoreError
 from .retention import Retention
 from .rows import COLUMNS, Row, request_row
 from .schema import INSERT, connect
@@ -43,10 +44,14 @@ _BAD_ROW = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingE
 
 
 class RequestLog:
+    # The database cannot take writes now (the batch is kept and retried); the Postgres log widens it.
+    _ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+
     def __init__(self, path: str, *, flush_interval_s: float = 0.5, batch_size: int = 500,
                  max_buffer_rows: int = 10_000, overflow: str = "spill", max_spill_mb: float = 100.0,
                  busy_timeout_s: float = 5.0, retry_max_interval_s: float = 5.0,
-                 close_timeout_s: float = 5.0, retention_days: float | None = None) -> None:
+                 close_timeout_s: float = 5.0, retention_days: float | None = None,
+                 spill_path: str | None = None) -> None:
         self.path = path
         self.retention = Retention(retention_days) if retention_days else None  # store/retention.py
         self.flush_interval_s = flush_interval_s
@@ -55,8 +60,9 @@ class RequestLog:
         self.busy_timeout_s = busy_timeout_s
         self.retry_max_interval_s = retry_max_interval_s
         self.close_timeout_s = close_timeout_s
-        self.spill: SpillFile | None = (SpillFile(path, int(max_spill_mb * 1024 * 1024))
-                                        if overflow == "spill" and path != ":memory:" else None)
+        spill_at = spill_path or path  # spill files go next to this path
+        self.spill: SpillFile | None = (SpillFile(spill_at, int(max_spill_mb * 1024 * 1024))
+                                        if overflow == "spill" and spill_at != ":memory:" else None)
         self.written = 0  # rows on disk (replayed spill rows included)
         self.spilled = 0  # rows sent to a spill file
         self.dropped = 0  # rows lost: buffer and spill full, spill unwritable, or refused by the database
@@ -156,7 +162,7 @@ class RequestLog:
         self._lock = asyncio.Lock()
         try:
             await self._in_thread(self._open)
-        except (sqlite3.Error, OSError) as e:
+        except self._ERRORS as e:
             self._failed(e)
         self._task = asyncio.create_task(self._run(), name="modelyard-request-log")
 
@@ -188,7 +194,7 @@ class RequestLog:
             rows, self._buffer = self._buffer, []
             try:
                 await self._in_thread(self._write, rows)
-            except (sqlite3.Error, OSError) as e:
+            except self._ERRORS as e:
                 self._requeue(rows)
                 self._failed(e)
                 return False
@@ -314,3 +320,15 @@ class RequestLog:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+    def spent_since(self, column: str, value: str, since: float) -> float:
+        """The cost logged at or after `since` by rows whose `column` (key_id, team, user) is `value`:
+        what a budget has spent so far. Raises StoreError when the log cannot be read."""
+        try:
+            rows = self.query(f"SELECT COALESCE(SUM(cost_usd), 0) FROM requests WHERE {column} = ? AND ts >= ?",
+                              (value, since))
+        except sqlite3.Error as e:
+            if "no such table" in str(e):  # a new database has spent nothing
+                return 0.0
+            raise StoreError(str(e)) from None
+        return float(rows[0][0]) if rows else 0.0

@@ -14,8 +14,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from ...store.backend import db_errors
+from ...store.location import is_postgres
 from .strategy import _live, learn_online
 
 if TYPE_CHECKING:
@@ -67,32 +70,43 @@ class OnlineFeedback:
         async with self._lock:
             try:
                 return await asyncio.to_thread(self._read_and_learn)
-            except sqlite3.Error as e:
+            except db_errors(self.db_path) as e:
                 log.warning("online learning could not read feedback from %s: %s", self.db_path, e)
                 return {}
 
     def _read_and_learn(self) -> dict[int, int]:
+        if is_postgres(self.db_path):  # the feedback table in Postgres, shared by every replica
+            from ...store.postgres.records import new_feedback
+
+            return self._learn(lambda: new_feedback(self.db_path, self.last_id, BATCH))
         conn = sqlite3.connect(self.db_path, timeout=1.0)
+
+        def read() -> list[Any]:
+            try:
+                return conn.execute(_NEW_ROWS, (self.last_id, BATCH)).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):  # a new database: nothing written yet
+                    return []
+                raise
+
         try:
-            taught: dict[int, int] = {}
-            while True:
-                try:
-                    rows = conn.execute(_NEW_ROWS, (self.last_id, BATCH)).fetchall()
-                except sqlite3.OperationalError as e:
-                    if "no such table" in str(e):  # a new database: nothing written yet
-                        return taught
-                    raise
-                for fid, prompt, score, deployment in rows:
-                    n = learn_online(self.deployments, prompt, deployment, float(score)) if deployment else 0
-                    if n:
-                        taught[fid] = n
-                    self.last_id = fid
-                if len(rows) < BATCH:
-                    break
-            self.learned += len(taught)
-            return taught
+            return self._learn(read)
         finally:
             conn.close()
+
+    def _learn(self, read: Callable[[], list[Any]]) -> dict[int, int]:
+        taught: dict[int, int] = {}
+        while True:
+            rows = read()
+            for fid, prompt, score, deployment in rows:
+                n = learn_online(self.deployments, prompt, deployment, float(score)) if deployment else 0
+                if n:
+                    taught[fid] = n
+                self.last_id = fid
+            if len(rows) < BATCH:
+                break
+        self.learned += len(taught)
+        return taught
 
     async def _poll(self) -> None:
         while True:
