@@ -150,6 +150,8 @@ class CardOverride(_Model):
     cache_write_per_m: float | None = Field(None, ge=0)
     tiers: list[PriceTierConfig] | None = None  # long-context prices
     checked: dt.date | None = None  # YYYY-MM-DD: when the prices were checked
+    cache_write_1h_per_m: float | None = Field(None, ge=0)  # 1-hour cache writes (Anthropic: 2x input)
+    source: str | None = None  # where the prices come from
 
 
 class PriceTierConfig(_Model):
@@ -158,6 +160,7 @@ class PriceTierConfig(_Model):
     output_per_m: float = Field(ge=0)
     cached_input_per_m: float | None = Field(None, ge=0)
     cache_write_per_m: float | None = Field(None, ge=0)
+    cache_write_1h_per_m: float | None = Field(None, ge=0)
 
 
 # --- pipelines (modes/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
