@@ -4,8 +4,9 @@
 (`modelyard catalog import` turns a LiteLLM price map into such a section).
 Cost of a request = real usage × card (see `ModelCard.cost`): input, cached input (cache reads),
 cache writes (5-minute and 1-hour lifetimes apart), and output — reasoning tokens are output tokens,
-billed at the output price by every provider — at the card's prices, or at a long-context tier's prices when the prompt is above the
-tier's threshold (the provider then bills the whole request at that tier).
+billed at the output price by every provider — at the card's prices, or at a long-context tier's
+prices when the prompt is above the tier's threshold (the provider then bills the whole request at
+that tier).
 """
 
 from __future__ import annotations
