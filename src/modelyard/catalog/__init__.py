@@ -75,9 +75,10 @@ class ModelCard:
     @property
     def worst_input_per_m(self) -> float:
         """The highest price a prompt token can have on any tier (a budget reservation's worst case)."""
-        return max((self.input_per_m, *(t.input_per_m for t in self.tiers),
-                    *(p for t in (self, *self.tiers) for p in (t.cache_write_per_m, t.cache_write_1h_per_m)
-                      if p is not None)))
+        writes = [self.cache_write_per_m, self.cache_write_1h_per_m]
+        for t in self.tiers:
+            writes += (t.cache_write_per_m, t.cache_write_1h_per_m)
+        return max((self.input_per_m, *(t.input_per_m for t in self.tiers), *(p for p in writes if p is not None)))
 
     @property
     def worst_output_per_m(self) -> float:
