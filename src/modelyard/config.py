@@ -227,6 +227,8 @@ class AlertsConfig(_Model):
     thresholds: list[float] = [50, 80, 100]  # % of a budget; a budget's soft_pct is added
     anomaly_factor: float = Field(3.0, gt=1)  # last hour's spend > this × the trailing 24 h hourly average
     anomaly_min_usd: float = Field(1.0, ge=0)  # ... and at least this much
+    anomaly_scopes: list[Literal["global", "key", "team", "user"]] = ["global", "key", "team"]
+    anomaly_max_scopes: int = Field(5000, ge=0)  # keys, teams, users tracked, each (a 1.2 KB ring apiece)
     retries: int = Field(5, ge=0)  # per webhook delivery, after the first try
     backoff_s: float = Field(1.0, gt=0)  # first wait between tries; doubles each time
     timeout_s: float = Field(10.0, gt=0)
