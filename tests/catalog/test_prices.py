@@ -34,6 +34,10 @@ def test_every_card_has_a_checked_date_and_refreshed_ones_a_source() -> None:
     ("claude-opus-5-5", Usage(input_tokens=10_000, cached_input_tokens=2_000, cache_write_tokens=3_000,
                               cache_write_1h_tokens=1_000, output_tokens=1_000),
      (5_000 * 4.00 + 2_000 * 0.20 + 2_000 * 5.00 + 1_000 * 8.00 + 1_000 * 20.00) / 1e6),
+    ("claude-sonnet-4-6", Usage(input_tokens=10_000, cache_write_tokens=4_000, cache_write_1h_tokens=4_000,
+                                output_tokens=1_000), (6_000 * 3.00 + 4_000 * 6.00 + 1_000 * 15.00) / 1e6),
+    ("gpt-6-luna", Usage(input_tokens=10_000, cached_input_tokens=5_000, cache_write_tokens=1_000, output_tokens=100),
+     (4_000 * 0.10 + 5_000 * 0.01 + 1_000 * 0.125 + 100 * 0.50) / 1e6),
     ("openai/gpt-oss-120b", Usage(input_tokens=10_000, output_tokens=1_000), (10_000 * 0.15 + 1_000 * 0.60) / 1e6),
     ("gemini-3-flash-preview", Usage(input_tokens=10_000, cached_input_tokens=4_000, output_tokens=1_000),
      (6_000 * 0.50 + 4_000 * 0.05 + 1_000 * 3.00) / 1e6),
@@ -49,6 +53,7 @@ def test_cost_of_a_known_usage(name: str, usage: Usage, want: float) -> None:
     ("claude-sonnet-4-5", 200_000, (3.00, 15.00, 0.30, 3.75, 6.00), (6.00, 22.50, 0.60, 7.50, 12.00)),
     ("gpt-5.4", 272_000, (2.50, 15.00, 0.25, 2.50, 2.50), (5.00, 22.50, 0.50, 5.00, 5.00)),
     ("gemini-3.1-pro-preview", 200_000, (2.00, 12.00, 2.00, 2.00, 2.00), (4.00, 18.00, 4.00, 4.00, 4.00)),
+    ("gpt-6-astra", 272_000, (10.00, 50.00, 1.00, 12.50, 12.50), (20.00, 75.00, 2.00, 25.00, 25.00)),
 ])
 def test_tiers_apply_to_the_whole_request_above_the_threshold(
         name: str, threshold: int, below: tuple[float, ...], above: tuple[float, ...]) -> None:
