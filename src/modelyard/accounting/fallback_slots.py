@@ -61,11 +61,12 @@ class FallbackSlots:
 
     def _note(self, name: str, reason: str) -> None:
         """The skipped deployment's verdict, among the decision's candidates (read on this rare path)."""
-        for c in self.decision.candidates:
-            if c.deployment == name:
-                c.eligible, c.reason = False, reason
+        candidates = self.decision.candidates
+        for i, c in enumerate(candidates):
+            if c.deployment == name:  # (replaced, not changed: routing may share its Scored objects)
+                candidates[i] = Scored(deployment=name, score=c.score, eligible=False, reason=reason)
                 return
-        self.decision.candidates.append(Scored(deployment=name, score=0.0, eligible=False, reason=reason))
+        candidates.append(Scored(deployment=name, score=0.0, eligible=False, reason=reason))
 
 
 def fallback_gate(acct: Accounting, limited: bool, admission: Admission, req: ChatRequest,
