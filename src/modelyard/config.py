@@ -150,6 +150,8 @@ class CardOverride(_Model):
     cache_write_per_m: float | None = Field(None, ge=0)
     tiers: list[PriceTierConfig] | None = None  # long-context prices
     checked: dt.date | None = None  # YYYY-MM-DD: when the prices were checked
+    cache_write_1h_per_m: float | None = Field(None, ge=0)  # 1-hour cache writes (Anthropic: 2x input)
+    source: str | None = None  # where the prices come from
 
 
 class PriceTierConfig(_Model):
@@ -158,6 +160,7 @@ class PriceTierConfig(_Model):
     output_per_m: float = Field(ge=0)
     cached_input_per_m: float | None = Field(None, ge=0)
     cache_write_per_m: float | None = Field(None, ge=0)
+    cache_write_1h_per_m: float | None = Field(None, ge=0)
 
 
 # --- pipelines (modes/pipeline.py compiles and checks them; docs/EXECUTION.md) ---------------
@@ -224,6 +227,8 @@ class AlertsConfig(_Model):
     thresholds: list[float] = [50, 80, 100]  # % of a budget; a budget's soft_pct is added
     anomaly_factor: float = Field(3.0, gt=1)  # last hour's spend > this × the trailing 24 h hourly average
     anomaly_min_usd: float = Field(1.0, ge=0)  # ... and at least this much
+    anomaly_scopes: list[Literal["global", "key", "team", "user"]] = ["global", "key", "team"]
+    anomaly_max_scopes: int = Field(5000, ge=0)  # keys, teams, users tracked, each (a 1.2 KB ring apiece)
     retries: int = Field(5, ge=0)  # per webhook delivery, after the first try
     backoff_s: float = Field(1.0, gt=0)  # first wait between tries; doubles each time
     timeout_s: float = Field(10.0, gt=0)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .accounting.admission import FREE, Accounting, Admission
+from .accounting.fallback_slots import fallback_gate
 from .cache.core import Look, ResponseCache
 from .cache.replay import CachedStream, Recorder
 from .catalog import Catalog, unknown_card
@@ -96,6 +97,7 @@ class Gateway:
         self.observers: list[Callable[[Row], None]] = []
         self.online: Any = None  # routing.learned.online.OnlineFeedback, when a group learns from feedback
         self.accounting = Accounting.for_gateway(self)  # rate limits, budgets, alerts (accounting/)
+        self._limited = any(d.rpm or d.tpm for d in self.deployments.values())  # (fallbacks take slots too)
         self.cache = ResponseCache(config.cache, {g: c.cache for g, c in config.model_groups.items()},
                                    self.deployments)  # exact + semantic response caches (cache/)
         self._started = False
@@ -207,7 +209,8 @@ class Gateway:
             self._log_error(rid, req, None, e, t0, api)
             raise
         try:
-            resp, dep = await single.complete(chain, req, decision, self.health, policy)
+            resp, dep = await single.complete(chain, req, decision, self.health, policy,
+                                              fallback_gate(self.accounting, self._limited, admission, req, decision))
         except ModelyardError as e:
             admission.settle(None, None, 0.0, decision)
             self._log_error(rid, req, e.deployment, e, t0, api, decision)
@@ -265,7 +268,9 @@ class Gateway:
             self._log_error(rid, req, None, e, t0, api, stream=True)
             raise
         try:
-            dep, agen, first = await single.open_stream(chain, req, decision, self.health, policy)
+            dep, agen, first = await single.open_stream(
+                chain, req, decision, self.health, policy,
+                fallback_gate(self.accounting, self._limited, admission, req, decision))
         except ModelyardError as e:
             admission.settle(None, None, 0.0, decision)
             self._log_error(rid, req, e.deployment, e, t0, api, decision, stream=True)

@@ -163,6 +163,7 @@ class Usage:
     cached_input_tokens: int = 0  # part of input_tokens served from the provider's prompt cache
     reasoning_tokens: int = 0  # part of output_tokens spent on hidden reasoning
     cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache
+    cache_write_1h_tokens: int = 0  # part of cache_write_tokens written with a 1-hour lifetime (Anthropic)
 
     @property
     def total_tokens(self) -> int:
@@ -174,6 +175,7 @@ class Usage:
         self.cached_input_tokens += other.cached_input_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.cache_write_tokens += other.cache_write_tokens
+        self.cache_write_1h_tokens += other.cache_write_1h_tokens
 
 
 @dataclass(slots=True)

@@ -114,3 +114,57 @@ def test_spend_rate_anomaly() -> None:
     alerts._checked_minute = -1
     alerts.observe(request_row("z", "m", 200, cost_usd=9.0)._replace(ts=now))
     assert len(fired) == 1  # once per hour
+
+
+def test_scope_rate_ring() -> None:
+    from modelyard.accounting.alerts import BUCKET_S, ScopeRate
+
+    s = ScopeRate()
+    now = 1_000_000 * BUCKET_S + 30.0  # the last hour: this bucket and the five before it
+    for h in range(24):
+        s.add((1_000_000 - 6) * BUCKET_S - h * 3600 + 1, 1.0)  # $1 in each of the 24 hours before
+    s.add(now - 10, 5.0)
+    s.add(now - 26 * 3600, 100.0)  # older than the ring: ignored
+    assert s.hours(now) == (5.0, pytest.approx(1.0))
+    assert s.hours(now + 25 * 3600) == (0.0, 0.0)  # a day of silence later: nothing left
+    s.add(now + 30 * 3600, 2.0)  # the ring moves on: every old bucket is cleared
+    assert s.hours(now + 30 * 3600) == (2.0, 0.0) and sum(s.costs) == 2.0
+
+
+def test_scopes_are_bounded() -> None:
+    alerts = Alerts(AlertsConfig(anomaly_max_scopes=3))
+    for i in range(5):
+        alerts.observe(request_row(f"r{i}", "m", 200, cost_usd=0.1, caller=Caller(key_id=f"k{i}")))
+    assert list(alerts.scopes) == ["key:k2", "key:k3", "key:k4"]  # the longest-tracked dropped first
+    off = Alerts(AlertsConfig(anomaly_scopes=["global"]))
+    off.observe(request_row("r", "m", 200, cost_usd=0.1, caller=Caller(key_id="k", team="t")))
+    assert off.scopes == {}
+
+
+async def test_per_key_and_team_anomaly_delivered(tmp_path: Path, receiver: Any) -> None:
+    """A key whose spend jumps is alerted (and its team), while the gateway as a whole, carried by a
+    steadier key, is not: history from the request log at start, alerts to a loopback webhook."""
+    data = {"deployments": {"d": {"provider": "sim", "model": "sim/frontier"}},
+            "alerts": {"webhooks": [receiver.url], "allow_private": True, "backoff_s": 0.05,
+                       "anomaly_factor": 3, "anomaly_min_usd": 0},
+            "server": {"request_log": {"path": str(tmp_path / "l.db")}}}
+    now = time.time()
+    async with Gateway(parse_config(data, "t.yaml")) as gw:  # yesterday: k2 spends $1/h, k1 a trickle
+        for h in range(2, 25):
+            for key, team, cost in (("k2", "t2", 1.0), ("k1", "t1", 1e-6)):
+                gw.emit(request_row(f"{key}-{h}", "d", 200, cost_usd=cost,
+                                    caller=Caller(key_id=key, team=team))._replace(ts=now - h * 3600))
+    async with Gateway(parse_config(data, "t.yaml")) as gw:
+        alerts = gw.accounting.alerts
+        assert alerts is not None and {"key:k1", "key:k2", "team:t1", "team:t2"} <= set(alerts.scopes)
+        r = ChatRequest(model="d", messages=[Message("user", "hello")], max_tokens=30)
+        r.caller = Caller(key_id="k1", team="t1")
+        await gw.chat(r)  # a cent or so: thousands of times k1's trickle, nothing next to the gateway's $1/h
+        async with asyncio.timeout(10):
+            while len(receiver.posts) < 2:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # (room for an unwanted third)
+    got = sorted(p["scope"] for p in receiver.posts)
+    assert got == ["key:k1", "team:t1"], receiver.posts
+    assert all(p["type"] == "spend_rate_anomaly" and p["trailing_hourly_avg_usd"] > 0 for p in receiver.posts)
+    assert "key:k1" in next(p["message"] for p in receiver.posts if p["scope"] == "key:k1")

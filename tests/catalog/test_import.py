@@ -17,6 +17,7 @@ PRICE_MAP = {
     "sample_spec": {"input_cost_per_token": 0},
     "my-claude": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
                   "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06,
+                  "cache_creation_input_token_cost_above_1hr": 6e-06,
                   "input_cost_per_token_above_200k_tokens": 6e-06, "output_cost_per_token_above_200k_tokens": 2.25e-05,
                   "max_input_tokens": 1000000, "max_output_tokens": 64000, "litellm_provider": "anthropic",
                   "mode": "chat", "supports_function_calling": True, "supports_vision": True},
@@ -41,6 +42,9 @@ def test_import_then_use_from_a_config(tmp_path: Path) -> None:
         pytest.approx((3.0, 15.0, 0.3, 3.75))
     assert card.context_window == 1_000_000 and card.max_output == 64000 and "tools" in card.capabilities
     assert card.cost(Usage(input_tokens=300_000)) == pytest.approx(300_000 * 6.0 / 1e6)
+    assert card.cache_write_1h_per_m == pytest.approx(6.0)  # LiteLLM's 1-hour write price
+    assert card.cost(Usage(input_tokens=100, cache_write_tokens=100, cache_write_1h_tokens=100)) \
+        == pytest.approx(100 * 6.0 / 1e6)
 
 
 def test_import_refuses_bad_input(tmp_path: Path) -> None:

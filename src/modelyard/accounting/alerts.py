@@ -1,10 +1,13 @@
 """Alerts: a budget crossing 50/80/100 % (and its soft limit), once per budget per period; and a
-spend-rate anomaly (the last hour's spend above `anomaly_factor` × the trailing 24 h hourly average).
+spend-rate anomaly (the last hour's spend above `anomaly_factor` × the trailing 24 h hourly average),
+for the whole gateway and per key, team or user (`anomaly_scopes`).
 
 Each alert is logged (logger `modelyard.alerts`, WARNING) and POSTed as JSON to every configured
 webhook by a background task, with retries and exponential backoff, off the request path: the
 request path only compares numbers and puts the alert on a queue. Spend-rate history is kept as
-per-minute cost buckets over 25 hours, seeded at start from the request log.
+per-minute cost buckets over 25 hours for the whole gateway, and as 10-minute buckets (a fixed
+ring of 150 floats) for each key, team or user with spend, at most `anomaly_max_scopes` of them;
+both are seeded at start from the request log.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from array import array
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,12 +68,62 @@ class SpendRate:
         return last, trailing / 24
 
 
+BUCKET_S = 600  # a scope's spend-rate bucket: 10 minutes
+BUCKETS = 25 * 3600 // BUCKET_S  # the last hour (6 buckets) + the 24 hours before it (144)
+LAST = 3600 // BUCKET_S
+
+
+class ScopeRate:
+    """One scope's spend per 10 minutes over the last 25 hours: a ring of 150 floats whose newest
+    bucket is `head` (older ones are cleared as time moves on)."""
+
+    __slots__ = ("checked", "costs", "head", "quiet_until")
+
+    def __init__(self) -> None:
+        self.costs = array("d", bytes(8 * BUCKETS))
+        self.head = -1  # the newest bucket number written
+        self.checked = -1  # the minute of the last anomaly test
+        self.quiet_until = 0.0  # one alert per hour at most
+
+    def add(self, ts: float, cost: float) -> None:
+        b = int(ts // BUCKET_S)
+        if b > self.head:
+            costs = self.costs
+            for n in range(max(self.head + 1, b - BUCKETS + 1), b + 1):
+                costs[n % BUCKETS] = 0.0
+            self.head = b
+        elif b <= self.head - BUCKETS:
+            return  # older than the ring
+        self.costs[b % BUCKETS] += cost
+
+    def hours(self, now: float) -> tuple[float, float]:
+        """(the spend of the current bucket and the five before it, the hourly average over the 24
+        hours before those)."""
+        nb = int(now // BUCKET_S)
+        last = trailing = 0.0
+        for b in range(max(nb - BUCKETS + 1, self.head - BUCKETS + 1), min(nb, self.head) + 1):
+            if nb - b < LAST:
+                last += self.costs[b % BUCKETS]
+            else:
+                trailing += self.costs[b % BUCKETS]
+        return last, trailing / 24
+
+
 class Alerts:
     """Decides when to alert (budgets, spend rate) and delivers alerts to webhooks."""
 
     def __init__(self, cfg: AlertsConfig) -> None:
         self.cfg = cfg
         self.rate = SpendRate()
+        scopes = set(cfg.anomaly_scopes)
+        self._global = "global" in scopes
+        self._by = tuple(k for k in ("key", "team", "user") if k in scopes)
+        self._by_key, self._by_team, self._by_user = "key" in scopes, "team" in scopes, "user" in scopes
+        # per kind: key id / team / user name -> its spend ring (at most anomaly_max_scopes each)
+        self._keys: dict[str, ScopeRate] = {}
+        self._teams: dict[str, ScopeRate] = {}
+        self._users: dict[str, ScopeRate] = {}
+        self.rings = {"key": self._keys, "team": self._teams, "user": self._users}
         self._fired: set[tuple[str, str, float]] = set()  # (scope, period id, threshold %)
         self._checked_minute = -1
         self._anomaly_until = 0.0  # one spend-rate alert per hour at most
@@ -88,6 +142,15 @@ class Alerts:
                         log_db.query, "SELECT CAST(ts / 60 AS INTEGER), SUM(cost_usd) FROM requests "
                                       "WHERE ts >= ? GROUP BY 1", (since,)):
                     self.rate.add(minute * 60.0, float(cost or 0.0))
+                for kind in self._by:
+                    column = "key_id" if kind == "key" else kind
+                    for name, bucket, cost in await asyncio.to_thread(
+                            log_db.query, f"SELECT {column}, CAST(ts / {BUCKET_S} AS INTEGER), SUM(cost_usd) "
+                                          f"FROM requests WHERE ts >= ? AND {column} IS NOT NULL AND cost_usd > 0 "
+                                          "GROUP BY 1, 2", (time.time() - BUCKETS * BUCKET_S,)):
+                        scope = self._ring(kind, str(name))
+                        if scope is not None:
+                            scope.add(bucket * float(BUCKET_S), float(cost))
         if self.cfg.webhooks and self._task is None:
             self._queue = asyncio.Queue(QUEUE_MAX)
             self._task = asyncio.create_task(self._send_loop(), name="modelyard-alerts")
@@ -140,25 +203,79 @@ class Alerts:
         return sorted(ts)
 
     def observe(self, row: Row) -> None:
-        """A gateway observer: count the row's cost; test the spend rate once a minute."""
-        if row.cost_usd:
-            self.rate.add(row.ts, row.cost_usd)
+        """A gateway observer: count the row's cost (globally and on its key, team, user); test each
+        spend rate at most once a minute."""
+        cost = row.cost_usd
+        if cost:
+            self.rate.add(row.ts, cost)
+            if self._by_key and row.key_id is not None:
+                self._spend(self._keys, "key", row.key_id, row.ts, cost)
+            if self._by_team and row.team is not None:
+                self._spend(self._teams, "team", row.team, row.ts, cost)
+            if self._by_user and row.user is not None:
+                self._spend(self._users, "user", row.user, row.ts, cost)
         minute = int(row.ts // 60)
         if minute != self._checked_minute:
             self._checked_minute = minute
-            self.check_rate(row.ts)
+            if self._global:
+                self.check_rate(row.ts)
+
+    @property
+    def scopes(self) -> dict[str, ScopeRate]:
+        """Every tracked scope by its name ("key:<id>", "team:<name>", "user:<name>")."""
+        return {f"{kind}:{name}": r for kind, rings in self.rings.items() for name, r in rings.items()}
+
+    def _spend(self, rings: dict[str, ScopeRate], kind: str, name: str, ts: float, cost: float) -> None:
+        ring = rings.get(name) or self._ring(kind, name)
+        if ring is None:
+            return
+        b = int(ts // BUCKET_S)
+        if b == ring.head:
+            ring.costs[b % BUCKETS] += cost
+        else:
+            ring.add(ts, cost)
+        if (minute := int(ts // 60)) != ring.checked:
+            ring.checked = minute
+            self._check_scope(f"{kind}:{name}", ring, ts)
+
+    def _ring(self, kind: str, name: str) -> ScopeRate | None:
+        """The scope's spend ring, made on first spend; at the cap, the longest-tracked one of its kind
+        is dropped."""
+        rings = self.rings[kind]
+        ring = rings.get(name)
+        if ring is None:
+            if self.cfg.anomaly_max_scopes <= 0:
+                return None
+            if len(rings) >= self.cfg.anomaly_max_scopes:
+                del rings[next(iter(rings))]
+            ring = rings[name] = ScopeRate()
+        return ring
 
     def check_rate(self, now: float) -> None:
         if now < self._anomaly_until:
             return
         last, avg = self.rate.hours(now)
-        k = self.cfg.anomaly_factor
-        if avg > 0 and last > k * avg and last >= self.cfg.anomaly_min_usd:
+        if self._anomalous(last, avg):
             self._anomaly_until = now + 3600
-            self.fire({"type": "spend_rate_anomaly", "last_hour_usd": round(last, 6),
-                       "trailing_hourly_avg_usd": round(avg, 6), "factor": k,
-                       "message": f"spend in the last hour ${last:.4f} is {last / avg:.1f}× the trailing 24 h "
-                                  f"hourly average ${avg:.4f} (alert above {k:g}×)"})
+            self._fire_rate("global", "spend", last, avg)
+
+    def _check_scope(self, name: str, scope: ScopeRate, now: float) -> None:
+        if now < scope.quiet_until:
+            return
+        last, avg = scope.hours(now)
+        if self._anomalous(last, avg):
+            scope.quiet_until = now + 3600
+            self._fire_rate(name, f"spend of {name}", last, avg)
+
+    def _anomalous(self, last: float, avg: float) -> bool:
+        return avg > 0 and last > self.cfg.anomaly_factor * avg and last >= self.cfg.anomaly_min_usd
+
+    def _fire_rate(self, scope: str, what: str, last: float, avg: float) -> None:
+        k = self.cfg.anomaly_factor
+        self.fire({"type": "spend_rate_anomaly", "scope": scope, "last_hour_usd": round(last, 6),
+                   "trailing_hourly_avg_usd": round(avg, 6), "factor": k,
+                   "message": f"{what} in the last hour ${last:.4f} is {last / avg:.1f}× the trailing 24 h "
+                              f"hourly average ${avg:.4f} (alert above {k:g}×)"})
 
     def fire(self, alert: dict[str, Any]) -> None:
         alert.setdefault("ts", _iso(time.time()))

@@ -3,9 +3,10 @@
 `cards.yaml` ships with the package; config's `catalog:` section adds or overrides entries
 (`modelyard catalog import` turns a LiteLLM price map into such a section).
 Cost of a request = real usage × card (see `ModelCard.cost`): input, cached input (cache reads),
-cache writes, and output — reasoning tokens are output tokens, billed at the output price by every
-provider — at the card's prices, or at a long-context tier's prices when the prompt is above the
-tier's threshold (the provider then bills the whole request at that tier).
+cache writes (5-minute and 1-hour lifetimes apart), and output — reasoning tokens are output tokens,
+billed at the output price by every provider — at the card's prices, or at a long-context tier's
+prices when the prompt is above the tier's threshold (the provider then bills the whole request at
+that tier).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class PriceTier:
     output_per_m: float
     cached_input_per_m: float | None = None
     cache_write_per_m: float | None = None
+    cache_write_1h_per_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +50,35 @@ class ModelCard:
     cache_write_per_m: float | None = None  # USD per 1M tokens written to the prompt cache (None: input price)
     tiers: tuple[PriceTier, ...] = ()  # long-context prices, by ascending threshold
     checked: str | None = None  # YYYY-MM-DD: when the prices were checked against the provider's list
+    cache_write_1h_per_m: float | None = None  # USD per 1M tokens written for 1 hour (None: the write price)
+    source: str | None = None  # where the prices were read (the provider's pricing page)
 
     def cost(self, usage: Usage) -> float:
-        """USD for this usage: cache reads at the cached price, cache writes at the write price, the
-        rest of the prompt at the input price, output (reasoning included) at the output price."""
-        inp, out, cached_p, write_p = self.input_per_m, self.output_per_m, self.cached_input_per_m, \
-            self.cache_write_per_m
+        """USD for this usage: cache reads at the cached price, cache writes at the write price (1-hour
+        writes at theirs), the rest of the prompt at the input price, output (reasoning included) at
+        the output price."""
+        inp, out, cached_p, write_p, hour_p = self.input_per_m, self.output_per_m, self.cached_input_per_m, \
+            self.cache_write_per_m, self.cache_write_1h_per_m
         for t in self.tiers:
             if usage.input_tokens > t.above_input_tokens:
-                inp, out, cached_p, write_p = t.input_per_m, t.output_per_m, t.cached_input_per_m, t.cache_write_per_m
+                inp, out, cached_p = t.input_per_m, t.output_per_m, t.cached_input_per_m
+                write_p, hour_p = t.cache_write_per_m, t.cache_write_1h_per_m
+        if write_p is None:
+            write_p = inp
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        hour = min(usage.cache_write_1h_tokens, written)
         return ((usage.input_tokens - cached - written) * inp + cached * (inp if cached_p is None else cached_p)
-                + written * (inp if write_p is None else write_p) + usage.output_tokens * out) / 1_000_000
+                + (written - hour) * write_p + hour * (write_p if hour_p is None else hour_p)
+                + usage.output_tokens * out) / 1_000_000
 
     @property
     def worst_input_per_m(self) -> float:
-        """The highest input price of any tier (a budget reservation's worst case)."""
-        return max((self.input_per_m, *(t.input_per_m for t in self.tiers),
-                    *(p for p in (self.cache_write_per_m,) if p is not None)))
+        """The highest price a prompt token can have on any tier (a budget reservation's worst case)."""
+        writes = [self.cache_write_per_m, self.cache_write_1h_per_m]
+        for t in self.tiers:
+            writes += (t.cache_write_per_m, t.cache_write_1h_per_m)
+        return max((self.input_per_m, *(t.input_per_m for t in self.tiers), *(p for p in writes if p is not None)))
 
     @property
     def worst_output_per_m(self) -> float:
@@ -98,7 +110,8 @@ def _tiers(name: str, values: Any) -> tuple[PriceTier, ...]:
             continue
         try:
             tiers.append(PriceTier(int(t["above_input_tokens"]), float(t["input_per_m"]), float(t["output_per_m"]),
-                                   _price(t.get("cached_input_per_m")), _price(t.get("cache_write_per_m"))))
+                                   _price(t.get("cached_input_per_m")), _price(t.get("cache_write_per_m")),
+                                   _price(t.get("cache_write_1h_per_m"))))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"catalog card {name!r}: a tier needs above_input_tokens, input_per_m and "
                              f"output_per_m ({e})") from None
@@ -122,6 +135,8 @@ def _card(name: str, d: dict[str, Any]) -> ModelCard:
         cache_write_per_m=_price(d.get("cache_write_per_m")),
         tiers=_tiers(name, d.get("tiers")),
         checked=None if d.get("checked") is None else str(d["checked"]),
+        cache_write_1h_per_m=_price(d.get("cache_write_1h_per_m")),
+        source=None if d.get("source") is None else str(d["source"]),
     )
 
 

@@ -41,7 +41,8 @@ def from_litellm(data: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[
         card: dict[str, Any] = {"provider": str(spec.get("litellm_provider") or "custom"),
                                 "input_per_m": inp, "output_per_m": outp}
         for src, dst in (("cache_read_input_token_cost", "cached_input_per_m"),
-                         ("cache_creation_input_token_cost", "cache_write_per_m")):
+                         ("cache_creation_input_token_cost", "cache_write_per_m"),
+                         ("cache_creation_input_token_cost_above_1hr", "cache_write_1h_per_m")):
             if (v := _per_m(spec.get(src))) is not None:
                 card[dst] = v
         if isinstance(spec.get("max_input_tokens"), int):

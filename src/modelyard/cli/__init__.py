@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (each module registers its commands on `app`)
     inspect,
     keys,
     learn,
+    principals,
     route,
     serve,
     stats,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..resilience.attempt_plan import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan, Gate
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy
 from ..resilience.settings import HedgeSettings
@@ -39,14 +39,14 @@ def hedge_delay(settings: HedgeSettings, health: HealthTracker, name: str, *, tt
 
 
 async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
-                   policy: Policy) -> tuple[ChatResponse, Deployment]:
-    plan = AttemptPlan(chain, decision, health, policy)
+                   policy: Policy, gate: Gate | None = None) -> tuple[ChatResponse, Deployment]:
+    plan = AttemptPlan(chain, decision, health, policy, gate)
     return await _race(plan, policy, lambda d, t: attempt.call(d, t, req, plan, health), None, ttft=False)
 
 
 async def open_stream(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
-                      policy: Policy) -> tuple[Deployment, GuardedStream, StreamChunk]:
-    plan = AttemptPlan(chain, decision, health, policy)
+                      policy: Policy, gate: Gate | None = None) -> tuple[Deployment, GuardedStream, StreamChunk]:
+    plan = AttemptPlan(chain, decision, health, policy, gate)
     (rest, first), dep = await _race(plan, policy, lambda d, t: attempt.open_stream(d, t, req, plan, health),
                                      attempt.discard_stream, ttft=True)
     return dep, rest, first

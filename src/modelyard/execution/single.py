@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..deployment import Deployment
 from ..errors import ModelyardError
-from ..resilience.attempt_plan import AttemptPlan
+from ..resilience.attempt_plan import AttemptPlan, Gate
 from ..resilience.health import HealthTracker
 from ..resilience.policy import Policy, default_policy
 from ..resilience.timeouts import GuardedStream
@@ -28,12 +28,13 @@ def _default() -> Policy:
 
 
 async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
-                   policy: Policy | None = None) -> tuple[ChatResponse, Deployment]:
-    """The first successful answer along the chain, or the error to report."""
+                   policy: Policy | None = None, gate: Gate | None = None) -> tuple[ChatResponse, Deployment]:
+    """The first successful answer along the chain, or the error to report. `gate`: asked before
+    each call (deployment rpm/tpm of fallbacks outside the admitted chain)."""
     policy = policy or _default()
     if policy.hedge is not None:
-        return await hedge.complete(chain, req, decision, health, policy)
-    plan = AttemptPlan(chain, decision, health, policy)
+        return await hedge.complete(chain, req, decision, health, policy, gate)
+    plan = AttemptPlan(chain, decision, health, policy, gate)
     while True:
         dep, token = plan.next_now() or await plan.next()  # (no coroutine when nothing waits)
         try:
@@ -46,12 +47,13 @@ async def complete(chain: list[Deployment], req: ChatRequest, decision: RouteDec
 
 
 async def open_stream(chain: list[Deployment], req: ChatRequest, decision: RouteDecision, health: HealthTracker,
-                      policy: Policy | None = None) -> tuple[Deployment, GuardedStream, StreamChunk]:
+                      policy: Policy | None = None, gate: Gate | None = None
+                      ) -> tuple[Deployment, GuardedStream, StreamChunk]:
     """Return (deployment, the rest of its stream, its first chunk)."""
     policy = policy or _default()
     if policy.hedge is not None:
-        return await hedge.open_stream(chain, req, decision, health, policy)
-    plan = AttemptPlan(chain, decision, health, policy)
+        return await hedge.open_stream(chain, req, decision, health, policy, gate)
+    plan = AttemptPlan(chain, decision, health, policy, gate)
     while True:
         dep, token = plan.next_now() or await plan.next()  # (no coroutine when nothing waits)
         try:

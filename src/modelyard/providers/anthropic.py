@@ -236,12 +236,23 @@ def to_wire(req: ChatRequest, dep: Deployment, stream: bool | None = None) -> di
 # --- response -----------------------------------------------------------------------------------
 
 def usage_of(u: dict[str, Any]) -> Usage:
-    """Anthropic counts cache reads and writes apart from `input_tokens`; we count them in."""
+    """Anthropic counts cache reads and writes apart from `input_tokens`; we count them in. Writes
+    are split by lifetime in `cache_creation` ({ephemeral_5m_input_tokens, ephemeral_1h_input_tokens},
+    billed at 1.25x and 2x input); without that object every write is a 5-minute one."""
     cached = u.get("cache_read_input_tokens") or 0
     created = u.get("cache_creation_input_tokens") or 0
-    return checked_usage(Usage(input_tokens=(u.get("input_tokens") or 0) + cached + created,
-                               output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached,
-                               cache_write_tokens=created))
+    split = u.get("cache_creation")
+    hour = 0
+    if isinstance(split, dict):
+        hour = split.get("ephemeral_1h_input_tokens") or 0
+        if not created:  # (the total is the sum of the split when only the split is sent)
+            created = hour + (split.get("ephemeral_5m_input_tokens") or 0)
+    usage = checked_usage(Usage(input_tokens=(u.get("input_tokens") or 0) + cached + created,
+                                output_tokens=u.get("output_tokens") or 0, cached_input_tokens=cached,
+                                cache_write_tokens=created, cache_write_1h_tokens=hour))
+    if usage.cache_write_1h_tokens > usage.cache_write_tokens:
+        raise ValueError("usage.cache_creation.ephemeral_1h_input_tokens is more than the cache writes")
+    return usage
 
 
 def from_wire(data: dict[str, Any], dep: Deployment) -> ChatResponse:

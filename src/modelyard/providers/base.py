@@ -57,11 +57,12 @@ def checked_usage(usage: Usage) -> Usage:
     """`usage` with whole, non-negative token counts (integral floats made int); anything else
     raises ValueError: the counts price the request, so a malformed one must not reach the bill."""
     i, o, c, r = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens
-    w = usage.cache_write_tokens
+    w, h = usage.cache_write_tokens, usage.cache_write_1h_tokens
     if type(i) is int and type(o) is int and type(c) is int and type(r) is int and type(w) is int \
-            and min(i, o, c, r, w) >= 0:
+            and type(h) is int and min(i, o, c, r, w, h) >= 0:
         return usage
-    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cache_write_tokens"):
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cache_write_tokens",
+                 "cache_write_1h_tokens"):
         v = getattr(usage, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in _INFINITE or v != int(v) or v < 0:
             raise ValueError(f"usage.{name} is not a token count")  # (its value is the upstream's text)

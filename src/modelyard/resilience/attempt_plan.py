@@ -12,6 +12,10 @@ the type of each failure:
 - content policy: `content_policy_fallbacks` only;
 - anything else (auth, bad request, not found, ...): nothing; the error is raised at once.
 
+A `gate` (accounting/fallback_slots.py) may refuse a deployment right before its call (a typed
+fallback whose rpm/tpm window is full): it is skipped, and its refusal is the error to report if
+nothing else answers.
+
 Same-deployment retries run only when no other deployment is left, each waits its delay, and none
 starts if it could not start before the deadline. Every call counts against `max_attempts`.
 """
@@ -23,6 +27,7 @@ import heapq
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ContentPolicy, ContextWindowExceeded, ModelyardError, RateLimited, Timeout, Unavailable
@@ -37,14 +42,18 @@ if TYPE_CHECKING:
 
 _SEQ = itertools.count()
 
+# Asked before a call: None, or the error that makes the plan skip the deployment.
+Gate = Callable[["Deployment"], "ModelyardError | None"]
+
 
 class AttemptPlan:
-    __slots__ = ("_pool", "_retries", "_tried", "attempts", "deadline", "decision", "health", "last", "loop",
-                 "max_attempts", "policy", "queue", "skipped")
+    __slots__ = ("_pool", "_retries", "_tried", "attempts", "deadline", "decision", "gate", "health", "last",
+                 "loop", "max_attempts", "policy", "queue", "skipped")
 
     def __init__(self, chain: list[Deployment], decision: RouteDecision, health: HealthTracker,
-                 policy: Policy) -> None:
+                 policy: Policy, gate: Gate | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        self.gate = gate
         self.policy = policy
         self.decision = decision
         self.health = health
@@ -79,10 +88,21 @@ class AttemptPlan:
                 continue
             token = breaker.acquire(dep.name, time.monotonic())
             if token != REFUSED:
+                if self.gate is not None and not self._gated(dep, token):
+                    continue
                 self._count(dep)
                 return dep, token
             self.skipped.append(dep.name)
         return None
+
+    def _gated(self, dep: Deployment, token: int) -> bool:
+        """Ask the gate; a refused deployment gives its breaker token back and is skipped."""
+        refusal = self.gate(dep) if self.gate is not None else None
+        if refusal is None:
+            return True
+        self.health.breaker.release(dep.name, token)
+        self.last = refusal
+        return False
 
     async def next(self) -> tuple[Deployment, int]:
         """The next deployment to call, waiting out a retry delay if only same-deployment retries
@@ -100,6 +120,8 @@ class AttemptPlan:
                 await asyncio.sleep(delay)
             token = breaker.acquire(dep.name, time.monotonic())
             if token != REFUSED:
+                if self.gate is not None and not self._gated(dep, token):
+                    continue
                 self._count(dep)
                 return dep, token
             self.skipped.append(dep.name)
