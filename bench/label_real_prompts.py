@@ -3,8 +3,9 @@ human-written instruction collections, labelled by rules + source categories + a
 
     git --git-dir=<self-instruct mirror> show HEAD:data/seed_tasks.jsonl > seed.jsonl
     git --git-dir=<self-instruct mirror> show HEAD:human_eval/user_oriented_instructions.jsonl > user.jsonl
-    git --git-dir=<Open-Assistant mirror> show HEAD:model/model_eval/manual/data/en_100_text.jsonl > oa.jsonl
-    git --git-dir=<Open-Assistant mirror> show HEAD:model/model_eval/manual/data/prompt_lottery_en_250_text.jsonl >> oa.jsonl
+    OA=model/model_eval/manual/data
+    git --git-dir=<Open-Assistant mirror> show HEAD:$OA/en_100_text.jsonl > oa.jsonl
+    git --git-dir=<Open-Assistant mirror> show HEAD:$OA/prompt_lottery_en_250_text.jsonl >> oa.jsonl
     .venv/bin/python bench/label_real_prompts.py seed.jsonl user.jsonl oa.jsonl            # write the set
     .venv/bin/python bench/label_real_prompts.py seed.jsonl user.jsonl oa.jsonl --review   # rule vs final
 
@@ -35,7 +36,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from hand_labels import AMBIGUOUS, HAND  # noqa: E402  (bench/hand_labels.py: the hand review's decisions)
+from hand_labels import AMBIGUOUS, HAND
 
 OUT = Path(__file__).resolve().parent.parent / "src/modelyard/routing/data/real_prompts.jsonl"
 CLEAR_TYPES = ("code_generation", "code_review", "math", "reasoning", "summarization", "translation",

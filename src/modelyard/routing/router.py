@@ -104,7 +104,7 @@ class Router:
         if task_model is None and config is not None and config.task_classifier == "minilm":
             from .task_minilm import minilm_model
 
-            task_model = minilm_model()  # type: ignore[assignment]  (TaskModel's request-path interface)
+            task_model = minilm_model()  # type: ignore[assignment]  # TaskModel's request-path interface
         self._task_model = task_model
         if config is not None:
             self.groups = {g: list(gc.deployments) for g, gc in config.model_groups.items()}

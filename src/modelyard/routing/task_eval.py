@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .classify import UNSURE, TaskModel
+from .classify import UNSURE
 from .features import TASKS
 
 REAL_FILE = "real_prompts.jsonl"
@@ -46,9 +46,10 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         p = softmax(logits / t)
         return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
     grid = [0.25 * i for i in range(1, 41)]
-    best = min(grid, key=nll)
+    best: float = min(grid, key=nll)
     fine = [best + 0.01 * i for i in range(-25, 26) if best + 0.01 * i > 0.05]
-    return round(min(fine, key=nll), 3)
+    found: float = min(fine, key=nll)
+    return round(found, 3)
 
 
 def reliability(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, Any]]]:
@@ -66,7 +67,7 @@ def reliability(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[
     return float(ece), table
 
 
-def evaluate(model: TaskModel, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def evaluate(model: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy per class (recall), confusion matrix, calibration and abstentions of `model` on the
     clear-type prompts of `rows` (its threshold applied: an unsure `chat` counts as wrong), plus the
     share of the other prompts given a clear type."""

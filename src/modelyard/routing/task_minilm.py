@@ -139,10 +139,9 @@ def main(argv: list[str]) -> None:
     import numpy as np
 
     from ..embed.backends import MINILM, get_embedder
-    from .classify import window
+    from .classify import featurize, window
     from .features import TASKS
     from .task_eval import evaluate, fit_temperature, load_real, markdown, softmax
-    from .classify import featurize
     from .train_tasks import folds, load_examples, train, train_calibrated
 
     hand = load_examples(argv[0] if argv else "tests/data/tasks.jsonl")
@@ -171,7 +170,8 @@ def main(argv: list[str]) -> None:
     print(markdown(evaluate(model, load_real("test"))))
     if "--write" in argv:
         dest = resources.files(__package__).joinpath("data", HEAD_FILE)
-        blob = {"embedding": MINILM, "embed_tokens": EMBED_TOKENS, "temperature": temp, "ensemble_temperature": ens_temp,
+        blob = {"embedding": MINILM, "embed_tokens": EMBED_TOKENS, "temperature": temp,
+                "ensemble_temperature": ens_temp,
                 "bias": [round(x, 4) for x in (b / temp).tolist()],
                 "weights": [[round(x, 4) for x in row] for row in (w / temp).tolist()]}
         with open(str(dest), "wb") as f:

@@ -26,9 +26,9 @@ import numpy as np
 import orjson
 
 from .classify import MODEL_FILE, TaskModel, featurize, keyword_task, lexicon_task, window
+from .features import TASKS
 from .task_eval import ece_of, evaluate, fit_temperature, load_real, softmax
 from .task_eval import markdown as real_markdown
-from .features import TASKS
 
 Example = tuple[str, str]  # (text, task)
 
