@@ -19,7 +19,9 @@ breaker open (it goes to the back of the chain), and for an image request (a cap
 7 of the 26 cards the fleet cycles through lack vision, so 12 of 50 deployments drop out) next to
 the same requests without the image. These are the rows that show per-request work a filter
 triggers; routing should cost the same with a filter active as without.
-`--only filters` runs just those rows. `--only shortcuts`: the token estimate's bitwise count and
+`--only filters` runs just those rows; `--only classifier` the task classifiers alone (`cheap` and
+`minilm`, the `task_classifier` config choice) on the real prompts of routing/data/real_prompts.jsonl.
+`--only shortcuts`: the token estimate's bitwise count and
 the classifier's packed weights against their plain definitions (the regex; float rows summed).
 Reported: p50 / p99 / mean in µs.
 """
@@ -212,11 +214,40 @@ def reference_us() -> float:
     return statistics.median(measure(lambda r: sum(range(100)), [None] * 10, 20_000))  # type: ignore[list-item]
 
 
+def classifier_rows(n: int) -> list[str]:
+    """Each task classifier alone on the real prompts (routing/data/real_prompts.jsonl, windowed as
+    `analyze` does): `cheap` (the sparse model) and `minilm` (its MiniLM embedding computed each time:
+    the cache emptied, as for a new prompt; the gateway computes it in the pre-routing worker step)."""
+    from modelyard.routing.classify import default_model, window
+    from modelyard.routing.task_eval import load_real
+
+    texts = [window(r["text"]) for r in load_real()]
+    reqs = [ChatRequest(model="", messages=[Message("user", t)]) for t in texts]  # (measure cycles requests)
+    cheap = default_model()
+    rows = [summary("task classifier `cheap` (`analyze_window`, real prompts)", measure(
+        lambda r: cheap.analyze_window(r.messages[0].content), reqs, n))]
+    try:
+        from modelyard.routing.task_minilm import minilm_model
+
+        mini = minilm_model()
+    except Exception as e:  # the learned extra is optional
+        return [*rows, f"| task classifier `minilm` unavailable: {e} | | | |"]
+
+    def fresh(r: ChatRequest) -> None:
+        mini._probs.clear()
+        mini.analyze_window(r.messages[0].content)
+
+    rows.append(summary("task classifier `minilm` (embedding + head + sparse, real prompts)",
+                        measure(fresh, reqs, min(n, 1500))))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20_000, help="decisions per case")
     ap.add_argument("--pin", type=int, default=None, help="pin to this CPU core")
-    ap.add_argument("--only", choices=["filters", "shortcuts"], default=None, help="run only these rows")
+    ap.add_argument("--only", choices=["filters", "shortcuts", "classifier"], default=None,
+                    help="run only these rows")
     args = ap.parse_args()
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin})
@@ -226,6 +257,9 @@ def main() -> None:
     if args.only == "shortcuts":
         model = Gateway(parse_config(config(False), "bench.yaml"), request_log=False).router.task_model
         print("\n".join(rows + shortcut_rows(reqs, long_prompts(reqs), model, min(args.n, 5000))))
+        return
+    if args.only == "classifier":
+        print("\n".join(rows + classifier_rows(min(args.n, 5000))))
         return
     rows += filter_rows(reqs, args.n)
     if args.only == "filters":
@@ -280,6 +314,7 @@ def main() -> None:
     rows.append(summary("token estimate alone, ~8k-character prompts (~2k tokens)",
                         measure(lambda r: count_message_tokens(r.messages), longs, min(args.n, 5000))))
     rows += shortcut_rows(reqs, longs, gw.router.task_model, min(args.n, 5000))
+    rows += classifier_rows(min(args.n, 5000))
     print("\n".join(rows))
 
 

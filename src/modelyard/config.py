@@ -331,6 +331,9 @@ class Config(_Model):
     cache: CacheSettings = CacheSettings()  # response caches (cache/settings.py)
     telemetry: TelemetryConfig = TelemetryConfig()
     experiments: dict[str, ExperimentConfig] = {}
+    # The task classifier routing reads (docs/ROUTING.md): `cheap` (sparse features, µs) or `minilm`
+    # (plus a head over the MiniLM embedding: more accurate on real prompts, ~5 ms; the `learned` extra)
+    task_classifier: Literal["cheap", "minilm"] = "cheap"
     # Where replicas meet (docs/SCALING.md): shared state (limits, budgets, breakers, health, caches) and
     # shared records (keys, the request/spend log, feedback, responses). The defaults keep one process
     # self-contained: state in memory, records in the request log's SQLite file.

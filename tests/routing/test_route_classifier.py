@@ -53,7 +53,7 @@ def test_shipped_model_is_trained_on_the_set_and_fast_path_matches_floats() -> N
         feats = featurize(window(r["text"]))
         task, p = model.predict_features(feats)
         logits = model.scores(feats)
-        assert task == model.classes[logits.index(max(logits))]
+        assert task == (model.classes[logits.index(max(logits))] if p >= model.threshold else "chat")
         assert 0 < p <= 1
         right += task == r["task"]
     assert right / len(data) > 0.9  # training accuracy of the shipped weights

@@ -77,7 +77,8 @@ def _reference_prediction(text: str) -> tuple[str, float]:
     model = default_model()
     fields = model._fields(featurize(text))
     top = max(fields)
-    return model.classes[fields.index(top)], 1.0 / sum([math.exp((v - top) / 1000.0) for v in fields])
+    p = 1.0 / sum([math.exp((v - top) / 1000.0) for v in fields])
+    return (model.classes[fields.index(top)] if p >= model.threshold else "chat"), p  # unsure: chat
 
 
 def test_classifier_outputs_are_pinned_on_the_labelled_prompts() -> None:

@@ -305,6 +305,7 @@ _LEN_BUCKETS = tuple("k:len0" if n < 5 else "k:len1" if n < 15 else "k:len2" if 
                      for n in range(100))  # by word count; 100 or more: k:len4
 
 
+UNSURE = "chat"  # the answer below the confidence threshold (see TaskModel.threshold)
 _FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int (see TaskModel)
 _SCALE = 1000.0  # weights kept to 1e-3 in the packed form; argmax and confidence do not notice
 _OFFSET = 1 << 20  # added to every field so sums of negative weights stay positive (< 2^32 for
@@ -319,8 +320,13 @@ class TaskModel:
     additions in the interpreter, and the fields are unpacked once at the end.
     """
 
-    def __init__(self, classes: list[str], bias: list[float], weights: dict[str, list[float]]) -> None:
+    def __init__(self, classes: list[str], bias: list[float], weights: dict[str, list[float]],
+                 threshold: float = 0.0) -> None:
         self.classes = tuple(classes)
+        # Below this calibrated probability the model does not name a type: it answers `chat` (with
+        # the top class's probability as the confidence), so a rule keyed on `task: math` only sees
+        # prompts the model is sure of. 0 = always the top class.
+        self.threshold = threshold
         self.bias = tuple(bias)
         self.weights: dict[str, tuple[float, ...]] = {f: tuple(w) for f, w in weights.items()}
         self._packed: dict[str, int] = {f: self._pack(w) for f, w in self.weights.items()}
@@ -352,7 +358,8 @@ class TaskModel:
     def _best(self, fields: tuple[int, ...]) -> tuple[str, float]:
         """The top class and its softmax probability from the per-class fields (× 1000)."""
         top = max(fields)
-        return self.classes[fields.index(top)], 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
+        p = 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
+        return (self.classes[fields.index(top)] if p >= self.threshold else UNSURE), p
 
     def _pack(self, w: tuple[float, ...]) -> int:
         out = 0
@@ -370,6 +377,13 @@ class TaskModel:
         fields = self._fields(feats)
         shift = (sum(1 for f in feats if f in self._packed) + 1) * _OFFSET
         return [(v - shift) / _SCALE for v in fields]
+
+    def probabilities(self, text: str) -> list[float]:
+        """Calibrated per-class probabilities of a prompt, in `classes` order (for evaluation)."""
+        z = self.scores(featurize(window(text)))
+        top = max(z)
+        e = [math.exp(v - top) for v in z]
+        return [v / sum(e) for v in e]
 
     def predict(self, text: str) -> tuple[str, float]:
         """(task, probability) for a prompt."""
@@ -391,13 +405,14 @@ class TaskModel:
 
     def to_json(self, digits: int = 3) -> dict[str, Any]:
         return {"classes": list(self.classes), "bias": [round(b, digits) for b in self.bias],
+                "threshold": self.threshold,
                 "weights": {f: [round(x, digits) for x in w] for f, w in sorted(self.weights.items())}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TaskModel:
         if list(d["classes"]) != list(TASKS):
             raise ValueError(f"task model classes {d['classes']} do not match {list(TASKS)}")
-        return cls(d["classes"], d["bias"], d["weights"])
+        return cls(d["classes"], d["bias"], d["weights"], float(d.get("threshold", 0.0)))
 
 
 MODEL_FILE = "task_model.json.gz"

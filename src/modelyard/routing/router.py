@@ -27,9 +27,9 @@ from ..errors import ConfigError, NoCandidate
 from ..resilience.health import HealthTracker
 from ..tokens import token_bound
 from ..types import ChatRequest, RouteDecision, Scored
-from .analyze import LIGHT_OUTPUT, MessageCounter, analyze, request_capabilities
+from .analyze import LIGHT_OUTPUT, MessageCounter, analyze, last_user_text, request_capabilities
 from .candidates import TOO_LONG, CandidateFilter, Constraints, Filtered, no_candidate
-from .classify import TaskModel, default_model
+from .classify import WINDOW_CHARS, TaskModel, default_model, window
 from .decision import DeferredAnalysis, LazyDecision
 from .features import Features
 from .hooks import RoutingHooks
@@ -101,6 +101,10 @@ class Router:
             self.hooks.headroom = self.rate_headroom
         self.groups: dict[str, list[str]] = {}
         self.plans: dict[str, GroupPlan] = {}
+        if task_model is None and config is not None and config.task_classifier == "minilm":
+            from .task_minilm import minilm_model
+
+            task_model = minilm_model()  # type: ignore[assignment]  # TaskModel's request-path interface
         self._task_model = task_model
         if config is not None:
             self.groups = {g: list(gc.deployments) for g, gc in config.model_groups.items()}
@@ -110,6 +114,22 @@ class Router:
         # Groups whose strategy has slow per-request work (an embedding) to run off the event loop first.
         self.prepares: dict[str, Callable[[ChatRequest], None]] = {
             g: p.strategy.prepare for g, p in self.plans.items() if traits_of(p.strategy).prepares}
+        if hasattr(self._task_model, "prepare"):  # the minilm classifier: embed off the event loop too
+            for g, p in self.plans.items():
+                if not p.light:
+                    self.prepares[g] = self._with_task_prepare(self.prepares.get(g))
+
+    def _with_task_prepare(self, inner: Callable[[ChatRequest], None] | None) -> Callable[[ChatRequest], None]:
+        """A pre-routing step (worker thread) that embeds the prompt for the task classifier, then
+        runs the strategy's own step if it has one."""
+        model: Any = self._task_model
+
+        def prepare(req: ChatRequest) -> None:
+            text = last_user_text(req)
+            model.prepare(text if len(text) <= WINDOW_CHARS else window(text))
+            if inner is not None:
+                inner(req)
+        return prepare
 
     @property
     def task_model(self) -> TaskModel:
@@ -189,6 +209,8 @@ class Router:
         self.plans[route.plan_key] = plan
         if traits_of(plan.strategy).prepares:
             self.prepares[route.plan_key] = plan.strategy.prepare
+        if hasattr(self._task_model, "prepare") and not plan.light:
+            self.prepares[route.plan_key] = self._with_task_prepare(self.prepares.get(route.plan_key))
 
     # --- per request -----------------------------------------------------------------------------
     def plan(self, route: Route, req: ChatRequest) -> tuple[list[Deployment], RouteDecision]:
