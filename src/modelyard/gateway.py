@@ -96,7 +96,7 @@ class Gateway:
         self.online: Any = None  # routing.learned.online.OnlineFeedback, when a group learns from feedback
         self.accounting = Accounting.for_gateway(self)  # rate limits, budgets, alerts (accounting/)
         self.cache = ResponseCache(config.cache, {g: c.cache for g, c in config.model_groups.items()},
-                                   self.deployments)  # exact + semantic response caches (cache/)
+                                   self.deployments, config.state)  # exact + semantic response caches (cache/)
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------

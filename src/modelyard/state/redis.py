@@ -68,8 +68,11 @@ class RedisState:
         self.settings = settings
         self.policy = settings.on_failure
         self.local = MemoryState()  # records, windows, mirrors and the fallback ledgers
-        self.r = aioredis.Redis.from_url(settings.url, socket_timeout=settings.timeout_s,
-                                         socket_connect_timeout=settings.timeout_s, max_connections=64)
+        # a bounded pool that makes a burst wait for a connection (up to timeout_s) instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.url, max_connections=64, timeout=settings.timeout_s, socket_timeout=settings.timeout_s,
+            socket_connect_timeout=settings.timeout_s)
+        self.r = aioredis.Redis(connection_pool=pool)
         self.admit_script = self.r.register_script(ADMIT)
         self.batch_script = self.r.register_script(BATCH)
         self.rid = os.urandom(4).hex()  # ticket ids: unique across replicas

@@ -35,7 +35,7 @@ class StateSettings(BaseModel):
 
     url: str = "memory"  # memory | redis://host:port/db | rediss://…
     on_failure: OnFailure = OnFailure()
-    timeout_s: float = Field(0.5, gt=0, le=30)  # one Redis command; past it Redis counts as down
+    timeout_s: float = Field(1.0, gt=0, le=30)  # one Redis command; past it Redis counts as down
 
     @model_validator(mode="before")
     @classmethod
