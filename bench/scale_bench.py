@@ -34,13 +34,13 @@ KEY = "sk-bench-scale-0123456789"
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
+wrk.headers["Authorization"] = "Bearer KEY"
 wrk.body = '{"model":"sim/fast","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
 function done(summary, latency, requests)
-  io.write(string.format("RESULT rps=%%.1f p50_ms=%%.3f errors=%%d\\n", summary.requests / (summary.duration / 1e6),
+  io.write(string.format("RESULT rps=%.1f p50_ms=%.3f errors=%d\\n", summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, summary.errors.status + summary.errors.connect + summary.errors.timeout))
 end
-""" % KEY
+""".replace("KEY", KEY)
 
 
 def free_port() -> int:
