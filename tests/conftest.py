@@ -131,3 +131,62 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThr
     """The gateway with master key 'test-master-key'."""
     with make_server(tmp_path_factory.mktemp("gwk"), master_key="test-master-key") as s:
         yield s
+
+
+class RedisServer:
+    """A real `redis-server` on a free loopback port in a temporary directory (no persistence)."""
+
+    BINARY = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Any = None
+
+    def start(self) -> RedisServer:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [self.BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def _redis(directory: Path) -> Iterator[RedisServer]:
+    if not os.path.exists(RedisServer.BINARY):
+        pytest.skip("redis-server is not installed (apt-get install redis-server, or `make dev`)")
+    srv = RedisServer(directory).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server for one test; skipped (with the reason) when the binary is absent."""
+    yield from _redis(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def redis_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server shared by a test module's tests."""
+    yield from _redis(tmp_path_factory.mktemp("redis"))

@@ -24,6 +24,7 @@ from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
 from .secret_refs import REFERENCE_PREFIXES, literal_key_problems
+from .state.settings import StateSettings
 
 PROVIDERS = ("openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -337,15 +338,8 @@ class Config(_Model):
     # Where replicas meet (docs/SCALING.md): shared state (limits, budgets, breakers, health, caches) and
     # shared records (keys, the request/spend log, feedback, responses). The defaults keep one process
     # self-contained: state in memory, records in the request log's SQLite file.
-    state: str = "memory"  # memory | redis://host:port/db | rediss://…
+    state: StateSettings = StateSettings()  # "memory" | a Redis URL | {url:, on_failure:} (state/settings.py)
     store: str | None = None  # None: sqlite at server.request_log.path | sqlite:///path | postgresql://…
-
-    @field_validator("state")
-    @classmethod
-    def _state_url(cls, v: str) -> str:
-        if v != "memory" and not v.startswith(("redis://", "rediss://")):
-            raise ValueError("must be 'memory' or a Redis URL (redis://host:6379/0, rediss://…)")
-        return v
 
     @field_validator("store")
     @classmethod

@@ -99,7 +99,7 @@ class Gateway:
         self.accounting = Accounting.for_gateway(self)  # rate limits, budgets, alerts (accounting/)
         self._limited = any(d.rpm or d.tpm for d in self.deployments.values())  # (fallbacks take slots too)
         self.cache = ResponseCache(config.cache, {g: c.cache for g, c in config.model_groups.items()},
-                                   self.deployments)  # exact + semantic response caches (cache/)
+                                   self.deployments, config.state)  # exact + semantic response caches (cache/)
         self._started = False
 
     # --- construction helpers -----------------------------------------------------------------

@@ -63,7 +63,17 @@ def config_problems(config: Config) -> list[Problem]:
     if not config.deployments:
         return [EMPTY]
     return [*_group_problems(config), *_pipeline_problems(config), *_key_problems(config),
-            *_experiment_problems(config)]
+            *_experiment_problems(config), *_cache_state_problems(config)]
+
+
+def _cache_state_problems(config: Config) -> list[Problem]:
+    """`cache.backend: redis` needs a Redis: its own `cache.url` or a redis:// `state`."""
+    c = config.cache
+    if c.url is not None and not c.url.startswith(("redis://", "rediss://")):
+        return [("cache.url", "must be a Redis URL (redis://host:6379/0, rediss://…)")]
+    if c.backend == "redis" and c.url is None and not config.state.shared:
+        return [("cache.backend", "redis needs a Redis: set cache.url, or state: redis://host:6379/0")]
+    return []
 
 
 def _group_problems(config: Config) -> list[Problem]:

@@ -168,6 +168,10 @@ class Accounting:
         self.tracks_budget = False  # whether routing reads the admitted request's budget (budget_hook)
         self.limited_deployments = any(d.rpm or d.tpm for r in routes.values() for d in r.deployments)
         self.any_tpm = any(d.tpm for r in routes.values() for d in r.deployments)
+        if getattr(store, "shared", False):  # Redis: one script call admits (accounting/shared.py)
+            from .shared import SharedAdmit
+
+            self.admit = SharedAdmit(self, store).admit  # type: ignore[method-assign, arg-type]
 
     async def admit(self, req: ChatRequest, route: Route) -> Admission:
         """Take the caller's rate limits and reserve its budgets, or raise 429."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..embed.backends import Embedder
+    from ..state.settings import StateSettings
 
 log = logging.getLogger("modelyard.cache")
 
@@ -67,9 +68,13 @@ class Look:
 
 class ResponseCache:
     def __init__(self, settings: CacheSettings, overrides: Mapping[str, CacheOverride | None],
-                 deployments: Collection[str]) -> None:
+                 deployments: Collection[str], state: StateSettings | None = None) -> None:
         self.settings = settings
-        self.backend: Backend = open_backend(settings.backend, path=settings.path, max_entries=settings.max_entries)
+        url = settings.url or (state.url if state is not None and state.shared else None)
+        self.backend: Backend = open_backend(
+            settings.backend, path=settings.path, max_entries=settings.max_entries, url=url,
+            fail_closed=state is not None and state.on_failure.cache == "fail_closed",
+            timeout_s=state.timeout_s if state is not None else 0.5)
         self._default = group_policy(settings, None)
         self._policies: dict[str, GroupPolicy] = {g: group_policy(settings, o) for g, o in overrides.items() if o}
         # nothing configured to cache: only a request's own directive turns the cache on
@@ -85,13 +90,18 @@ class ResponseCache:
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.backend.start()
+        if hasattr(self.backend, "on_vectors"):  # a shared backend: other replicas' semantic entries
+            self.backend.on_vectors = self._add_vectors
         if any(p.mode == "semantic" for p in (self._default, *self._policies.values())):
             await self._load_embedder()  # a config asks for it: fail at start-up, not on a request
             if self._embed_failed:
                 from ..embed.backends import EmbeddingError
 
                 raise EmbeddingError(f"cache.mode semantic: {self._embed_failed}")
-        vectors = await self.backend.vectors(time.time())
+        self._add_vectors(await self.backend.vectors(time.time()))
+
+    def _add_vectors(self, vectors: list[tuple[str, str, bytes]]) -> None:
+        """Stored vectors (at start-up; from other replicas as they store them) into the index."""
         if vectors:
             import numpy as np
 

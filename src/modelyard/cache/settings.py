@@ -42,8 +42,9 @@ class CacheSettings(_Model):
     """Top-level `cache:`. Off unless configured: a cache changes what clients get back."""
 
     mode: Mode = "off"
-    backend: Literal["memory", "sqlite"] = "memory"  # redis: the scale-out wave (backends/base.py)
+    backend: Literal["memory", "sqlite", "redis"] = "memory"  # redis: shared by replicas (backends/redis.py)
     path: str = "modelyard-cache.db"  # backend: sqlite
+    url: str | None = None  # backend: redis — its own redis://…; None: the top-level `state` URL
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
     # Requests with an explicit temperature > 0 ask for variety: cached only when this is true

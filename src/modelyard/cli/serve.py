@@ -110,6 +110,10 @@ def _run_server(config: str | None, host: str | None, port: int | None, workers:
     opts = {**server_options(server, workers=workers > 1), "log_config": None}  # logging: telemetry/logs.py
     if banner:
         _print_banner(gw, host, port)
+    if workers > 1 and not gw.config.state.shared:  # docs/SCALING.md: what workers share
+        print(f"note: {workers} workers with state: memory — rate limits, budget reservations and circuit "
+              "breakers are per worker (a limit of N rpm admits up to N per worker); set state: redis://… "
+              "to share them", flush=True)
     if workers > 1:
         # each worker process builds its own gateway from the same config (SO_REUSEPORT-style accept)
         if config:

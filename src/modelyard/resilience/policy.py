@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
-from ..state import MemoryState
+from ..state import close_state, open_state, start_state
 from .breaker import CircuitBreaker
 from .checks import HealthChecks
 from .health import HealthTracker
@@ -92,7 +92,7 @@ class Resilience:
     def __init__(self, config: Config, deployments: dict[str, Deployment]) -> None:
         s = self.settings = config.resilience
         names = list(deployments)
-        self.store = MemoryState()
+        self.store = open_state(config.state)  # memory, or Redis shared by every replica (state/)
         self.breaker = CircuitBreaker(s.breaker, self.store, names)
         self.health = HealthTracker(names, self.breaker)
         self.timeouts = {n: DeploymentTimeouts(dc.ttft_timeout_s, dc.idle_timeout_s, dc.timeout_s,
@@ -128,10 +128,12 @@ class Resilience:
         return tuple(out)
 
     async def start(self) -> None:
+        await start_state(self.store)
         await self.checks.start()
 
     async def close(self) -> None:
         await self.checks.close()
+        await close_state(self.store)
 
     def policy(self, route: str, req: ChatRequest) -> Policy:
         """The route's policy, with the request's overrides (if any) applied."""

@@ -402,7 +402,10 @@ class App:
 
     async def ready(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         ok = self.gateway._started
-        body = {"status": "ready" if ok else "starting", "deployments": len(self.gateway.deployments)}
+        body: dict[str, Any] = {"status": "ready" if ok else "starting", "deployments": len(self.gateway.deployments)}
+        status = getattr(self.gateway.resilience.store, "status", None)  # shared state (docs/SCALING.md)
+        if status is not None:
+            body["state"] = status()
         await send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
 
 

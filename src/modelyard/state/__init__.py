@@ -1,10 +1,11 @@
 """Shared mutable state behind one small interface: breaker records and windowed outcome counters.
 
 The hot path calls it synchronously, so every method must be O(1) and free of I/O. The default
-backend is `memory.MemoryState` (one process). A networked backend (Redis) implements the same
-methods over a local mirror that a background task keeps in sync: counters are pushed in batches,
-and record writes (breaker transitions, which are rare) are published so that every replica opens
-and closes a deployment's breaker together.
+backend is `memory.MemoryState` (one process). `redis.RedisState` (`state: redis://…`) implements
+the same methods over a local mirror that a background task keeps in sync: counters are pushed in
+batches, and record writes (breaker transitions, which are rare) are written to Redis and polled so
+that every replica opens and closes a deployment's breaker together; admission's rate takes and
+budget reservations are one script call per request (accounting/shared.py, state/scripts.py).
 
 `AccountingStore` is the money and rate half (accounting/limits.py, accounting/budgets.py). Each of
 its methods is ONE atomic step on one key, so a shared backend implements each as one Lua script
@@ -23,9 +24,13 @@ its methods is ONE atomic step on one key, so a shared backend implements each a
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .memory import MemoryState
+from .settings import StateSettings
+
+if TYPE_CHECKING:
+    from .redis import RedisState
 
 
 class StateStore(Protocol):
@@ -83,4 +88,27 @@ class AccountingStore(Protocol):
         """(spent, reserved) of the scope in `period`."""
 
 
-__all__ = ["AccountingStore", "MemoryState", "StateStore"]
+def open_state(settings: StateSettings) -> MemoryState | RedisState:
+    """The backend `state:` names: memory (one process) or Redis (state/redis.py, the `redis` extra)."""
+    if not settings.shared:
+        return MemoryState()
+    from .redis import RedisState
+
+    return RedisState(settings)
+
+
+async def start_state(store: object) -> None:
+    """Connect a networked backend (memory has nothing to start)."""
+    start = getattr(store, "start", None)
+    if start is not None:
+        await start()
+
+
+async def close_state(store: object) -> None:
+    """Flush and disconnect a networked backend."""
+    close = getattr(store, "close", None)
+    if close is not None:
+        await close()
+
+
+__all__ = ["AccountingStore", "MemoryState", "StateStore", "close_state", "open_state", "start_state"]

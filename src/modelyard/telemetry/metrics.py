@@ -118,6 +118,8 @@ class GatewayMetrics:
                              "2 open.", ["deployment"], registry=r, multiprocess_mode="max")
         self.in_flight = Gauge("modelyard_in_flight", "Requests being served.", registry=r,
                                multiprocess_mode="livesum")
+        self.state_fallback = Gauge("modelyard_state_fallback", "1 while shared state (Redis) is unreachable and "
+                                    "this process runs on its local fallback.", registry=r, multiprocess_mode="max")
         self._breaker_children = {n: self.breaker.labels(n) for n in gateway.deployments}
         self.refresh()
 
@@ -200,6 +202,9 @@ class GatewayMetrics:
             child.set(BREAKER_VALUES.get(breaker.state(name), 2.0))
         if self.inflight is not None:
             self.in_flight.set(self.inflight())
+        status = getattr(self.gateway.resilience.store, "status", None)
+        if status is not None:
+            self.state_fallback.set(0.0 if status()["shared"] else 1.0)
 
     def exposition(self) -> bytes:
         """The Prometheus text format: this process's registry, or every worker's files."""
