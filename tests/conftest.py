@@ -30,7 +30,19 @@ if "MODELYARD_CACHE_DIR" not in os.environ:  # derived model graphs: built per t
 
 # Router training data comes from ../shared/data (MMLU-derived: evaluation material stays out of the
 # repo): the learned-routing tests train on every 35th line of it, written to a temporary file.
-SHARED_ROUTING = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "mmlu_train.jsonl"
+def _shared_routing() -> Path:
+    """../shared beside the checkout, or beside the main checkout when this one is a git worktree."""
+    root = Path(__file__).resolve().parents[1]
+    tail = Path("shared") / "data" / "routing" / "mmlu_train.jsonl"
+    found = root.parent / tail
+    if not found.exists() and (root / ".git").is_file():  # a worktree: .git names the main repository
+        gitdir = Path((root / ".git").read_text().split(":", 1)[1].strip())
+        main = gitdir.parents[2] if gitdir.parent.name == "worktrees" else root
+        found = main.parent / tail
+    return found
+
+
+SHARED_ROUTING = _shared_routing()
 if "MODELYARD_TEST_ROUTING_SMALL" not in os.environ:
     _small = Path(tempfile.mkdtemp(prefix="modelyard-test-data-")) / "routing_train_small.jsonl"
     atexit.register(shutil.rmtree, str(_small.parent), True)
