@@ -50,6 +50,7 @@ class DeploymentConfig(_Model):
     provider: Literal["openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp"]
     model: str  # the upstream's model name
     model_path: str | None = None  # llamacpp: the GGUF file (providers/llamacpp.py)
+    embedding: bool = False  # llamacpp: also serve /v1/embeddings (its own lazily loaded instance)
     api_base: str | None = None
     api_key: str | None = None  # a reference: env:NAME, or ${NAME}
     api_version: str | None = None  # Azure OpenAI / Anthropic version header
@@ -66,6 +67,13 @@ class DeploymentConfig(_Model):
     idle_timeout_s: float | None = Field(120.0, gt=0)  # streams: max silence between chunks
     health_check: bool = False  # probe it in the background (resilience.health_checks)
     sim: SimSettings = SimSettings()
+
+    @model_validator(mode="after")
+    def _embedding_llamacpp(self) -> DeploymentConfig:
+        if self.embedding and self.provider != "llamacpp":
+            raise ValueError(f"embedding: only provider llamacpp takes it, not {self.provider} (openai, gemini "
+                             "and local deployments serve /v1/embeddings without it)")
+        return self
 
 
 class ModelGroupConfig(_Model):
