@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
@@ -68,12 +68,14 @@ class DeploymentConfig(_Model):
     health_check: bool = False  # probe it in the background (resilience.health_checks)
     sim: SimSettings = SimSettings()
 
-    @model_validator(mode="after")
-    def _embedding_llamacpp(self) -> DeploymentConfig:
-        if self.embedding and self.provider != "llamacpp":
-            raise ValueError(f"embedding: only provider llamacpp takes it, not {self.provider} (openai, gemini "
-                             "and local deployments serve /v1/embeddings without it)")
-        return self
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_llamacpp(cls, v: bool, info: ValidationInfo) -> bool:
+        provider = info.data.get("provider")
+        if v and provider != "llamacpp":
+            raise ValueError(f"only provider llamacpp takes it, not {provider} (openai, gemini and local "
+                             "deployments serve /v1/embeddings without it)")
+        return v
 
 
 class ModelGroupConfig(_Model):
