@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--no-ann", action="store_true", help="skip usearch and faiss (not installed)")
+    ap.add_argument("--skip", default="", help="comma-separated rows to leave out: float16, int8, hnsw")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print("| entries | method | p50 ms | p99 ms | recall (hits) | recall (misses) | build s | memory MB |")
@@ -99,11 +100,15 @@ def main() -> None:
             print(f"| {n:,} | float32 scan, scopes of 100 | {p50:.3f} | {p99:.3f} | exact | exact | 0 | "
                   f"{n * DIM * 4 / 1e6:.0f} |", flush=True)
 
-        m16 = vecs.astype(np.float16)
-        row("float16 scan", lambda q: keys[int((m16 @ q.astype(np.float16)).argmax())], 0, m16.nbytes / 1e6, False)
-        m8 = np.round(vecs * 127).astype(np.int8)
-        row("int8 scan", lambda q: keys[int((m8 @ np.round(q * 127).astype(np.int32)).argmax())], 0,
-            m8.nbytes / 1e6, True)
+        skip = set(args.skip.split(","))
+        if "float16" not in skip:
+            m16 = vecs.astype(np.float16)
+            row("float16 scan", lambda q: keys[int((m16 @ q.astype(np.float16)).argmax())], 0, m16.nbytes / 1e6,
+                False)
+        if "int8" not in skip:
+            m8 = np.round(vecs * 127).astype(np.int8)
+            row("int8 scan", lambda q: keys[int((m8 @ np.round(q * 127).astype(np.int32)).argmax())], 0,
+                m8.nbytes / 1e6, True)
         if args.no_ann:
             continue
         import faiss
@@ -115,6 +120,8 @@ def main() -> None:
         row("faiss flat (exact)", lambda q: keys[int(flat.search(q[None, :], 1)[1][0, 0])], 0, vecs.nbytes / 1e6,
             False)
 
+        if "hnsw" in skip:
+            continue
         t0 = time.perf_counter()
         us = Index(ndim=DIM, metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=64)
         us.add(np.arange(n), vecs, threads=1)
