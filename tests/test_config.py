@@ -45,6 +45,8 @@ def test_unknown_deployment_in_group_names_file_and_field(tmp_path) -> None:
     ("deployments:\n  a: {provider: sim}\n", "deployments.a.model", "Field required"),
     ("deployments:\n  a: {provider: sim, model: x, colour: red}\n", "deployments.a.colour", "unknown field"),
     ("deployments:\n  a: {provider: sim, model: x, weight: -1}\n", "deployments.a.weight", "greater than"),
+    ("deployments:\n  a: {provider: sim, model: x, embedding: true}\n", "deployments.a.embedding",
+     "only provider llamacpp"),
     ("server: {port: 99999}\n", "server.port", "less than"),
     ("server: {io_threads: fast}\n", "server.io_threads", "'auto', 'batch' or 'normal'"),
     ("model_groups:\n  g: {deployments: []}\n", "model_groups.g.deployments", "at least 1"),

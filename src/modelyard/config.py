@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
@@ -51,6 +51,7 @@ class DeploymentConfig(_Model):
     provider: Literal["openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp"]
     model: str  # the upstream's model name
     model_path: str | None = None  # llamacpp: the GGUF file (providers/llamacpp.py)
+    embedding: bool = False  # llamacpp: also serve /v1/embeddings (its own lazily loaded instance)
     api_base: str | None = None
     api_key: str | None = None  # a reference: env:NAME, or ${NAME}
     api_version: str | None = None  # Azure OpenAI / Anthropic version header
@@ -67,6 +68,15 @@ class DeploymentConfig(_Model):
     idle_timeout_s: float | None = Field(120.0, gt=0)  # streams: max silence between chunks
     health_check: bool = False  # probe it in the background (resilience.health_checks)
     sim: SimSettings = SimSettings()
+
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_llamacpp(cls, v: bool, info: ValidationInfo) -> bool:
+        provider = info.data.get("provider")
+        if v and provider != "llamacpp":
+            raise ValueError(f"only provider llamacpp takes it, not {provider} (openai, gemini and local "
+                             "deployments serve /v1/embeddings without it)")
+        return v
 
 
 class ModelGroupConfig(_Model):

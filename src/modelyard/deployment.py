@@ -70,6 +70,7 @@ class Deployment:
     connect_timeout_s: float = 10.0
     sim: SimSettings = field(default_factory=lambda: SimSettings.model_validate({}))
     model_path: str | None = None  # llamacpp: the GGUF file
+    embedding: bool = False  # llamacpp: also serves /v1/embeddings
     # Filled by the provider's `prepare` at start-up:
     adapter: Adapter = field(default=UNPREPARED, repr=False)  # the provider instance that calls it
     endpoint: Endpoint | None = field(default=None, repr=False)  # HTTP providers only

@@ -66,6 +66,7 @@ class Gateway:
                 api_version=dc.api_version, headers=dict(dc.headers), weight=dc.weight, rpm=dc.rpm,
                 tpm=dc.tpm, max_concurrency=dc.max_concurrency, tags=tuple(dc.tags), timeout_s=dc.timeout_s,
                 connect_timeout_s=dc.connect_timeout_s, sim=dc.sim, model_path=dc.model_path,
+                embedding=dc.embedding,
             )
             kind = "openai" if dc.provider == "azure" else dc.provider
             if kind not in self.providers:

@@ -2,8 +2,8 @@
 
 The request path pays nothing when no group caches and the request carries no directive (one
 attribute test). A lookup is one backend get (a dict lookup in memory; a worker-thread query for
-SQLite); a semantic miss adds one embedding of the last user turn, computed off the event loop
-and reused when the answer is stored.
+SQLite); a semantic miss adds one embedding of the last user turn and the scan of its scope, both in
+one worker-thread call, the vector reused when the answer is stored.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from . import codec
 from .backends import Backend, Entry, open_backend
 from .key import exact_key, last_user_text, semantic_scope
 from .policy import Decision, GroupPolicy, decide, group_policy
-from .semantic import SemanticIndex, embed_turn
+from .semantic import SemanticIndex, embed_turn, nearest
 from .settings import CacheOverride, CacheSettings
 
 if TYPE_CHECKING:
@@ -164,16 +164,18 @@ class ResponseCache:
             return look
         if look.scope is not None and look.text is not None:
             emb = await self._load_embedder()
+            best = None
             if emb is not None:
-                look.vector = await asyncio.to_thread(embed_turn, emb, look.text)
-            if look.vector is not None and self.index is not None:
-                best = self.index.best(look.scope, look.vector)
-                if best is not None and best[1] >= look.decision.policy.threshold:
+                look.vector, best = await asyncio.to_thread(nearest, emb, look.text, self.index, look.scope)
+            if best is not None and look.vector is not None and self.index is not None:
+                # the scan ran beside the loop's adds and evictions: trust only the similarity now
+                sim = self.index.similarity(look.scope, best[0], look.vector)
+                if sim is not None and sim >= look.decision.policy.threshold:
                     e = await self.backend.get(best[0], now)
                     if e is None:
                         self.index.remove([best[0]])
                     elif e.deployment in self._deployments:
-                        look.entry, look.kind, look.similarity = e, "semantic-hit", round(best[1], 4)
+                        look.entry, look.kind, look.similarity = e, "semantic-hit", round(sim, 4)
                         self.semantic_hits += 1
                         self.saved_usd += e.cost_usd
                         return look

