@@ -248,6 +248,8 @@ class App:
     async def _send_error(self, send: Send, e: ModelyardError, rid: str, api: str) -> None:
         body = anthropic_api.error_body(e) if api == "anthropic" else openai_api.error_body(e)
         headers = [JSON, (b"x-request-id", rid.encode()), content_length(body), *e.headers()]
+        if e.experiment is not None:  # set by the gateway on a request an experiment assigned
+            headers.append((b"x-modelyard-experiment", e.experiment.encode()))
         if getattr(e, "attempts", 0):  # set by the attempt plan (resilience/attempts.py) when it gives up
             headers.append((b"x-modelyard-attempts", str(e.attempts).encode()))  # type: ignore[attr-defined]
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
