@@ -149,7 +149,8 @@ def test_stream_tool_calls_errors_cache_hits_and_anthropic(gw: ServerThread) -> 
     assert row["cache"] == "hit" and "MARKER-CACHE" in row["prompt"] and row["response"] is None
 
     r = httpx.post(f"{gw.url}/v1/messages", timeout=30,
-                   headers={"x-api-key": KEYS["LOGGED"], "x-request-id": "c-anthropic", "anthropic-version": "2023-06-01"},
+                   headers={"x-api-key": KEYS["LOGGED"], "x-request-id": "c-anthropic",
+                            "anthropic-version": "2023-06-01"},
                    json={"model": "fast", "max_tokens": 50, "system": "be brief",
                          "messages": [{"role": "user", "content": "MARKER-ANTHROPIC hi"}]})
     assert r.status_code == 200
