@@ -13,9 +13,9 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from expkit import config_data
 
 from conftest import ServerThread, make_server
-from expkit import config_data
 
 MASTER = "exp-master-key"
 BUDGET_KEY = "sk-my-budget-key-aaaaaaaaaaaaaaaaaaaaaaaaa"

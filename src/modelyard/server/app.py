@@ -25,6 +25,7 @@ from . import (
     admin_api,
     anthropic_api,
     batches_api,
+    budgets_api,
     cache_api,
     completions_api,
     embeddings_api,
@@ -104,6 +105,7 @@ class App:
             extra_api.install(self)
         batches_api.install(self)  # /v1/files + /v1/batches (docs/BATCH.md)
         stats_api.install(self)  # /admin/stats/* and the dashboard at /ui
+        budgets_api.install(self)  # /admin/budgets, budget ratios for /metrics (after metrics_api)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -119,6 +119,7 @@ class GatewayMetrics:
         self.in_flight = Gauge("modelyard_in_flight", "Requests being served.", registry=r,
                                multiprocess_mode="livesum")
         self._breaker_children = {n: self.breaker.labels(n) for n in gateway.deployments}
+        self.on_refresh: list[Callable[[], None]] = []  # other present-state readers (budgets_api.py)
         self.refresh()
 
     # --- the observer: one finished request -------------------------------------------------
@@ -200,6 +201,8 @@ class GatewayMetrics:
             child.set(BREAKER_VALUES.get(breaker.state(name), 2.0))
         if self.inflight is not None:
             self.in_flight.set(self.inflight())
+        for read in self.on_refresh:
+            read()
 
     def exposition(self) -> bytes:
         """The Prometheus text format: this process's registry, or every worker's files."""
