@@ -166,4 +166,4 @@ def test_long_content_is_cut_and_says_so(gw: ServerThread) -> None:
     r = _chat(gw, KEYS["LOGGED"], "c-long", "fast", "MARKER-LONG " + "x" * (limit * 2), max_tokens=5)
     assert r.status_code == 200
     prompt = _row(gw, "c-long")["prompt"]
-    assert len(prompt) == limit and prompt.endswith("characters]") and "truncated from" in prompt
+    assert len(prompt) == limit and prompt.endswith("characters]") and "[truncated: over" in prompt

@@ -13,8 +13,9 @@ messages (one per choice, tool calls included; a stream's assembled from its chu
 client got). Every string passes through `errors.redact` — the deployments' keys, header secrets
 and the master key by value, anything credential-shaped by pattern — before serialisation (so a
 key split by JSON escaping is still found). Inline images (data URLs) are replaced by their type
-and size. A field longer than `max_content_chars` is cut and ends with a marker saying how long it
-was. `store/retention.py` clears both columns after `content_retention_days`.
+and size. A field longer than `max_content_chars` is cut and ends with a marker saying so; the
+work per request is bounded by that limit too (strings past it are not redacted, only dropped).
+`store/retention.py` clears both columns after `content_retention_days`.
 """
 
 from __future__ import annotations
@@ -78,77 +79,95 @@ class ContentLog:
                ) -> tuple[str | None, str | None]:
         """(prompt, response) for a request that `wants` them; the response None without an answer
         (errors, refusals, cancellations, cache hits)."""
-        prompt = self.dump([self._message(m) for m in req.messages]) if req.messages else None
+        prompt = None
+        if req.messages:
+            room = _Room(self.limit)
+            prompt = self.dump([self._message(m, room) for m in req.messages], room)
         if answer is None:
             return prompt, None
+        room = _Room(self.limit)
         if isinstance(answer, ChatResponse):
-            out = [self._message(c.message, c.finish_reason) for c in answer.choices]
+            out = [self._message(c.message, room, c.finish_reason) for c in answer.choices]
         else:
-            out = self._assembled(answer)
-        return prompt, self.dump(out) if out else None
+            out = [self._message(m, room, f) for m, f in _assembled(answer)]
+        return prompt, self.dump(out, room) if out else None
 
-    def dump(self, data: Any) -> str:
+    def dump(self, data: Any, room: _Room) -> str:
+        """The JSON text, at most `limit` characters: cut with a marker when the content was longer."""
         text = orjson.dumps(data).decode()
-        if len(text) <= self.limit:
+        if len(text) <= self.limit and not room.cut:
             return text
-        mark = f"…[truncated from {len(text)} characters]"
+        mark = f"…[truncated: over {self.limit} characters]"
         return text[: self.limit - len(mark)] + mark
 
-    def _clean(self, text: str) -> str:
-        """Redacted, and no longer than the field can hold (cut first, with room for a key that
-        straddles the cut, which the final cut removes anyway)."""
-        if len(text) > self.limit + 512:
-            text = text[: self.limit + 512]
-        return redact(text, self.secrets)
+    def _clean(self, text: str, room: _Room) -> str:
+        """Redacted, within what is left of the field: the work per request is bounded by the limit,
+        whatever the client sent (the cut leaves room for a key straddling it; the final cut of the
+        JSON removes that part anyway)."""
+        keep = room.left + 512 if room.left > 0 else 0
+        if len(text) > keep:
+            text = text[:keep]
+            room.cut = True
+        room.left -= len(text)
+        return redact(text, self.secrets) if text else text
 
-    def _message(self, m: Message, finish_reason: str | None = None) -> dict[str, Any]:
+    def _message(self, m: Message, room: _Room, finish_reason: str | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {"role": m.role}
         c = m.content
         if isinstance(c, str):
-            d["content"] = self._clean(c)
+            d["content"] = self._clean(c, room)
         elif c is not None:
-            d["content"] = [{"type": "text", "text": self._clean(p.text)} if isinstance(p, TextPart)
-                            else {"type": "image", "url": self._image(p)} for p in c]
+            d["content"] = [{"type": "text", "text": self._clean(p.text, room)} if isinstance(p, TextPart)
+                            else {"type": "image", "url": self._image(p, room)} for p in c]
         if m.name:
             d["name"] = m.name
         if m.tool_calls:
-            d["tool_calls"] = [self._call(t) for t in m.tool_calls]
+            d["tool_calls"] = [{"id": t.id, "name": t.name, "arguments": self._clean(t.arguments, room)}
+                               for t in m.tool_calls]
         if m.tool_call_id:
             d["tool_call_id"] = m.tool_call_id
         if finish_reason is not None:
             d["finish_reason"] = finish_reason
         return d
 
-    def _call(self, t: ToolCall) -> dict[str, Any]:
-        return {"id": t.id, "name": t.name, "arguments": self._clean(t.arguments)}
-
-    def _image(self, p: ImagePart) -> str:
+    def _image(self, p: ImagePart, room: _Room) -> str:
         if not p.is_data_url:
-            return self._clean(p.url)
+            return self._clean(p.url, room)
         media_type, data = p.split_data_url()
         return f"data:{media_type};base64,[{len(data)} characters not logged]"
 
-    def _assembled(self, chunks: list[StreamChunk]) -> list[dict[str, Any]]:
-        """A stream's answer from its chunks: text joined and tool-call deltas merged, per choice."""
-        texts: dict[int, list[str]] = {}
-        calls: dict[int, dict[int, dict[str, Any]]] = {}
-        finish: dict[int, str] = {}
-        for ch in chunks:
-            if ch.text:
-                texts.setdefault(ch.index, []).append(ch.text)
-            if ch.tool_calls:
-                per = calls.setdefault(ch.index, {})
-                for tc in ch.tool_calls:
-                    c = per.setdefault(tc.index, {"id": None, "name": None, "arguments": []})
-                    c["id"] = tc.id or c["id"]
-                    c["name"] = tc.name or c["name"]
-                    c["arguments"].append(tc.arguments)
-            if ch.finish_reason:
-                finish[ch.index] = ch.finish_reason
-        out = []
-        for i in sorted({*texts, *calls}):
-            msg = Message("assistant", "".join(texts[i]) if i in texts else None,
-                          tool_calls=[ToolCall(c["id"] or "", c["name"] or "", "".join(c["arguments"]))
-                                      for _, c in sorted(calls[i].items())] if i in calls else None)
-            out.append(self._message(msg, finish.get(i)))
-        return out
+
+class _Room:
+    """What is left of one field while it is built, and whether anything was cut."""
+
+    __slots__ = ("cut", "left")
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.cut = False
+
+
+def _assembled(chunks: list[StreamChunk]) -> list[tuple[Message, str | None]]:
+    """A stream's answer from its chunks: text joined and tool-call deltas merged, per choice."""
+    texts: dict[int, list[str]] = {}
+    calls: dict[int, dict[int, dict[str, Any]]] = {}
+    finish: dict[int, str] = {}
+    for ch in chunks:
+        if ch.text:
+            texts.setdefault(ch.index, []).append(ch.text)
+        if ch.tool_calls:
+            per = calls.setdefault(ch.index, {})
+            for tc in ch.tool_calls:
+                c = per.setdefault(tc.index, {"id": None, "name": None, "arguments": []})
+                c["id"] = tc.id or c["id"]
+                c["name"] = tc.name or c["name"]
+                c["arguments"].append(tc.arguments)
+        if ch.finish_reason:
+            finish[ch.index] = ch.finish_reason
+    out: list[tuple[Message, str | None]] = []
+    for i in sorted({*texts, *calls}):
+        msg = Message("assistant", "".join(texts[i]) if i in texts else None,
+                      tool_calls=[ToolCall(c["id"] or "", c["name"] or "", "".join(c["arguments"]))
+                                  for _, c in sorted(calls[i].items())] if i in calls else None)
+        out.append((msg, finish.get(i)))
+    return out
