@@ -151,6 +151,8 @@ class Gateway:
         await self.cache.close()
         await experiments.close(self.experiments)
         await self.resilience.close()
+        if self.content is not None:
+            await self.content.close()  # rows still waiting for their content go to the log first
         if self.request_log is not None:
             await self.request_log.close()
         for p in self.providers.values():
@@ -321,15 +323,16 @@ class Gateway:
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None,
                 cache: str | None = None, saved_usd: float = 0.0,
                 answer: ChatResponse | list[StreamChunk] | None = None) -> None:
-        prompt = response = None
-        if self.content is not None and self.content.wants(req):  # opted in: serialised, redacted, bounded
-            prompt, response = self.content.fields(req, answer)
-        self.emit(request_row(
+        row = request_row(
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
             api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd,
-            experiment=req.experiment, prompt=prompt, response=response))
+            experiment=req.experiment)
+        if self.content is not None and self.content.wants(req):  # opted in: content added off the loop
+            self.content.emit_with(self.emit, row, req, answer)
+        else:
+            self.emit(row)
 
     def _cache_hit(self, rid: str, req: ChatRequest, look: Look, t0: float, api: str) -> ChatResponse:
         """A cached answer: cost 0, no upstream tokens; the row says what it saved."""
@@ -367,14 +370,14 @@ class Gateway:
         dep = self.deployments.get(deployment) if deployment else None
         if req.experiment is not None:
             e.experiment = req.experiment  # the error response carries x-modelyard-experiment too
-        prompt = None
-        if self.content is not None and self.content.wants(req):
-            prompt = self.content.fields(req, None)[0]
-        self.emit(request_row(
+        row = request_row(
             rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
             error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
-            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment,
-            prompt=prompt))
+            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment)
+        if self.content is not None and self.content.wants(req):
+            self.content.emit_with(self.emit, row, req, None)  # the prompt only
+        else:
+            self.emit(row)
 
 
 class GatewayStream:

@@ -20,8 +20,11 @@ work per request is bounded by that limit too (strings past it are not redacted,
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,14 +35,18 @@ from ..types import ChatRequest, ChatResponse, ImagePart, Message, StreamChunk, 
 if TYPE_CHECKING:
     from ..config import Config
     from ..deployment import Deployment
+    from .rows import Row
+
+log = logging.getLogger("modelyard.request_log")
 
 MIN_SECRET = 8  # shorter configured values are not worth a replace (and would mangle ordinary text)
+MAX_PENDING = 1000  # rows waiting for their content; past it, content is built on the caller's thread
 
 
 class ContentLog:
     """The content-logging decision and the builders of the two columns."""
 
-    __slots__ = ("default", "groups", "limit", "secrets")
+    __slots__ = ("_pending", "_pool", "default", "groups", "limit", "secrets")
 
     def __init__(self, default: bool, groups: dict[str, bool], secrets: Iterable[str] = (),
                  limit: int = 32_768) -> None:
@@ -47,6 +54,8 @@ class ContentLog:
         self.groups = groups  # group name -> its explicit setting
         self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True))
         self.limit = limit
+        self._pending: set[asyncio.Future[Row]] = set()
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def build(cls, cfg: Config, deployments: Mapping[str, Deployment]) -> ContentLog:
@@ -73,6 +82,49 @@ class ContentLog:
         if flag is None:
             return self.groups.get(req.model, self.default)
         return flag
+
+    # --- off the event loop -----------------------------------------------------------------------
+    def emit_with(self, emit: Callable[[Row], None], row: Row, req: ChatRequest,
+                  answer: ChatResponse | list[StreamChunk] | None) -> None:
+        """Fill `row`'s prompt and response in this log's own thread (redacting 32 KB of text takes
+        milliseconds: not the event loop's time), then `emit` it on the loop. Without a running loop,
+        or with MAX_PENDING rows already waiting, it is done here and now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or len(self._pending) >= MAX_PENDING:
+            emit(self.filled(row, req, answer))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-content")
+        fut = loop.run_in_executor(self._pool, self.filled, row, req, answer)
+        self._pending.add(fut)
+
+        def done(f: asyncio.Future[Row]) -> None:
+            self._pending.discard(f)
+            if f.cancelled():
+                emit(row)
+            elif (e := f.exception()) is not None:  # never lose the row over its content
+                log.error("request log: content of request %r not kept (%s: %s)", row.id, type(e).__name__, e)
+                emit(row)
+            else:
+                emit(f.result())
+
+        fut.add_done_callback(done)
+
+    def filled(self, row: Row, req: ChatRequest, answer: ChatResponse | list[StreamChunk] | None) -> Row:
+        prompt, response = self.fields(req, answer)
+        return row._replace(prompt=prompt, response=response)
+
+    async def close(self) -> None:
+        """Emit every row still waiting for its content (before the request log closes)."""
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+            await asyncio.sleep(0)  # (their done-callbacks emit on the next loop turn)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     # --- the columns ----------------------------------------------------------------------------
     def fields(self, req: ChatRequest, answer: ChatResponse | list[StreamChunk] | None
