@@ -92,6 +92,7 @@ class ModelGroupConfig(_Model):
     hedge: HedgeSettings | None = None  # set: requests to this group are hedged
     description: str | None = None
     cache: CacheOverride | None = None  # fields set here override the top-level cache: for this group
+    log_content: bool | None = None  # keep prompts/answers in the request log (None: request_log.log_content)
 
 
 class RequestLogConfig(_Model):
@@ -106,6 +107,10 @@ class RequestLogConfig(_Model):
     retry_max_interval_s: float = Field(5.0, gt=0)  # backoff cap between retries of a failed write
     close_timeout_s: float = Field(5.0, ge=0)  # shutdown: time to write what is left before spilling it
     retention_days: float | None = Field(None, gt=0)  # rows older than this are deleted (store/retention.py)
+    # Prompts and answers (store/content.py): off unless a key, a group or this default says so.
+    log_content: bool = False
+    content_retention_days: float | None = Field(7.0, gt=0)  # then prompt/response (and feedback text) cleared
+    max_content_chars: int = Field(32_768, ge=256)  # per field; longer is cut, with a marker saying so
 
 
 class ResponsesConfig(_Model):
@@ -221,6 +226,7 @@ class KeyConfig(_Model):
     models: list[str] | None = None  # groups, deployments, pipelines; None: all
     expires_at: datetime | None = None
     metadata: dict[str, Any] = {}
+    log_content: bool | None = None  # keep this key's prompts/answers (None: its group's or the default)
 
     @field_validator("key")
     @classmethod

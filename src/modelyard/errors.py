@@ -21,6 +21,7 @@ class ModelyardError(Exception):
     anthropic_type: ClassVar[str] = "api_error"
     retryable: ClassVar[bool] = False
     fallback: ClassVar[bool] = False
+    experiment: str | None = None  # "name=variant" of the request it ended (x-modelyard-experiment)
 
     def __init__(
         self,

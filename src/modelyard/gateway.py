@@ -35,6 +35,7 @@ from .resilience.policy import Resilience
 from .routing import Route, Router
 from .secret_refs import resolve_secret
 from .store.backend import open_request_log
+from .store.content import ContentLog
 from .store.sqlite import RequestLog, Row, request_row
 from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens
@@ -93,6 +94,8 @@ class Gateway:
         log_cfg = config.server.request_log
         enabled = log_cfg.enabled if request_log is None else request_log
         self.request_log: RequestLog | None = open_request_log(config) if enabled else None  # SQLite or Postgres
+        # whose prompts/answers the log keeps (store/content.py); None: no log, nothing is ever built
+        self.content = ContentLog.build(config, self.deployments) if self.request_log is not None else None
         # Called with every finished request's row (metrics, console lines, alerts): on the request
         # path, so an observer only counts or queues.
         self.observers: list[Callable[[Row], None]] = []
@@ -152,6 +155,8 @@ class Gateway:
         await self.cache.close()
         await experiments.close(self.experiments)
         await self.resilience.close()
+        if self.content is not None:
+            await self.content.close()  # rows still waiting for their content go to the log first
         if self.request_log is not None:
             await self.request_log.close()
         for p in self.providers.values():
@@ -229,7 +234,7 @@ class Gateway:
             resp.cache = look.kind
             await self.cache.store(look, resp)  # a complete answer (never raises)
         self._log_ok(rid, req, dep, resp.usage, resp.cost_usd, resp.latency_ms, None, decision, False, api,
-                     cache=resp.cache)
+                     cache=resp.cache, answer=resp)
         if exp is not None and exp.scorer is not None:  # the experiment's judge grades a sample, off the path
             exp.scorer.offer(self, rid, req, resp.text)
         return resp
@@ -323,13 +328,18 @@ class Gateway:
     def _log_ok(self, rid: str, req: ChatRequest, dep: Deployment, usage: Usage, cost: float, latency_ms: float,
                 ttft_ms: float | None, decision: RouteDecision, stream: bool, api: str,
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None,
-                cache: str | None = None, saved_usd: float = 0.0) -> None:
-        self.emit(request_row(
+                cache: str | None = None, saved_usd: float = 0.0,
+                answer: ChatResponse | list[StreamChunk] | None = None) -> None:
+        row = request_row(
             rid, req.model, status, deployment=dep.name, provider=dep.provider,
             error_type=error.type if error else None, error=error.message if error else error_text,
             usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
             api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd,
-            experiment=req.experiment))
+            experiment=req.experiment)
+        if self.content is not None and self.content.wants(req):  # opted in: content added off the loop
+            self.content.emit_with(self.emit, row, req, answer)
+        else:
+            self.emit(row)
 
     def _cache_hit(self, rid: str, req: ChatRequest, look: Look, t0: float, api: str) -> ChatResponse:
         """A cached answer: cost 0, no upstream tokens; the row says what it saved."""
@@ -365,10 +375,16 @@ class Gateway:
     def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
                    api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
         dep = self.deployments.get(deployment) if deployment else None
-        self.emit(request_row(
+        if req.experiment is not None:
+            e.experiment = req.experiment  # the error response carries x-modelyard-experiment too
+        row = request_row(
             rid, req.model, e.status, deployment=deployment, provider=dep.provider if dep else None,
             error_type=e.type, error=e.message, latency_ms=(time.perf_counter() - t0) * 1000, stream=stream,
-            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment))
+            user=req.user, api=api, decision=decision, caller=req.caller, experiment=req.experiment)
+        if self.content is not None and self.content.wants(req):
+            self.content.emit_with(self.emit, row, req, None)  # the prompt only
+        else:
+            self.emit(row)
 
 
 class GatewayStream:
@@ -398,6 +414,9 @@ class GatewayStream:
         self._recorder = Recorder() if look is not None else None
         self.cache = look.kind if look is not None else None
         self.cache_similarity: float | None = None
+        # the chunks, kept only when the request log keeps this request's answer (store/content.py)
+        self._chunks: list[StreamChunk] | None = (
+            [] if gateway.content is not None and gateway.content.wants(req) else None)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._iterate()
@@ -424,6 +443,8 @@ class GatewayStream:
     def _see(self, chunk: StreamChunk) -> None:
         if self._recorder is not None:
             self._recorder.see(chunk)
+        if self._chunks is not None:
+            self._chunks.append(chunk)
         if chunk.text:
             self._text_parts.append(chunk.text)
         elif chunk.tool_calls:
@@ -449,7 +470,7 @@ class GatewayStream:
         self.admission.settle(dep.name, self.usage, self.cost_usd, self.decision)
         gw._log_ok(self.request_id, self.req, dep, self.usage, self.cost_usd,
                    (time.perf_counter() - self._t0) * 1000, self.ttft_ms, self.decision, True, self.api,
-                   status=status, error=error, error_text=note, cache=self.cache)
+                   status=status, error=error, error_text=note, cache=self.cache, answer=self._chunks)
         if self._recorder is not None and self._look is not None and status == 200 and error is None:
             resp = self._recorder.response(dep.name, self.cost_usd)  # None unless every choice finished
             if resp is not None:

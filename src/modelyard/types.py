@@ -115,6 +115,7 @@ class Caller:
     models: frozenset[str] | None = None  # groups/deployments this key may call; None = all
     budgets: tuple[Budget, ...] = ()  # every budget the request counts against (key, team, user)
     limits: tuple[RateLimit, ...] = ()  # every rate limit it counts against (key, team)
+    log_content: bool | None = None  # the key's content-logging setting (None: the group's or the default)
 
     @property
     def tenant(self) -> str:

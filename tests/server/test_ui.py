@@ -44,6 +44,15 @@ def _traffic(url: str) -> None:
             assert c.post(url + "/v1/chat/completions", json=body).status_code == 200
         assert c.post(url + "/v1/chat/completions", json={"model": "nope", "messages": [
             {"role": "user", "content": "hi"}]}).status_code == 404
+        # budgets: a team and a key with their own, and 4 requests on the key (the budgets panel)
+        assert c.post(url + "/admin/teams", json={"name": "research", "budget_usd": 5.0}).status_code == 201
+        key = c.post(url + "/admin/keys", json={"name": "lab", "team": "research", "budget_usd": 0.2,
+                                                "soft_budget_pct": 1}).json()["key"]
+        for i in range(4):
+            assert c.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, json={
+                "model": "smart", "max_tokens": 50,
+                "messages": [{"role": "user", "content": f"budgeted question {i} " * 30}]}
+            ).status_code == 200
 
 
 def test_dashboard_renders_live_data_in_chromium(tmp_path: Path) -> None:
@@ -71,10 +80,11 @@ def test_dashboard_renders_live_data_in_chromium(tmp_path: Path) -> None:
                 page.wait_for_selector("#main", state="visible", timeout=15000)
                 page.wait_for_function("document.querySelectorAll('#c-traffic canvas').length > 0", timeout=15000)
                 page.wait_for_selector("#experiments-card", state="visible", timeout=15000)
+                page.wait_for_selector("#budgets-card", state="visible", timeout=15000)
                 page.wait_for_timeout(500)
                 rps = float(page.inner_text("#k-rps"))
                 requests = int(page.inner_text("#k-req").split()[0])
-                assert rps > 0 and requests == 61, (rps, requests)
+                assert rps > 0 and requests == 65, (rps, requests)
                 assert page.inner_text("#k-cost").startswith("$") and page.inner_text("#k-cost") != "$0"
                 # the charts drew something: canvases with size and non-blank pixels, SVG bars with width
                 for chart in ("c-traffic", "c-latency", "c-cost"):
@@ -90,7 +100,13 @@ def test_dashboard_renders_live_data_in_chromium(tmp_path: Path) -> None:
                     assert widths and max(widths) > 10, (panel, widths)
                 assert page.locator("#breakers .tile").count() == 4
                 assert "38% cheaper" in page.inner_text("#experiments")
-                assert page.is_hidden("#budgets-card")  # no budgets endpoint on this server
+                # the budgets panel (GET /admin/budgets): the key and its team, with used-ratio bars
+                rows = page.locator("#budgets table.budgets tr").all_inner_texts()[1:]
+                assert len(rows) == 2 and "lab" in rows[0] and "research" in rows[1], rows
+                assert "soft limit" in rows[0] or "exceeded" in rows[0], rows  # 1% soft limit: passed
+                used = page.evaluate("""() => [...document.querySelectorAll('#budgets svg.meter rect.used')]
+                    .map(r => Number(r.getAttribute('width')))""")
+                assert len(used) == 2 and min(used) > 0, used
                 assert "auto" in page.inner_text("#routing") and "rule" in page.inner_text("#routing")
                 shot = tmp_path / "dashboard.png"
                 page.screenshot(path=str(shot), full_page=True)

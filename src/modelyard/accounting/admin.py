@@ -28,7 +28,7 @@ PERIODS = ("daily", "weekly", "monthly", "total")
 MAX_META_BYTES = 16 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _LIMIT_FIELDS = ("budget_usd", "budget_period", "soft_budget_pct", "rpm", "tpm", "metadata")
-KEY_FIELDS = frozenset(("name", "team", "user", "models", "expires_at", *_LIMIT_FIELDS))
+KEY_FIELDS = frozenset(("name", "team", "user", "models", "expires_at", "log_content", *_LIMIT_FIELDS))
 PRINCIPAL_FIELDS = frozenset(("name", *_LIMIT_FIELDS))
 
 T = TypeVar("T")
@@ -125,6 +125,15 @@ def _models(body: dict[str, Any], known: set[str] | None) -> tuple[str, ...] | N
     return tuple(dict.fromkeys(v))
 
 
+def _log_content(body: dict[str, Any]) -> bool | None:
+    v = body.get("log_content")
+    if v is not None and not isinstance(v, bool):
+        raise BadRequest("'log_content' must be true (keep this key's prompts and answers in the request log), "
+                         "false (never) or null (its model group's setting, else the server's default)",
+                         param="log_content")
+    return v
+
+
 def _expires(body: dict[str, Any], *, now: float) -> float | None:
     v = body.get("expires_at")
     if v is None:
@@ -153,7 +162,7 @@ def key_json(k: KeyRecord, now: float | None = None) -> dict[str, Any]:
             if k.source == "api" else f"…{k.last4}", "status": status, "source": k.source, "team": k.team,
             "user": k.user, **_limits_json(k.limits), "models": list(k.models) if k.models is not None else None,
             "expires_at": iso(k.expires_at), "created_at": iso(k.created_at) if k.created_at else None,
-            "revoked_at": iso(k.revoked_at)}
+            "revoked_at": iso(k.revoked_at), "log_content": k.log_content}
 
 
 def principal_json(p: Principal, active_keys: int) -> dict[str, Any]:
@@ -204,7 +213,8 @@ class Admin:
         if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
             raise BadRequest("'name' must be a string of 1-200 characters", param="name")
         k = KeyRecord(new_key_id(), hash_key(secret), last4(secret), name, _opt_name(b, "team"),
-                      _opt_name(b, "user"), parse_limits(b), _models(b, self.known_models), _expires(b, now=now), now)
+                      _opt_name(b, "user"), parse_limits(b), _models(b, self.known_models), _expires(b, now=now), now,
+                      log_content=_log_content(b))
         version = await self._db(store.insert_key, self.path, k)
         self.ring.put_key(k, version)
         return {**key_json(k, now), "key": secret}
@@ -235,6 +245,8 @@ class Admin:
             changes["models"] = _models(b, self.known_models)
         if "expires_at" in b:
             changes["expires_at"] = _expires(b, now=time.time())
+        if "log_content" in b:
+            changes["log_content"] = _log_content(b)
         new = replace(k, **changes)
         version = await self._db(store.update_key, self.path, new)
         self.ring.put_key(new, version)

@@ -89,7 +89,7 @@ def build_caller(k: KeyRecord, teams: dict[str, Principal], users: dict[str, Pri
         add(f"user:{k.user}", users[k.user].limits)
     return Caller(key_id=k.id, key_name=k.name, team=k.team, user=k.user,
                   models=frozenset(k.models) if k.models is not None else None,
-                  budgets=tuple(budgets), limits=tuple(limits))
+                  budgets=tuple(budgets), limits=tuple(limits), log_content=k.log_content)
 
 
 def declared_keys(config: Config, file: str = "<config>") -> list[tuple[KeyRecord, str]]:
@@ -112,7 +112,7 @@ def declared_keys(config: Config, file: str = "<config>") -> list[tuple[KeyRecor
         expires = kc.expires_at.timestamp() if kc.expires_at is not None else None
         out.append((KeyRecord(CONFIG_ID_PREFIX + name, h, last4(secret), kc.name or name, kc.team, kc.user, lim,
                               tuple(kc.models) if kc.models is not None else None, expires, 0.0, None,
-                              source="config"), secret))
+                              source="config", log_content=kc.log_content), secret))
     return out
 
 

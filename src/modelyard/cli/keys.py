@@ -85,10 +85,13 @@ def create(url: UrlOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fals
            period: Annotated[str | None, typer.Option("--period", help="daily|weekly|monthly|total")] = None,
            rpm: Annotated[int | None, typer.Option()] = None, tpm: Annotated[int | None, typer.Option()] = None,
            models: Annotated[str | None, typer.Option(help="comma-separated groups/deployments")] = None,
-           expires: Annotated[str | None, typer.Option(help="ISO time or span ahead, e.g. 30d")] = None) -> None:
+           expires: Annotated[str | None, typer.Option(help="ISO time or span ahead, e.g. 30d")] = None,
+           log_content: Annotated[bool | None, typer.Option(
+               "--log-content/--no-log-content", help="keep (or never keep) this key's prompts and answers in the "
+               "request log; unset: its model group's setting, else the server's default")] = None) -> None:
     """Create a key; the key is printed once."""
     body = {k: v for k, v in {"name": name, "team": team, "user": user, "budget_usd": budget, "budget_period": period,
-                              "rpm": rpm, "tpm": tpm, "expires_at": expires,
+                              "rpm": rpm, "tpm": tpm, "expires_at": expires, "log_content": log_content,
                               "models": [m.strip() for m in models.split(",")] if models else None}.items()
             if v is not None}
     _show(_call(url, config, "POST", "/admin/keys", body), as_json)

@@ -1,7 +1,7 @@
 """The admin HTTP API: virtual keys, teams, users and spend. Master key only.
 
     POST   /admin/keys                  {name, team, user, budget_usd, budget_period, soft_budget_pct,
-                                         rpm, tpm, models, expires_at, metadata} → 201 {id, key, ...}
+                                         rpm, tpm, models, expires_at, metadata, log_content} → 201 {id, key, ...}
     GET    /admin/keys[?team=&user=&include_revoked=true]
     GET    /admin/keys/{id}   PATCH /admin/keys/{id}   DELETE /admin/keys/{id} (revoke)
     POST   /admin/keys/{id}/rotate      → {id, key, ...}: a new secret, the old one refused at once

@@ -25,6 +25,7 @@ from . import (
     admin_api,
     anthropic_api,
     batches_api,
+    budgets_api,
     cache_api,
     completions_api,
     embeddings_api,
@@ -104,6 +105,7 @@ class App:
             extra_api.install(self)
         batches_api.install(self)  # /v1/files + /v1/batches (docs/BATCH.md)
         stats_api.install(self)  # /admin/stats/* and the dashboard at /ui
+        budgets_api.install(self)  # /admin/budgets, budget ratios for /metrics (after metrics_api)
 
     # --- ASGI entry -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -248,6 +250,8 @@ class App:
     async def _send_error(self, send: Send, e: ModelyardError, rid: str, api: str) -> None:
         body = anthropic_api.error_body(e) if api == "anthropic" else openai_api.error_body(e)
         headers = [JSON, (b"x-request-id", rid.encode()), content_length(body), *e.headers()]
+        if e.experiment is not None:  # set by the gateway on a request an experiment assigned
+            headers.append((b"x-modelyard-experiment", e.experiment.encode()))
         if getattr(e, "attempts", 0):  # set by the attempt plan (resilience/attempts.py) when it gives up
             headers.append((b"x-modelyard-attempts", str(e.attempts).encode()))  # type: ignore[attr-defined]
         await send({"type": "http.response.start", "status": e.status, "headers": headers})

@@ -2,8 +2,10 @@
 Postgres: store/postgres/records.py).
 
 One row per signal (a request may get several: a user's thumbs, a judge's score); training reads
-the latest per request. The request log stores no prompt text, so a feedback row may carry the prompt
-it is about — that is what `modelyard train --from-log` and `modelyard replay` learn from.
+the latest per request. A feedback row may carry the prompt it is about (the request log keeps prompts
+only where content logging is on) — that is what `modelyard train --from-log` and `modelyard replay`
+learn from. Its prompt and comment are cleared after `request_log.content_retention_days`
+(store/retention.py).
 
 Feedback is off the hot path: each call opens a short-lived connection in a worker thread. It waits
 at most `busy_timeout_s` for a locked database and then raises `StoreUnavailable`, so an API call
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS feedback (
   source TEXT NOT NULL DEFAULT 'api'
 );
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+CREATE INDEX IF NOT EXISTS feedback_text_ts ON feedback (ts) WHERE prompt IS NOT NULL OR comment IS NOT NULL;
 """
 
 

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS keys (
   expires_at REAL,
   metadata TEXT,
   created_at REAL NOT NULL,
-  revoked_at REAL
+  revoked_at REAL,
+  log_content INTEGER
 );
 CREATE INDEX IF NOT EXISTS keys_team ON keys (team);
 CREATE INDEX IF NOT EXISTS keys_user ON keys (user);
@@ -111,11 +112,12 @@ class KeyRecord:
     created_at: float = 0.0
     revoked_at: float | None = None
     source: str = "api"  # "api" (this database) | "config" (the config file's `keys:`)
+    log_content: bool | None = None  # keep its prompts/answers in the request log (None: group/default)
 
 
 _LIMIT_COLS = tuple(f.name for f in fields(Limits) if f.name != "metadata")
 _KEY_COLS = ("id", "hash", "last4", "name", "team", "user", *_LIMIT_COLS, "models", "expires_at", "metadata",
-             "created_at", "revoked_at")
+             "created_at", "revoked_at", "log_content")
 _PRINCIPAL_COLS = ("name", *_LIMIT_COLS, "metadata", "created_at")
 _TABLE = {"team": "teams", "user": "users"}
 
@@ -145,6 +147,7 @@ def _connect(path: str, *, write: bool) -> Iterator[sqlite3.Connection]:
     try:
         if write:
             conn.executescript(SCHEMA)
+            _add_columns(conn)
         yield conn
     except sqlite3.Error as e:
         raise StoreError(f"{path}: {e}") from None
@@ -167,6 +170,19 @@ def _transaction(path: str) -> Iterator[sqlite3.Connection]:
             raise
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added to `keys` after its first version (a database from before gains them in place)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(keys)")}
+    if "log_content" not in cols:
+        conn.execute("ALTER TABLE keys ADD COLUMN log_content INTEGER")
+
+
+def _key_select(conn: sqlite3.Connection) -> str:
+    """The SELECT list of a key row; a database not yet upgraded (only read so far) lacks log_content."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(keys)")}
+    return ", ".join(c if c in cols else f"NULL AS {c}" for c in _KEY_COLS)
+
+
 def _limits_row(lim: Limits) -> tuple[Any, ...]:
     return tuple(getattr(lim, c) for c in _LIMIT_COLS)
 
@@ -179,8 +195,10 @@ def _key_from_row(r: tuple[Any, ...]) -> KeyRecord:
     d = dict(zip(_KEY_COLS, r, strict=True))
     lim = Limits(**{c: d[c] for c in _LIMIT_COLS}, metadata=_meta(d["metadata"]))
     models = tuple(orjson.loads(d["models"])) if d["models"] is not None else None
+    flag = d["log_content"]
     return KeyRecord(d["id"], d["hash"], d["last4"], d["name"], d["team"], d["user"], lim, models,
-                     d["expires_at"], d["created_at"], d["revoked_at"])
+                     d["expires_at"], d["created_at"], d["revoked_at"],
+                     log_content=None if flag is None else bool(flag))
 
 
 def _principal_from_row(kind: str, r: tuple[Any, ...]) -> Principal:
@@ -193,7 +211,7 @@ def _key_values(k: KeyRecord) -> tuple[Any, ...]:
     models = orjson.dumps(list(k.models)).decode() if k.models is not None else None
     meta = orjson.dumps(k.limits.metadata).decode() if k.limits.metadata else None
     return (k.id, k.hash, k.last4, k.name, k.team, k.user, *_limits_row(k.limits), models, k.expires_at, meta,
-            k.created_at, k.revoked_at)
+            k.created_at, k.revoked_at, None if k.log_content is None else int(k.log_content))
 
 
 # --- reads ---------------------------------------------------------------------------------------
@@ -224,7 +242,7 @@ def load(path: str) -> Snapshot:
         conn.execute("BEGIN")
         try:
             v = int(conn.execute("SELECT version FROM keyring_meta").fetchone()[0])
-            keys = [_key_from_row(r) for r in conn.execute(f"SELECT {', '.join(_KEY_COLS)} FROM keys")]
+            keys = [_key_from_row(r) for r in conn.execute(f"SELECT {_key_select(conn)} FROM keys")]
             teams = {p.name: p for p in (_principal_from_row("team", r) for r in conn.execute(
                 f"SELECT {', '.join(_PRINCIPAL_COLS)} FROM teams"))}
             users = {p.name: p for p in (_principal_from_row("user", r) for r in conn.execute(
@@ -244,7 +262,7 @@ def get_key(path: str, key_id: str) -> KeyRecord | None:
     if not _exists(path) or version(path) == 0:
         return None
     with _connect(path, write=False) as conn:
-        r = conn.execute(f"SELECT {', '.join(_KEY_COLS)} FROM keys WHERE id = ?", (key_id,)).fetchone()
+        r = conn.execute(f"SELECT {_key_select(conn)} FROM keys WHERE id = ?", (key_id,)).fetchone()
     return _key_from_row(r) if r else None
 
 

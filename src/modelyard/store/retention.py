@@ -1,4 +1,6 @@
-"""Retention of the request log: rows older than `retention_days` are deleted in bounded batches.
+"""Retention of the request log: rows older than `retention_days` are deleted in bounded batches, and
+(`ContentRetention`) the prompt and response of rows older than `content_retention_days` are cleared —
+the rows stay, with their counts and cost — together with the prompt and comment of feedback rows.
 
 The writer thread (store/sqlite.py) calls `step` between its writes: each call deletes at most
 `batch` rows in one short transaction, so a large backlog never holds the database (or the writer)
@@ -56,3 +58,38 @@ class Retention:
         self.deleted += n
         self._next = 0.0 if n >= self.batch else time.monotonic() + self.every_s
         return n
+
+
+class ContentRetention(Retention):
+    """Clears message content older than `days`: `requests.prompt/response` and `feedback.prompt/comment`
+    set to NULL, at most `batch` rows of each per step (found through partial indexes over the rows that
+    still hold text, so a step costs the same however large the log is)."""
+
+    cleared = 0  # rows whose content was cleared since start (requests and feedback)
+
+    def step(self, conn: sqlite3.Connection | None, now: float | None = None) -> int:
+        if conn is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.max_age_s
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = conn.execute(
+                    "UPDATE requests SET prompt = NULL, response = NULL WHERE row_id IN (SELECT row_id FROM "
+                    "requests WHERE (prompt IS NOT NULL OR response IS NOT NULL) AND ts < ? LIMIT ?)",
+                    (cutoff, self.batch)).rowcount
+                f = conn.execute(
+                    "UPDATE feedback SET prompt = NULL, comment = NULL WHERE id IN (SELECT id FROM feedback "
+                    "WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < ? LIMIT ?)",
+                    (cutoff, self.batch)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            log.warning("request log retention: clearing content failed (%s); retrying in %g s", e, self.every_s)
+            self._next = time.monotonic() + self.every_s
+            return 0
+        self.cleared += n + f
+        self._next = 0.0 if max(n, f) >= self.batch else time.monotonic() + self.every_s
+        return n + f

@@ -3,7 +3,8 @@ calls `request_row`, so a column cannot be forgotten or filled differently on on
 
 What a client controls (the request id, `user`, the model name, metadata that reaches the routing
 features) is bounded here: one request cannot write more than a few kilobytes into the log.
-Prompts and responses are not columns: the log keeps counts, cost and the routing decision only.
+Prompts and responses are kept only where a key, a group or the default opts in (store/content.py
+builds them, redacted and bounded); otherwise those columns are NULL.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Row(NamedTuple):
     retries: int = 0  # calls repeated on the same deployment after a failure
     fallback_reasons: str | None = None  # the error type behind each fallback, comma-separated
     upstream_ms: float | None = None  # time in upstream calls (streams: until the first chunk)
+    prompt: str | None = None  # the messages as JSON, when content logging is on (store/content.py)
+    response: str | None = None  # the answer as JSON ({"content", "tool_calls"}), likewise
 
 
 COLUMNS: tuple[str, ...] = Row._fields
@@ -96,7 +99,8 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                 usage: Usage | None = None, cost_usd: float = 0.0, latency_ms: float | None = None,
                 ttft_ms: float | None = None, stream: bool = False, user: str | None = None,
                 api: str = "openai", decision: RouteDecision | None = None, caller: Caller = MASTER,
-                cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None) -> Row:
+                cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None,
+                prompt: str | None = None, response: str | None = None) -> Row:
     """The one request-log row builder (client-controlled text bounded)."""
     u = usage or _NO_USAGE
     attempts = fallbacks = retries = 0
@@ -111,7 +115,7 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
                u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user or caller.user, MAX_NAME),
                api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment,
-               u.cache_write_tokens, attempts, fallbacks, retries, reasons, upstream_ms)
+               u.cache_write_tokens, attempts, fallbacks, retries, reasons, upstream_ms, prompt, response)
 
 
 def _moves(decision: RouteDecision, served: str | None) -> tuple[int, int, str | None]:

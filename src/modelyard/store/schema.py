@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS {name} (
   fallbacks INTEGER NOT NULL DEFAULT 0,
   retries INTEGER NOT NULL DEFAULT 0,
   fallback_reasons TEXT,
-  upstream_ms REAL
+  upstream_ms REAL,
+  prompt TEXT,
+  response TEXT
 );
 """
 _INDEXES = """
@@ -58,13 +60,15 @@ CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts);
 CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts);
 CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts);
 CREATE INDEX IF NOT EXISTS requests_experiment ON requests (experiment) WHERE experiment IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_content_ts ON requests (ts) WHERE prompt IS NOT NULL OR response IS NOT NULL;
 """
 
 # Columns added after version 2, with their declarations (a version-2 table gains them in place).
 _ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL NOT NULL DEFAULT 0",
           "experiment": "TEXT", "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
           "attempts": "INTEGER NOT NULL DEFAULT 0", "fallbacks": "INTEGER NOT NULL DEFAULT 0",
-          "retries": "INTEGER NOT NULL DEFAULT 0", "fallback_reasons": "TEXT", "upstream_ms": "REAL"}
+          "retries": "INTEGER NOT NULL DEFAULT 0", "fallback_reasons": "TEXT", "upstream_ms": "REAL",
+          "prompt": "TEXT", "response": "TEXT"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 

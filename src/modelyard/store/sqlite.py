@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .keys import StoreError
-from .retention import Retention
+from .retention import ContentRetention, Retention
 from .rows import COLUMNS, Row, request_row
 from .schema import INSERT, connect
 from .spill import SpillFile
@@ -51,9 +51,10 @@ class RequestLog:
                  max_buffer_rows: int = 10_000, overflow: str = "spill", max_spill_mb: float = 100.0,
                  busy_timeout_s: float = 5.0, retry_max_interval_s: float = 5.0,
                  close_timeout_s: float = 5.0, retention_days: float | None = None,
-                 spill_path: str | None = None) -> None:
+                 spill_path: str | None = None, content_retention_days: float | None = None) -> None:
         self.path = path
         self.retention = Retention(retention_days) if retention_days else None  # store/retention.py
+        self.content_retention = ContentRetention(content_retention_days) if content_retention_days else None
         self.flush_interval_s = flush_interval_s
         self.batch_size = batch_size
         self.max_buffer_rows = max_buffer_rows
@@ -86,7 +87,8 @@ class RequestLog:
         return cls(cfg.path, flush_interval_s=cfg.flush_interval_s, batch_size=cfg.batch_size,
                    max_buffer_rows=cfg.max_buffer_rows, overflow=cfg.overflow, max_spill_mb=cfg.max_spill_mb,
                    busy_timeout_s=cfg.busy_timeout_s, retry_max_interval_s=cfg.retry_max_interval_s,
-                   close_timeout_s=cfg.close_timeout_s, retention_days=cfg.retention_days)
+                   close_timeout_s=cfg.close_timeout_s, retention_days=cfg.retention_days,
+                   content_retention_days=cfg.content_retention_days)
 
     @property
     def available(self) -> bool:
@@ -182,8 +184,9 @@ class RequestLog:
             self._wake.clear()
             if not self._stop.is_set():
                 await self.flush()
-                if self.retention is not None and not self.failures and self.retention.due():
-                    await self._in_thread(self.retention.step_on, self)
+                for r in (self.retention, self.content_retention):
+                    if r is not None and not self.failures and r.due():
+                        await self._in_thread(r.step_on, self)
 
     async def flush(self) -> bool:
         """Write everything recorded so far (after any batch already being written); True once it is

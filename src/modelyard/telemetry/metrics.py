@@ -121,6 +121,7 @@ class GatewayMetrics:
         self.state_fallback = Gauge("modelyard_state_fallback", "1 while shared state (Redis) is unreachable and "
                                     "this process runs on its local fallback.", registry=r, multiprocess_mode="max")
         self._breaker_children = {n: self.breaker.labels(n) for n in gateway.deployments}
+        self.on_refresh: list[Callable[[], None]] = []  # other present-state readers (budgets_api.py)
         self.refresh()
 
     # --- the observer: one finished request -------------------------------------------------
@@ -205,6 +206,8 @@ class GatewayMetrics:
         status = getattr(self.gateway.resilience.store, "status", None)
         if status is not None:
             self.state_fallback.set(0.0 if status()["shared"] else 1.0)
+        for read in self.on_refresh:
+            read()
 
     def exposition(self) -> bytes:
         """The Prometheus text format: this process's registry, or every worker's files."""

@@ -138,21 +138,30 @@
         `<div class="row"><span>opened</span><span>${d.opens}×</span></div>`}</div>`).join("");
   }
 
-  function budgets(data) {
+  function budgets(data) {  // GET /admin/budgets: one row per budget scope (key, team, user)
     const card = $("budgets-card");
-    const list = data && (Array.isArray(data) ? data : data.budgets || data.data || []);
+    const list = data && data.budgets;
     if (!list || !list.length) { card.hidden = true; return; }
     card.hidden = false;
-    const pick = (o, ...ks) => ks.map((k) => o[k]).find((v) => v != null);
-    Charts.bars($("budgets"), list.map((b) => {
-      const used = Number(pick(b, "used_usd", "spent_usd", "used", "spent") || 0);
-      const limit = Number(pick(b, "limit_usd", "max_usd", "budget_usd", "limit", "max") || 0);
-      const ratio = limit ? used / limit : 0;
-      const color = Charts.css(ratio >= 1 ? "--bad" : ratio >= 0.8 ? "--warn" : "--ok");
-      const name = [pick(b, "scope"), pick(b, "name", "key_name", "key_id", "team", "id")].filter((x) => x != null).join(" ");
-      return {label: name || "budget", value: limit ? Math.min(ratio, 1.2) : 0, color,
-              text: `${usd(used)} of ${limit ? usd(limit) : "∞"}${limit ? " · " + pct(ratio) : ""}${b.period ? " / " + b.period : ""}`};
-    }), pct);
+    const resets = (iso) => {
+      if (!iso) return "never";
+      const s = (Date.parse(iso) - Date.now()) / 1000;
+      return s <= 0 ? "now" : s < 3600 ? Math.ceil(s / 60) + " min" : s < 172800 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " d";
+    };
+    const meter = (b) => {  // the share used (solid) and held by requests in flight (light), capped at 100%
+      const used = Math.min(b.used_ratio, 1) * 100, held = Math.max(0, Math.min(b.committed_ratio, 1) * 100 - used);
+      const soft = b.soft_pct != null ? `<line class="soft" x1="${b.soft_pct}" x2="${b.soft_pct}" y1="0" y2="10"></line>` : "";
+      return `<svg class="meter" viewBox="0 0 100 10" preserveAspectRatio="none"><rect class="track" x="0" y="0" width="100" height="10"></rect>
+        <rect class="used ${esc(b.state)}" x="0" y="0" width="${used.toFixed(2)}" height="10"></rect>
+        <rect class="held" x="${used.toFixed(2)}" y="0" width="${held.toFixed(2)}" height="10"></rect>${soft}</svg>`;
+    };
+    $("budgets").innerHTML = `<table class="table budgets"><tr><th>scope</th><th>period</th><th>spent</th><th>held</th><th>limit</th>
+      <th class="meter-col">used</th><th></th><th>state</th><th>resets in</th></tr>
+      ${list.map((b) => `<tr class="${esc(b.state)}"><td><span class="tag">${esc(b.kind)}</span> ${esc(b.key_name || b.name)}</td>
+        <td>${esc(b.period)}</td><td>${usd(b.spent_usd)}</td><td>${usd(b.reserved_usd)}</td><td>${usd(b.limit_usd)}</td>
+        <td class="meter-col">${meter(b)}</td><td>${pct(b.used_ratio)}</td>
+        <td class="state">${b.state === "ok" ? "ok" : b.state === "soft" ? "soft limit" : "exceeded"}</td>
+        <td>${resets(b.resets_at)}</td></tr>`).join("")}</table>`;
   }
 
   function experiments(data) {

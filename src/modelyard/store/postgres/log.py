@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ..keys import StoreError
-from ..retention import Retention
+from ..retention import ContentRetention, Retention
 from ..rows import COLUMNS, Row
 from ..sqlite import RequestLog
 from .db import BAD_ROW, ERRORS, database, placeholders, q
@@ -81,6 +81,35 @@ class PgRetention(Retention):
         return n
 
 
+class PgContentRetention(ContentRetention):
+    """Content retention's bounded batches (prompt/response of requests, prompt/comment of feedback
+    set to NULL; the rows stay), on Postgres."""
+
+    def step_on(self, request_log: Any) -> int:
+        cutoff = time.time() - self.max_age_s
+
+        async def clear(conn: asyncpg.Connection) -> tuple[int, int]:
+            async with conn.transaction():
+                n = await conn.execute(
+                    "UPDATE requests SET prompt = NULL, response = NULL WHERE row_id IN (SELECT row_id FROM requests "
+                    "WHERE (prompt IS NOT NULL OR response IS NOT NULL) AND ts < $1 LIMIT $2)", cutoff, self.batch)
+                f = await conn.execute(
+                    "UPDATE feedback SET prompt = NULL, comment = NULL WHERE id IN (SELECT id FROM feedback "
+                    "WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < $1 LIMIT $2)", cutoff, self.batch)
+            return int(n.split()[-1]), int(f.split()[-1])
+
+        try:
+            n, f = database(request_log.path).run(clear)
+        except ERRORS as e:
+            log.warning("request log retention: clearing content failed (%s); retrying in %g s", type(e).__name__,
+                        self.every_s)
+            self._next = time.monotonic() + self.every_s
+            return 0
+        self.cleared += n + f
+        self._next = 0.0 if max(n, f) >= self.batch else time.monotonic() + self.every_s
+        return n + f
+
+
 class PgRequestLog(RequestLog):
     """The request log in the Postgres database at `location` (store/location.py)."""
 
@@ -90,6 +119,8 @@ class PgRequestLog(RequestLog):
         super().__init__(location, **kw)
         if self.retention is not None:
             self.retention = PgRetention(self.retention.max_age_s / 86400)
+        if self.content_retention is not None:
+            self.content_retention = PgContentRetention(self.content_retention.max_age_s / 86400)
 
     @classmethod
     def for_location(cls, location: str, cfg: RequestLogConfig) -> PgRequestLog:
@@ -97,7 +128,7 @@ class PgRequestLog(RequestLog):
                   max_buffer_rows=cfg.max_buffer_rows, overflow=cfg.overflow, max_spill_mb=cfg.max_spill_mb,
                   busy_timeout_s=cfg.busy_timeout_s, retry_max_interval_s=cfg.retry_max_interval_s,
                   close_timeout_s=cfg.close_timeout_s, retention_days=cfg.retention_days,
-                  spill_path=cfg.path + ".postgres")
+                  content_retention_days=cfg.content_retention_days, spill_path=cfg.path + ".postgres")
 
     def _open(self) -> None:
         """Connect (and migrate) now, so a start-up with the database down is logged at once."""

@@ -99,6 +99,14 @@ CREATE TABLE IF NOT EXISTS experiment_scores (
 CREATE INDEX IF NOT EXISTS experiment_scores_request ON experiment_scores (request_id);
 """
 
+# the rows that still hold message content, for content retention (store/retention.py) to find cheaply
+_CONTENT = """
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS prompt TEXT;
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS response TEXT;
+CREATE INDEX IF NOT EXISTS requests_content_ts ON requests (ts) WHERE prompt IS NOT NULL OR response IS NOT NULL;
+CREATE INDEX IF NOT EXISTS feedback_content_ts ON feedback (ts) WHERE prompt IS NOT NULL OR comment IS NOT NULL;
+"""
+
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, what, SQL) in order; a released version's SQL never changes."""
@@ -108,6 +116,7 @@ def migrations() -> list[tuple[int, str, str]]:
         (3, "feedback", _FEEDBACK),
         (4, "stored responses", _RESPONSES),
         (5, "experiment judge scores", _SCORES),
+        (6, "opt-in message content and its retention", _CONTENT),
     ]
 
 
