@@ -64,7 +64,7 @@ def test_every_file_parses() -> None:
 
 def test_gateway_config_loads_with_the_real_loader(tmp_path: Path) -> None:
     cfg = load_config(DEPLOY / "gateway.yaml", environ=ENV)
-    assert cfg.state == ENV["REDIS_URL"] and cfg.store == ENV["DATABASE_URL"]
+    assert cfg.state.url == ENV["REDIS_URL"] and cfg.state.shared and cfg.store == ENV["DATABASE_URL"]
     assert is_postgres(locate(cfg)) and "pw" not in locate(cfg)
     assert cfg.server.master_key == ENV["MODELYARD_MASTER_KEY"] and cfg.server.host == "0.0.0.0"
     assert referenced_env() == set(ENV)

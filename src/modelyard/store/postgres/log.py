@@ -83,7 +83,8 @@ class PgRetention(Retention):
 
 class PgContentRetention(ContentRetention):
     """Content retention's bounded batches (prompt/response of requests, prompt/comment of feedback
-    set to NULL; the rows stay), on Postgres."""
+    set to NULL; the rows stay), on Postgres. The outer condition is checked again on a row another
+    replica cleared meanwhile, so each row is counted once."""
 
     def step_on(self, request_log: Any) -> int:
         cutoff = time.time() - self.max_age_s
@@ -91,11 +92,13 @@ class PgContentRetention(ContentRetention):
         async def clear(conn: asyncpg.Connection) -> tuple[int, int]:
             async with conn.transaction():
                 n = await conn.execute(
-                    "UPDATE requests SET prompt = NULL, response = NULL WHERE row_id IN (SELECT row_id FROM requests "
-                    "WHERE (prompt IS NOT NULL OR response IS NOT NULL) AND ts < $1 LIMIT $2)", cutoff, self.batch)
+                    "UPDATE requests SET prompt = NULL, response = NULL WHERE (prompt IS NOT NULL OR response IS NOT NULL) "
+                    "AND row_id IN (SELECT row_id FROM requests WHERE (prompt IS NOT NULL OR response IS NOT NULL) "
+                    "AND ts < $1 LIMIT $2)", cutoff, self.batch)
                 f = await conn.execute(
-                    "UPDATE feedback SET prompt = NULL, comment = NULL WHERE id IN (SELECT id FROM feedback "
-                    "WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < $1 LIMIT $2)", cutoff, self.batch)
+                    "UPDATE feedback SET prompt = NULL, comment = NULL WHERE (prompt IS NOT NULL OR comment IS NOT NULL) "
+                    "AND id IN (SELECT id FROM feedback WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < $1 "
+                    "LIMIT $2)", cutoff, self.batch)
             return int(n.split()[-1]), int(f.split()[-1])
 
         try:

@@ -103,6 +103,7 @@ CREATE INDEX IF NOT EXISTS experiment_scores_request ON experiment_scores (reque
 _CONTENT = """
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS prompt TEXT;
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS response TEXT;
+ALTER TABLE keys ADD COLUMN IF NOT EXISTS log_content INTEGER;
 CREATE INDEX IF NOT EXISTS requests_content_ts ON requests (ts) WHERE prompt IS NOT NULL OR response IS NOT NULL;
 CREATE INDEX IF NOT EXISTS feedback_content_ts ON feedback (ts) WHERE prompt IS NOT NULL OR comment IS NOT NULL;
 """
@@ -116,7 +117,7 @@ def migrations() -> list[tuple[int, str, str]]:
         (3, "feedback", _FEEDBACK),
         (4, "stored responses", _RESPONSES),
         (5, "experiment judge scores", _SCORES),
-        (6, "opt-in message content and its retention", _CONTENT),
+        (6, "opt-in message content (per key) and its retention", _CONTENT),
     ]
 
 
