@@ -92,12 +92,14 @@ class PgContentRetention(ContentRetention):
         async def clear(conn: asyncpg.Connection) -> tuple[int, int]:
             async with conn.transaction():
                 n = await conn.execute(
-                    "UPDATE requests SET prompt = NULL, response = NULL WHERE (prompt IS NOT NULL OR response IS NOT NULL) "
-                    "AND row_id IN (SELECT row_id FROM requests WHERE (prompt IS NOT NULL OR response IS NOT NULL) "
+                    "UPDATE requests SET prompt = NULL, response = NULL "
+                    "WHERE (prompt IS NOT NULL OR response IS NOT NULL) AND row_id IN (SELECT row_id FROM requests "
+                    "WHERE (prompt IS NOT NULL OR response IS NOT NULL) "
                     "AND ts < $1 LIMIT $2)", cutoff, self.batch)
                 f = await conn.execute(
-                    "UPDATE feedback SET prompt = NULL, comment = NULL WHERE (prompt IS NOT NULL OR comment IS NOT NULL) "
-                    "AND id IN (SELECT id FROM feedback WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < $1 "
+                    "UPDATE feedback SET prompt = NULL, comment = NULL "
+                    "WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND id IN (SELECT id FROM feedback "
+                    "WHERE (prompt IS NOT NULL OR comment IS NOT NULL) AND ts < $1 "
                     "LIMIT $2)", cutoff, self.batch)
             return int(n.split()[-1]), int(f.split()[-1])
 
