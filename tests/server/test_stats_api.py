@@ -68,7 +68,7 @@ def test_auth_and_bad_parameters(tmp_path: Path) -> None:
             assert r.status_code == 400, (path, r.text)
             assert r.json()["error"]["param"] == param
         features = httpx.get(s.url + "/admin/stats/features", headers=H).json()
-        assert features == {"experiments": "/admin/experiments", "budgets": None}
+        assert features == {"experiments": "/admin/experiments", "budgets": "/admin/budgets"}
 
 
 def test_breakers_show_an_open_circuit(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ async def test_the_writer_survives_postgres_going_away_and_loses_nothing(tmp_pat
 
 def test_keys_spend_and_stats_commands_on_postgres(pg_url: str, tmp_path: Path) -> None:
     cfg = _config(tmp_path, pg_url)
+    demo_log = Path("modelyard.db")  # (the session's working directory: other tests may have made it)
+    before = demo_log.stat().st_mtime_ns if demo_log.exists() else None
     invoke = CliRunner().invoke
     made = invoke(app, ["keys", "create", "--config", cfg, "--name", "cli", "--team", "ml", "--json"])
     assert made.exit_code == 0, made.output
@@ -152,7 +154,8 @@ def test_keys_spend_and_stats_commands_on_postgres(pg_url: str, tmp_path: Path) 
     assert sp.exit_code == 0 and '"requests": 0' in sp.output.replace('"requests":0', '"requests": 0'), sp.output
     st = invoke(app, ["stats", "--config", cfg, "--window", "1h", "--json"])
     assert st.exit_code == 0, st.output
-    assert not list(tmp_path.glob("*.db")) and not Path("modelyard.db").exists()
+    assert not list(tmp_path.glob("*.db"))
+    assert (demo_log.stat().st_mtime_ns if demo_log.exists() else None) == before
 
 
 async def test_content_retention_clears_old_prompts_and_feedback_text_on_postgres(pg_url: str) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ModelyardError
+from ..store.location import locate
 from .app import ConfigOpt, app, fail, parse_pairs
 from .keys import JsonOpt, UrlOpt
 from .keys import _call as _http
@@ -46,7 +47,7 @@ async def _local(kind: str, config: str | None, method: str, name: str | None, b
     from ..loader import load_config
 
     cfg = load_config(config) if config else Config()
-    ring = KeyRing(cfg.server.request_log.path, [k for k, _ in declared_keys(cfg, config or "<config>")])
+    ring = KeyRing(locate(cfg), [k for k, _ in declared_keys(cfg, config or "<config>")])
     ring.load_now()
     a = Admin(ring)
     try:
