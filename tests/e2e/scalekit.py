@@ -68,15 +68,19 @@ class Serve:
         args = ["serve", "--config", str(config), "--port", str(self.port)]
         if workers > 1:
             args += ["--workers", str(workers)]
+        # output to a file, not a pipe: a pipe nobody drains fills up with request lines and the server
+        # blocks writing to it
+        self.log_path = cwd / f"serve-{self.port}.out"
+        self._log = self.log_path.open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli", *args], cwd=cwd, env=env(), text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.output = ""
 
     def wait_ready(self, timeout: float = 60) -> Serve:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
+                raise AssertionError(f"server exited: {self.log_path.read_text()}")
             try:
                 if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
                     return self
@@ -89,10 +93,12 @@ class Serve:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
-                self.output, _ = self.proc.communicate(timeout=30)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.output, _ = self.proc.communicate()
+                self.proc.wait()
+        self._log.close()
+        self.output = self.log_path.read_text()
         return self.output
 
 

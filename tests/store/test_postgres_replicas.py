@@ -32,16 +32,23 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def _start(cfg: Path, port: int, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": SRC, "MODELYARD_SIM_ZERO_LATENCY": "1"}
-    return subprocess.Popen([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port)],
-                            cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    path = cwd / f"serve-{port}.out"  # a file, not a pipe nobody drains (the server would block writing to it)
+    with path.open("w") as out:
+        args = [sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port)]
+        proc = subprocess.Popen(args, cwd=cwd, env=env, text=True, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    _outputs[proc.pid] = path
+    return proc
+
+
+_outputs: dict[int, Path] = {}
 
 
 def _ready(proc: subprocess.Popen[str], url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(f"server exited: {_outputs[proc.pid].read_text()}")
         try:
             if httpx.get(url + "/ready", timeout=1).status_code == 200:
                 return
@@ -54,11 +61,11 @@ def _ready(proc: subprocess.Popen[str], url: str, timeout: float = 60) -> None:
 def _stop(proc: subprocess.Popen[str]) -> str:
     os.killpg(proc.pid, signal.SIGINT)
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    return out
+        proc.wait()
+    return _outputs.pop(proc.pid).read_text()
 
 
 @pytest.fixture
