@@ -19,7 +19,7 @@ from modelyard.cli import app
 from modelyard.loader import parse_config
 from modelyard.store.location import locate, redact, register
 from modelyard.store.postgres.db import database, run
-from modelyard.store.postgres.log import PgRequestLog
+from modelyard.store.postgres.log import PgContentRetention, PgRequestLog
 from modelyard.store.postgres.schema import VERSION
 from modelyard.store.rows import COLUMNS, request_row
 
@@ -163,8 +163,10 @@ async def test_content_retention_clears_old_prompts_and_feedback_text_on_postgre
     (counts, cost) stay."""
     loc = register(pg_url)
     log = PgRequestLog(loc, flush_interval_s=0.02, content_retention_days=7)
-    assert log.content_retention is not None
-    log.content_retention.batch = 4
+    ret = log.content_retention
+    assert isinstance(ret, PgContentRetention)
+    ret.batch = 4
+    log.content_retention = None  # stepped by this test alone (the writer would race it for the counts)
     for i in range(10):
         log.record(request_row(f"c{i}", "m", 200, prompt='[{"role": "user"}]', response="[]"))
     await log.start()
@@ -174,9 +176,9 @@ async def test_content_retention_clears_old_prompts_and_feedback_text_on_postgre
         await conn.execute("UPDATE requests SET ts = 1000 WHERE id <> 'c9'")  # nine rows long past retention
         await conn.execute("INSERT INTO feedback (request_id, ts, score, comment, prompt) VALUES "
                            "('c0', 1000, 1, 'old words', 'old prompt'), ('c9', $1, 1, 'new words', NULL)", time.time())
-        while (n := await asyncio.to_thread(log.content_retention.step_on, log)) > 0:  # (the writer steps too)
+        while (n := await asyncio.to_thread(ret.step_on, log)) > 0:
             assert n <= 8  # at most `batch` rows of each table per step
-        assert log.content_retention.cleared == 9 + 1
+        assert ret.cleared == 9 + 1
         rows = {r["id"]: r["prompt"] for r in await conn.fetch("SELECT id, prompt FROM requests")}
         assert len(rows) == 10 and rows["c9"] is not None and all(rows[f"c{i}"] is None for i in range(9))
         fb = {r["comment"] for r in await conn.fetch("SELECT comment FROM feedback")}
