@@ -111,3 +111,35 @@ model_groups:
     assert err["error_type"] == "not_found_error"
     assert KEY not in out
     assert not any(d.name.startswith("modelyard-metrics-") for d in tmpdir.iterdir()), "metrics dir left behind"
+
+
+def test_a_console_nobody_reads_does_not_stall_the_gateway(tmp_path: Path) -> None:
+    """stdout and stderr go to a pipe that is never read (a stalled log collector): once it is full
+    (64 KiB), request lines are dropped, and the event loop's own warnings (uvicorn's, for a
+    malformed request) never wait on the blocked console: requests keep being answered."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"server:\n  request_log: {{path: {tmp_path / 'requests.db'}}}\n"
+                   "deployments:\n  a: {provider: sim, model: sim/fast}\n")
+    env = {**os.environ, "MODELYARD_SIM_ZERO_LATENCY": "1", "MODELYARD_NO_OLLAMA": "1"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = start(["serve", "--config", str(cfg), "--port", str(port)], tmp_path, env)  # stdout: a pipe, never read
+    try:
+        wait_ready(proc, url)
+        body = {"model": "a", "messages": [{"role": "user", "content": "hello"}]}
+        with httpx.Client(base_url=url, timeout=10) as client:
+            # ~120 bytes a line: 1,200 requests write well over the pipe's 64 KiB
+            for i in range(1200):
+                r = client.post("/v1/chat/completions", json=body)  # (a stalled loop: httpx.ReadTimeout)
+                assert r.status_code == 200, r.text
+                if i % 50 == 0:
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                        s.sendall(b"NOT HTTP\r\n\r\n")  # uvicorn logs a warning from the event loop
+                        s.recv(1024)
+            text = client.get("/metrics").text
+        assert requests_total(text, group="a", status="2xx") == 1200
+        assert "modelyard_log_lines_dropped_total" in text
+    finally:
+        out = stop(proc)  # reading the pipe now unblocks the console
+    assert "Invalid HTTP request" in out

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import errors
+from . import console
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -35,7 +36,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
 CACHE_RESULTS = ("hit", "semantic-hit", "miss")
-SCOPES = ("key", "team", "user", "tag", "global", "master")
+SCOPES = ("key", "team", "user", "tag", "global", "master", "deployment")
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 
@@ -120,6 +121,9 @@ class GatewayMetrics:
                                multiprocess_mode="livesum")
         self.state_fallback = Gauge("modelyard_state_fallback", "1 while shared state (Redis) is unreachable and "
                                     "this process runs on its local fallback.", registry=r, multiprocess_mode="max")
+        self.log_lines_dropped = Counter("modelyard_log_lines_dropped", "Console log lines dropped because the "
+                                         "console (stderr) was not being read.", registry=r)
+        console.on_drop(self.log_lines_dropped.inc)  # (called from whichever thread logged)
         self._breaker_children = {n: self.breaker.labels(n) for n in gateway.deployments}
         self.on_refresh: list[Callable[[], None]] = []  # other present-state readers (budgets_api.py)
         self.refresh()
