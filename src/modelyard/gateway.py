@@ -375,6 +375,10 @@ class Gateway:
     def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
                    api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
         dep = self.deployments.get(deployment) if deployment else None
+        if (limit := getattr(e, "limit_scope", None)) is not None:  # refused by a gateway rate limit
+            from .telemetry import metrics
+
+            metrics.rate_limited(limit)
         if req.experiment is not None:
             e.experiment = req.experiment  # the error response carries x-modelyard-experiment too
         row = request_row(
