@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelyard.telemetry.metrics import FLUSH_EVERY_S
+
 KEY = "serve-master-key-1234567890"
 
 
@@ -53,9 +55,9 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def requests_total(text: str, **labels: str) -> float:
+def requests_total(text: str, name: str = "modelyard_requests_total", **labels: str) -> float:
     return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-               if s.name == "modelyard_requests_total" and all(s.labels.get(k) == v for k, v in labels.items()))
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def test_two_workers_counters_add_up_and_json_lines(tmp_path: Path) -> None:
@@ -92,10 +94,13 @@ model_groups:
                          json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
         assert bad.status_code == 404
         assert len(prefixes) == 2, "both workers should have served requests"
+        time.sleep(FLUSH_EVERY_S + 0.5)  # each worker's counts reach the shared files within FLUSH_EVERY_S
         for _ in range(6):  # whichever worker answers the scrape, the sums are the same
             text = httpx.get(url + "/metrics", headers={**auth, "connection": "close"}, timeout=10).text
             assert requests_total(text, group="fast", status="2xx") == sent
             assert requests_total(text, group="other", status="4xx") == 1
+            assert requests_total(text, "modelyard_request_duration_seconds_count", group="fast") == sent
+            assert requests_total(text, "modelyard_tokens_total", group="fast", kind="input") > 0
         assert any(d.name.startswith("modelyard-metrics-") for d in tmpdir.iterdir())
     finally:
         out = stop(proc)
