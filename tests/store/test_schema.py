@@ -1,7 +1,7 @@
 """Schema upgrades keep every row: a version-2 table (row_id, no caller or cache columns) gains the new
-columns, a version-3 table (AUTOINCREMENT, full key/team/user indexes) is copied into the current one
-with its row_ids, and a spill file written with the older, shorter rows is replayed into them. Rows go
-in many per statement, within the connection's variable limit."""
+columns, a version-3 table (key/team/user indexes over every row) keeps its rows and row_ids and gets
+the partial indexes, and a spill file written with the older, shorter rows is replayed into them.
+Rows go in many per statement, within the connection's variable limit."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_rows_carry_the_caller() -> None:
     assert request_row("r", "auto", 200, user="bob", caller=Caller(user="ana")).user == "bob"
 
 
-# The version-3 table: AUTOINCREMENT, and key/team/user indexes over every row.
+# The version-3 indexes: key/team/user over every row.
 V3_INDEXES = ("CREATE INDEX requests_ts ON requests (ts)", "CREATE INDEX requests_id ON requests (id)",
               "CREATE INDEX requests_key_ts ON requests (key_id, ts)",
               "CREATE INDEX requests_team_ts ON requests (team, ts)",
@@ -72,7 +72,7 @@ V3_INDEXES = ("CREATE INDEX requests_ts ON requests (ts)", "CREATE INDEX request
 def _v3(db: Path) -> list[tuple]:
     """A version-3 log with 30 rows, ten of them deleted (row_ids with gaps); its rows as stored."""
     conn = sqlite3.connect(db)
-    conn.execute(_TABLE.format(name="requests").replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"))
+    conn.execute(_TABLE.format(name="requests"))
     for stmt in V3_INDEXES:
         conn.execute(stmt)
     conn.executemany(INSERT, [request_row(f"r{i}", "g", 200, cost_usd=0.5, caller=Caller(key_id=f"k{i % 3}", team="t"))
@@ -85,14 +85,12 @@ def _v3(db: Path) -> list[tuple]:
     return rows
 
 
-def test_a_version_3_table_is_copied_without_autoincrement_keeping_rows_and_row_ids(tmp_path: Path) -> None:
+def test_a_version_3_table_keeps_rows_and_row_ids_and_gets_partial_indexes(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     before = _v3(db)
     conn = connect(str(db), 1.0)
     assert conn.execute("SELECT * FROM requests ORDER BY row_id").fetchall() == before
-    (table,), = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'requests'").fetchall()
-    assert "AUTOINCREMENT" not in table.upper()
-    assert conn.execute("SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'requests'").fetchone() == (0,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (VERSION,)
     indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"))
     for name, column in (("requests_key_ts", "key_id"), ("requests_team_ts", "team"), ("requests_user_ts", "user")):
         assert indexes[name].endswith(f"WHERE {column} IS NOT NULL")

@@ -1,18 +1,17 @@
 """The request log's SQLite file: created private (0600), opened, and brought to the current schema.
 
 `requests.id` is the request id a response carries (a client's `x-request-id`, or one the gateway
-made): a correlation field that two rows may share. Each row's own key is `row_id`, the rowid itself
-(no AUTOINCREMENT: a new row's id is above every row present, which is all "latest row" queries need,
-and nothing outside the table refers to a row_id). The key, team and user indexes cover only the rows
-that have one, so a row without them costs no entry there; budget queries (`column = ?`) still use them.
+made): a correlation field that two rows may share. Each row's own key is `row_id` (never reused, as
+Postgres's BIGSERIAL). The key, team and user indexes cover only the rows that have one, so a row
+without them costs no entry there; budget queries (`column = ?`) still use them.
 
-A table of an older shape is copied into the current one inside one transaction (every row and its
-row_id kept, or nothing changes): one from before `row_id` (where `id` was the primary key, so a
-repeated client id broke the insert), or one declared with AUTOINCREMENT. An index declared otherwise
-than here is rebuilt. Columns added later are added in place.
+Upgrades keep every row. A database from before `row_id` (where `id` was the primary key, so a
+repeated client id broke the insert) is copied into the new table inside one transaction: every row
+is kept, or nothing changes. An index declared otherwise than here is rebuilt (a few seconds per
+million rows, once); columns added later are added in place.
 
-`insert_rows` writes a batch with many rows per INSERT statement: one statement step per chunk
-instead of one per row.
+`insert_rows` writes a batch with many rows per INSERT statement: one statement step (and one
+AUTOINCREMENT update) per chunk instead of one per row.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ VERSION = 4
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
-  row_id INTEGER PRIMARY KEY,
+  row_id INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL,
   ts REAL NOT NULL,
   model TEXT NOT NULL,
@@ -144,9 +143,12 @@ def migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         cols = [r[1] for r in conn.execute("PRAGMA table_info(requests)")]
-        declared = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone()
-        if cols and ("row_id" not in cols or "AUTOINCREMENT" in declared[0].upper()):
-            _copy_into_current(conn, cols)
+        if cols and "row_id" not in cols:
+            conn.execute(_TABLE.format(name="requests_v2"))
+            kept = ", ".join(c for c in COLUMNS if c in cols)
+            conn.execute(f"INSERT INTO requests_v2 ({kept}) SELECT {kept} FROM requests ORDER BY ts")
+            conn.execute("DROP TABLE requests")
+            conn.execute("ALTER TABLE requests_v2 RENAME TO requests")
         else:
             conn.execute(_TABLE.format(name="requests"))
             for column, decl in _ADDED.items():
@@ -162,19 +164,6 @@ def migrate(conn: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-
-
-def _copy_into_current(conn: sqlite3.Connection, cols: list[str]) -> None:
-    """Copy an older `requests` table into the current declaration (inside migrate's transaction):
-    every row, with its row_id when it had one (else in time order); columns it lacked get their
-    defaults. Its indexes go with it and are created again on the new table."""
-    conn.execute("DROP TABLE IF EXISTS requests_new")
-    conn.execute(_TABLE.format(name="requests_new"))
-    kept = ", ".join(c for c in ("row_id", *COLUMNS) if c in cols)
-    order = "row_id" if "row_id" in cols else "ts"
-    conn.execute(f"INSERT INTO requests_new ({kept}) SELECT {kept} FROM requests ORDER BY {order}")
-    conn.execute("DROP TABLE requests")
-    conn.execute("ALTER TABLE requests_new RENAME TO requests")
 
 
 def _rebuild_changed_indexes(conn: sqlite3.Connection) -> None:
