@@ -2,11 +2,12 @@
 
 Writer: the same `RequestLog` writer (store/sqlite.py; the Postgres log reuses its buffering) is fed N
 rows as fast as `record` takes them, then `flush`ed: rows/s = N / (time from the first record to the
-last row committed); writer CPU/row = CPU time of the log's own thread over the run / N (the thread's
-clock, so other jobs on the box barely move it). Postgres is a throwaway server started here (initdb +
-pg_ctl, as the `postgres` user when run as root) with its default durability (fsync on); its CPU is in
-the server process, not counted. SQLite is a file in WAL mode with synchronous=NORMAL, as the gateway
-opens it. Runs alternate between backends; medians are reported.
+last row committed); writer CPU/row = CPU time of the log's threads over the run / N (the threads'
+clocks, so other jobs on the box barely move it; for Postgres, the client thread that encodes the COPY,
+not the server process). Postgres is a throwaway server started here (initdb + pg_ctl, as the
+`postgres` user when run as root) with its default durability (fsync on). SQLite is a file in WAL
+mode with synchronous=NORMAL, as the gateway opens it. Runs alternate between backends; medians are
+reported.
 
 Loop (`--loop`): what logging one request costs the event loop: `request_row` as the gateway calls it
 (a first-healthy decision from the real router, fresh per request) plus `record`, per row, and the same
@@ -47,11 +48,10 @@ def rows(n: int, tag: str) -> list[Row]:
 
 
 def _log_thread_cpu() -> float:
-    """CPU seconds of the request log's writer thread so far (0 before it exists)."""
-    for t in threading.enumerate():
-        if t.name.startswith("modelyard-request-log") and t.ident is not None:
-            return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
-    return 0.0
+    """CPU seconds so far of the request log's writer thread and, for Postgres, of the client's own
+    thread where the batches are encoded and sent (store/postgres/db.py)."""
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(t.ident)) for t in threading.enumerate()
+               if t.name.startswith(("modelyard-request-log", "modelyard-postgres")) and t.ident is not None)
 
 
 async def run_once(log: RequestLog, batch: list[Row]) -> tuple[float, float]:

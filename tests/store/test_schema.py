@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from modelyard.store.rows import COLUMNS, request_row
-from modelyard.store.schema import _TABLE, INSERT, ROWS_PER_STATEMENT, VERSION, connect, insert_rows
+from modelyard.store.schema import _TABLE, INSERT, ROWS_PER_STATEMENT, VERSION, connect, insert_rows, migrate
 from modelyard.store.spill import SpillFile
 from modelyard.types import Caller
 
@@ -88,7 +88,12 @@ def _v3(db: Path) -> list[tuple]:
 def test_a_version_3_table_keeps_rows_and_row_ids_and_gets_partial_indexes(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     before = _v3(db)
-    conn = connect(str(db), 1.0)
+    conn = sqlite3.connect(db, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    migrate(conn)
+    assert [s for s in statements if s.startswith("DROP")] == [
+        "DROP INDEX requests_key_ts", "DROP INDEX requests_team_ts", "DROP INDEX requests_user_ts"]
     assert conn.execute("SELECT * FROM requests ORDER BY row_id").fetchall() == before
     assert conn.execute("PRAGMA user_version").fetchone() == (VERSION,)
     indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"))
@@ -97,7 +102,11 @@ def test_a_version_3_table_keeps_rows_and_row_ids_and_gets_partial_indexes(tmp_p
     conn.execute(INSERT, request_row("new", "g", 200))  # above every row present: "the latest" is still the last
     assert conn.execute("SELECT id FROM requests ORDER BY row_id DESC LIMIT 1").fetchone() == ("new",)
     conn.close()
-    again = connect(str(db), 1.0)  # idempotent: nothing copied or rebuilt the second time
+    again = sqlite3.connect(db, isolation_level=None)  # idempotent: nothing dropped or rebuilt the second time
+    statements.clear()
+    again.set_trace_callback(statements.append)
+    migrate(again)
+    assert not [s for s in statements if "DROP" in s.upper()], statements
     assert again.execute("SELECT COUNT(*) FROM requests").fetchone() == (len(before) + 1,)
     again.close()
 

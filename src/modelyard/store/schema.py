@@ -169,13 +169,15 @@ def migrate(conn: sqlite3.Connection) -> None:
 def _rebuild_changed_indexes(conn: sqlite3.Connection) -> None:
     """Drop each request-log index whose stored declaration is not the current one (it is created
     again right after, from _INDEXES)."""
+    def norm(sql: str) -> str:
+        return " ".join(sql.upper().replace("IF NOT EXISTS", " ").split())
+
     stored = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' "
                                "AND sql IS NOT NULL").fetchall())
     for stmt in _INDEXES.split(";"):
-        stmt = " ".join(stmt.split())
-        if not stmt:
+        if not stmt.strip():
             continue
         name = stmt.split()[5]  # CREATE INDEX IF NOT EXISTS <name> ON ...
         have = stored.get(name)
-        if have is not None and " ".join(have.split()) != stmt.replace(" IF NOT EXISTS", "", 1):
+        if have is not None and norm(have) != norm(stmt):
             conn.execute(f"DROP INDEX {name}")
