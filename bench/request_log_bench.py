@@ -10,11 +10,12 @@ mode with synchronous=NORMAL, as the gateway opens it. Runs alternate between ba
 reported.
 
 Loop (`--loop`): what logging one request costs the event loop: `request_row` as the gateway calls it
-(a first-healthy decision from the real router, fresh per request) plus `record`, per row, and the same
-over a reference loop timed in place (`ratio`: comparable between runs on a loaded box).
+(a first-healthy decision from the real router, fresh per request) plus `record` (and, `--window`, the
+dashboard window's `observe`, which the server always installs), per row, and the same over a
+reference loop timed in place (`ratio`: comparable between runs on a loaded box).
 
     PYTHONPATH=src python bench/request_log_bench.py [--rows 50000] [--runs 5] [--batch 500]
-        [--backends sqlite,postgres] [--loop]
+        [--backends sqlite,postgres] [--loop [--window]]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
 
 from modelyard.gateway import Gateway, new_request_id
 from modelyard.loader import parse_config
+from modelyard.store.rolling import Rolling
 from modelyard.store.rows import Row, request_row
 from modelyard.store.sqlite import RequestLog
 from modelyard.types import Caller, ChatRequest, Message, RouteDecision, Scored, Usage
@@ -128,19 +130,24 @@ def loop(args: argparse.Namespace) -> None:
             decisions.append(d)
         rids = [new_request_id() for _ in range(n)]
         log = RequestLog(":memory:", batch_size=n + 1, max_buffer_rows=n + 1)  # never started: record only
+        live = Rolling(span_s=900.0, bucket_s=1.0)  # the server's dashboard window, always installed
         t0 = time.perf_counter()
         for i in range(n):
-            log.record(request_row(rids[i], req.model, 200, deployment=dep.name, provider=dep.provider,
-                                   error_type=None, error=None, usage=usage, cost_usd=0.00012, latency_ms=3.2,
-                                   ttft_ms=None, stream=False, user=req.user, api="openai", decision=decisions[i],
-                                   caller=req.caller, cache=None, saved_usd=0.0, experiment=req.experiment))
+            row = request_row(rids[i], req.model, 200, deployment=dep.name, provider=dep.provider, error_type=None,
+                              error=None, usage=usage, cost_usd=0.00012, latency_ms=3.2, ttft_ms=None, stream=False,
+                              user=req.user, api="openai", decision=decisions[i], caller=req.caller, cache=None,
+                              saved_usd=0.0, experiment=req.experiment)
+            log.record(row)
+            if args.window:
+                live.observe(row)
         per_row = (time.perf_counter() - t0) / n * 1e6
         t0 = time.perf_counter()
         x = 0
         for i in range(n * 10):  # the reference loop
             x += i
         res.append((per_row, (time.perf_counter() - t0) / n * 1e6))
-    print(f"loop: request_row + record median {statistics.median(r for r, _ in res):.2f} µs/row "
+    what = "request_row + record" + (" + dashboard window" if args.window else "")
+    print(f"loop: {what} median {statistics.median(r for r, _ in res):.2f} µs/row "
           f"(min {min(r for r, _ in res):.2f}); reference loop {statistics.median(f for _, f in res):.3f} µs; "
           f"ratio {statistics.median(r / f for r, f in res):.2f}")
 
@@ -152,6 +159,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     ap.add_argument("--loop", action="store_true", help="the event loop's cost per row instead of the writer's")
+    ap.add_argument("--window", action="store_true", help="--loop: with the dashboard window's observe (Rolling)")
     args = ap.parse_args()
     loop(args) if args.loop else writer(args)
 
