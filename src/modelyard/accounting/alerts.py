@@ -114,6 +114,7 @@ class Alerts:
 
     def __init__(self, cfg: AlertsConfig) -> None:
         self.cfg = cfg
+        self._levels: dict[float | None, tuple[float, ...]] = {}  # a budget's soft_pct -> its thresholds, sorted
         self.rate = SpendRate()
         scopes = set(cfg.anomaly_scopes)
         self._global = "global" in scopes
@@ -205,11 +206,16 @@ class Alerts:
                            f"({pct:.0f} %, past {'the soft limit ' if soft else ''}{t:g} %); resets {reset}",
             })
 
-    def _thresholds(self, b: Budget) -> list[float]:
-        ts = set(self.cfg.thresholds)
-        if b.soft_pct is not None:
-            ts.add(b.soft_pct)
-        return sorted(ts)
+    def _thresholds(self, b: Budget) -> tuple[float, ...]:
+        """The configured thresholds plus the budget's soft limit, sorted (worked out once per soft limit:
+        every settle asks)."""
+        levels = self._levels.get(b.soft_pct)
+        if levels is None:
+            ts = set(self.cfg.thresholds)
+            if b.soft_pct is not None:
+                ts.add(b.soft_pct)
+            levels = self._levels[b.soft_pct] = tuple(sorted(ts))
+        return levels
 
     def observe(self, row: Row) -> None:
         """A gateway observer: count the row's cost (globally and on its key, team, user); test each
