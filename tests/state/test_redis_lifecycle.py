@@ -44,3 +44,18 @@ async def test_close_while_redis_is_away_ends(redis_server: Any) -> None:
     async with asyncio.timeout(5):
         await s.close()
     assert s._task is None
+
+
+async def test_flush_runs_the_batch_after_redis_lost_its_scripts(redis_server: Any) -> None:
+    s = RedisState(StateSettings(url=redis_server.url))
+    await s.start()
+    try:
+        assert (await s.admit([], [("key:k", "total", 100.0, 2.0, "0", 0)], "m1"))[0] == "ok"
+        await s.r.script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
+        s.settle_shared("key:k", "total", 2.0, 0.5)
+        await s._flush(sync=True)
+        spent, reserved = await s.r.hmget(P + "budget:key:k", "spent", "reserved")
+        assert (float(spent), float(reserved)) == (0.5, 0.0)
+        assert s.status()["queued"] == 0
+    finally:
+        await s.close()

@@ -61,7 +61,7 @@ class RedisState:
 
     def __init__(self, settings: StateSettings) -> None:
         import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
+        from redis.exceptions import NoScriptError, RedisError
 
         global DOWN_ERRORS
         DOWN_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
@@ -75,6 +75,7 @@ class RedisState:
         self.r = aioredis.Redis(connection_pool=pool)
         self.admit_script = self.r.register_script(ADMIT)
         self.batch_script = self.r.register_script(BATCH)
+        self._noscript = NoScriptError
         self.rid = os.urandom(4).hex()  # ticket ids: unique across replicas
         self._n = 0
         self.up = False
@@ -271,8 +272,8 @@ class RedisState:
         widths = list(self._widths)
         try:
             async with self.r.pipeline(transaction=False) as pipe:
-                if args:
-                    await self.batch_script(list(keys), args, client=pipe)
+                if args:  # EVALSHA itself: a script object would add a SCRIPT EXISTS round trip per flush
+                    pipe.evalsha(self.batch_script.sha, len(keys), *keys, *args)
                 if records:
                     pipe.hset(BREAKERS, mapping=records)
                 for (key, bucket), (calls, fails) in outcomes.items():
@@ -284,7 +285,12 @@ class RedisState:
                     pipe.hgetall(BREAKERS)
                     for key in widths:
                         pipe.hgetall(WIN + key)
-                res = await pipe.execute()
+                res = await pipe.execute(raise_on_error=False)
+            if args and isinstance(res[0], self._noscript):  # Redis restarted or flushed its scripts
+                res[0] = await self.batch_script(list(keys), args)  # (loads it, runs the batch alone)
+            for x in res:
+                if isinstance(x, Exception):
+                    raise x
         except BaseException:
             self._requeue(ops)
             raise
