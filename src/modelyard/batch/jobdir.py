@@ -139,11 +139,14 @@ class JobDir:
 
     def release(self, bid: str, fd: int) -> None:
         """After the job's last save: drop its flag and lock file, then the lock."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(bid, ".cancel"))
+        self.drop_cancel(bid)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(bid, ".lock"))
         os.close(fd)
+
+    def drop_cancel(self, bid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(bid, ".cancel"))
 
     def request_cancel(self, bid: str) -> None:
         with open(self.path(bid, ".cancel"), "ab"):
@@ -184,8 +187,7 @@ class JobDir:
             if fd >= 0:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path(bid, ".lock"))
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path(bid, ".cancel"))
+            self.drop_cancel(bid)
             return now
         finally:
             if fd >= 0:

@@ -13,6 +13,7 @@ cancel flag as often; a job whose owner died is reported `failed` (`server_resta
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 
 from ..batch.engine import BatchEngine
-from ..batch.jobdir import JobDir, count_lines, valid_id
+from ..batch.jobdir import ACTIVE, JobDir, count_lines, valid_id
 from ..batch.output import Appender, LazyAppender
 from ..batch.reader import read_items
 from ..errors import BadRequest, NotFound
@@ -32,6 +33,7 @@ from .batch_backend import GatewayBackend
 from .http import Receive, Scope, Send, content_length, header, send_json
 from .stats_api import query
 
+log = logging.getLogger("modelyard.server")
 ENDPOINT = "/v1/chat/completions"
 PROGRESS_S = 0.25  # how often a running job saves its counts and looks for a cancel flag
 MAX_LIMIT = {"file": 10_000, "batch": 100}  # OpenAI's bounds for `limit`
@@ -199,12 +201,16 @@ class BatchesApi:
         self.live.pop(bid, None)
 
     def _finish(self, bid: str, lock: int, final: bytes, *files: dict[str, Any] | None) -> None:
-        for f in files:
-            if f is not None:
-                size = self.dir.size(f["id"])
-                self.dir.save({**f, "bytes": size or 0})
-        self.dir.save(final, bid)
-        self.dir.release(bid, lock)  # after the last save: a free lock now means a final record
+        try:
+            for f in files:
+                if f is not None:
+                    size = self.dir.size(f["id"])
+                    self.dir.save({**f, "bytes": size or 0})
+            self.dir.save(final, bid)
+        except OSError as e:  # the record stays active with its lock free: reported failed
+            log.error("batch %s: could not save its end: %s", bid, e)
+        finally:
+            self.dir.release(bid, lock)  # after the last save: a free lock now means a final record
 
     async def _watch(self, batch: dict[str, Any], engine: BatchEngine, stop: asyncio.Event) -> None:
         """While the job runs: save its progress for the other processes, and take a cancel asked
@@ -224,8 +230,11 @@ class BatchesApi:
                 engine.cancel()
 
     def _checkpoint(self, bid: str, data: bytes | None) -> bool:
-        if data is not None:
-            self.dir.save(data, bid)
+        try:
+            if data is not None:
+                self.dir.save(data, bid)
+        except OSError as e:  # a full disk: the job goes on, the others see older counts
+            log.warning("batch %s: could not save its progress: %s", bid, e)
         return self.dir.cancel_requested(bid)
 
     def _count(self, batch: dict[str, Any], st: Any) -> None:
@@ -259,9 +268,15 @@ class BatchesApi:
                 if engine is not None:
                     engine.cancel()
             else:  # another process runs it: it sees the flag within PROGRESS_S
-                await asyncio.to_thread(self.dir.request_cancel, bid)
-                batch = {**batch, "status": "cancelling", "cancelling_at": int(time.time())}
+                batch = await asyncio.to_thread(self._cancel_elsewhere, batch)
         await send_json(send, 200, orjson.dumps(batch), rid)
+
+    def _cancel_elsewhere(self, batch: dict[str, Any]) -> dict[str, Any]:
+        self.dir.request_cancel(batch["id"])
+        now = self._batch_now(batch["id"]) or batch
+        if now["status"] not in ACTIVE:  # it ended meanwhile: nobody will read the flag
+            self.dir.drop_cancel(batch["id"])
+        return now
 
 
 def _page(items: list[dict[str, Any]], q: dict[str, str], kind: str) -> tuple[list[dict[str, Any]], bool]:
