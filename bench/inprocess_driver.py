@@ -33,6 +33,9 @@ def scope(key: bytes) -> dict[str, Any]:
                                          (b"content-length", str(len(BODY)).encode())]}
 
 
+_LIFESPAN: list[asyncio.Future[None]] = []  # the floor app's lifespan task, kept for the run
+
+
 async def floor_app() -> Any:
     sys.path.insert(0, str(Path(__file__).parent))
     import wreq_floor
@@ -43,7 +46,7 @@ async def floor_app() -> Any:
     async def send(_: dict[str, Any]) -> None:
         return None
 
-    asyncio.ensure_future(wreq_floor.app({"type": "lifespan"}, startup.get, send))
+    _LIFESPAN.append(asyncio.ensure_future(wreq_floor.app({"type": "lifespan"}, startup.get, send)))
     await asyncio.sleep(0.1)
     gc.freeze()
     return wreq_floor.app
