@@ -24,8 +24,11 @@ def encode(resp: ChatResponse) -> bytes | None:
     rows = _wire_rows(resp.wire_choices) if isinstance(resp, WireResponse) else None
     if rows is None:
         rows = _rows(resp.choices)
-    if not rows or any(r[3] not in STORED_FINISH for r in rows):
+    if not rows:
         return None
+    for r in rows:
+        if r[3] not in STORED_FINISH:
+            return None
     u = resp.usage
     return orjson.dumps({"model": resp.model, "choices": rows, "fingerprint": resp.system_fingerprint,
                          "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens]})
