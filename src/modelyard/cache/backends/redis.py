@@ -198,7 +198,8 @@ class RedisBackend(Backend):
                  entry.key, time.time(), self.max_entries, entry.scope or "", entry.vector or b"", self.origin)
 
         def add(p: Any) -> None:
-            # the entry (its fields replaced, its expiry Redis's own), then the bookkeeping script
+            # the entry (its fields replaced, its expiry Redis's own), then the bookkeeping script; no
+            # MULTI: a reader in between sees a miss, or the entry with its own expiry field checked
             p.delete(ek).hset(ek, mapping=fields).pexpireat(ek, int(entry.expires * 1000))
             p.scripts.add(script)  # (the pipeline loads it first if Redis lost it)
             p.evalsha(script.sha, 5, *index)
