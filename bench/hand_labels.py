@@ -1,11 +1,14 @@
 """The hand review of bench/label_real_prompts.py: every prompt was read; a line here is a decision
 that differs from the rule's label or marks the prompt ambiguous (`?`: its type is a matter of
 opinion, so it stays out of the clear-type accuracy figure). `s` = seed_task_N, `u` =
-user_oriented_task_N, `o` = oasst_N. Conventions: a request to produce or edit prose (emails, posts, rewrites,
-grammar fixes, titles, names) is creative_writing ("writing"); advice, recommendations, plans,
-lists of ideas and how-tos are chat (no task type of ours fits them; they are never "clear");
-factual look-ups are simple_qa; questions answered from a given text are extraction; a program's
-behaviour explained or fixed is code_review; a logic puzzle is reasoning."""
+user_oriented_task_N, `o` = oasst_N, `d` = dolly_N, `t` = oasst_turn_N. Conventions: a request to
+produce or edit prose (emails, posts, rewrites, grammar fixes, titles, names) is creative_writing
+("writing"); advice, recommendations, plans, lists of ideas and how-tos are chat (no task type of
+ours fits them; they are never "clear"); factual look-ups are simple_qa; questions answered from a
+given text are extraction; a program's behaviour explained or fixed is code_review; a logic puzzle
+is reasoning; picking one of given options for each item ("Which is a fish: X or Y") is
+classification; a later turn is labelled by what it asks on its own ("And can you write it as a
+Keats poem?" is writing; "Thanks!" is chat)."""
 
 _DECISIONS = """
 s0 chat; s1 reasoning; s2 creative_writing?; s3 reasoning?; s4 creative_writing?; s5 chat; s6 chat; s7 simple_qa;
@@ -81,7 +84,50 @@ o300 code_generation?; o301 reasoning?; o303 chat; o304 reasoning?; o305 reasoni
 o310 reasoning?; o317 simple_qa; o318 chat; o319 chat; o320 creative_writing; o322 creative_writing?;
 o323 simple_qa; o324 reasoning?; o325 reasoning?; o326 simple_qa; o328 chat; o329 chat; o330 chat;
 o331 reasoning?; o334 reasoning?; o336 creative_writing; o337 chat; o341 reasoning?; o343 chat;
-o344 creative_writing; o346 reasoning?
+o344 creative_writing; o346 reasoning?;
+d0 reasoning?; d6 extraction?; d7 reasoning?; d8 classification; d9 extraction; d10 reasoning?; d15 extraction;
+d16 reasoning?; d17 summarization?; d19 extraction; d20 chat; d21 summarization; d22 chat; d23 extraction?;
+d25 extraction?; d26 reasoning?; d28 chat; d29 classification; d31 reasoning?; d32 simple_qa; d33 simple_qa;
+d34 classification; d35 reasoning?; d37 reasoning?; d40 simple_qa; d41 simple_qa; d42 chat; d43 simple_qa;
+d44 simple_qa; d45 extraction; d46 classification; d48 chat; d50 classification; d51 classification;
+d52 extraction; d53 extraction; d57 simple_qa?; d58 chat; d60 extraction?; d61 extraction; d62 extraction;
+d64 extraction; d66 extraction; d67 extraction; d69 classification; d71 extraction?; d75 extraction?;
+d76 simple_qa; d77 classification; d79 extraction?; d81 extraction; d82 chat; d83 chat; d85 chat; d86 chat;
+d87 extraction; d88 classification; d89 classification; d90 extraction?; d91 simple_qa; d92 extraction;
+d93 simple_qa; d94 extraction; d95 extraction; d96 classification; d98 chat; d100 extraction?; d101 simple_qa;
+d103 simple_qa; d105 chat; d106 extraction; d107 simple_qa; d110 chat; d111 extraction; d112 extraction;
+d113 simple_qa; d115 simple_qa; d119 classification; d123 chat; d124 extraction; d125 simple_qa;
+d127 classification; d129 extraction; d130 chat; d132 extraction; d133 extraction?; d134 creative_writing?;
+d135 reasoning?; d138 simple_qa; d140 extraction; d142 extraction; d145 extraction; d149 reasoning?;
+d150 classification; t3 reasoning?; t4 reasoning?; t8 chat; t11 chat; t13 creative_writing?;
+t14 creative_writing?; t18 chat; t19 chat; t20 chat; t22 chat; t25 chat; t27 simple_qa?; t29 simple_qa;
+t32 simple_qa?; t33 reasoning?; t34 simple_qa?; t38 chat; t39 chat; t43 chat; t44 simple_qa; t46 simple_qa?;
+t47 reasoning?; t49 creative_writing?; t50 chat; t51 chat; t54 chat; t55 chat; t56 chat; t58 reasoning?;
+t59 reasoning?; t64 chat; t67 simple_qa; t68 chat; t70 code_generation?; t71 code_review?;
+t73 code_generation?; t74 chat; t75 chat; t76 reasoning?; t77 reasoning?; t79 simple_qa; t80 simple_qa;
+t81 reasoning?; t82 reasoning?; t83 reasoning?; t88 reasoning?; t89 chat; t90 creative_writing?; t93 chat;
+t94 simple_qa; t96 chat; t98 math; t101 chat; t103 chat; t106 creative_writing?; t109 chat;
+t110 creative_writing; t111 simple_qa?; t112 chat; t115 simple_qa; t116 chat; t117 chat; t118 reasoning?;
+t120 reasoning?; t123 creative_writing?; t125 reasoning?; t129 chat; t131 chat; t132 simple_qa?; t134 chat;
+t135 creative_writing?; t136 chat; t137 creative_writing; t139 creative_writing; t140 creative_writing?;
+t141 creative_writing; t142 creative_writing?; t143 chat; t144 reasoning?; t145 chat; t146 creative_writing?;
+t147 creative_writing?; t149 creative_writing; t151 creative_writing; t152 reasoning?; t153 simple_qa?;
+t156 chat; t158 chat; t159 math?; t162 simple_qa; t166 reasoning?; t169 simple_qa?; t170 simple_qa; t172 chat;
+t174 chat; t176 simple_qa?; t177 chat; t178 chat; t180 simple_qa?; t181 simple_qa?; t183 reasoning?;
+t184 simple_qa?; t186 chat; t188 chat; t189 code_review?; t190 chat; t191 code_generation?;
+t192 code_generation?; t194 code_generation?; t196 simple_qa?; t197 summarization?; t201 chat; t204 reasoning?;
+t205 simple_qa; t210 chat; t211 chat; t217 reasoning?; t218 reasoning?; t219 chat; t220 chat; t223 reasoning?;
+t226 chat; t230 chat?; t231 code_generation?; t232 code_generation?; t233 chat; t237 code_generation;
+t239 chat; t241 chat; t242 code_review?; t243 code_generation?; t247 simple_qa?; t250 simple_qa?; t253 chat;
+t256 chat; t258 reasoning?; t260 chat; t262 simple_qa; t263 simple_qa; t264 simple_qa; t267 simple_qa;
+t270 simple_qa; t272 simple_qa; t273 chat; t274 chat; t275 creative_writing?; t276 creative_writing;
+t280 reasoning?; t281 reasoning?; t282 reasoning?; t283 reasoning?; t288 code_review?; t289 code_review?;
+t290 creative_writing?; t293 reasoning?; t297 summarization; t299 creative_writing?; t301 creative_writing?;
+t302 chat; t303 chat; t304 chat; t306 chat; t307 code_review?; t308 code_review?; t309 chat; t311 code_review?;
+t316 simple_qa; t318 chat; t322 creative_writing; t327 reasoning?; t329 chat; t331 code_generation?;
+t332 creative_writing; t334 chat; t335 creative_writing; t342 chat; t343 chat; t347 chat;
+t348 creative_writing?; t349 creative_writing?; t352 chat; t362 chat; t365 chat; t366 chat; t370 simple_qa;
+t372 chat; t373 chat; t378 chat
 """
 
 
@@ -90,7 +136,8 @@ def _parse() -> tuple[dict[str, str], frozenset[str]]:
     ambiguous: set[str] = set()
     for item in _DECISIONS.replace("\n", " ").split(";"):
         key, label = item.split()
-        full = {"s": "seed_task_", "u": "user_oriented_task_", "o": "oasst_"}[key[0]] + key[1:]
+        full = {"s": "seed_task_", "u": "user_oriented_task_", "o": "oasst_", "d": "dolly_",
+                "t": "oasst_turn_"}[key[0]] + key[1:]
         if label.endswith("?"):
             ambiguous.add(full)
         hand[full] = label.rstrip("?")

@@ -6,10 +6,13 @@ human-written instruction collections, labelled by rules + source categories + a
     OA=model/model_eval/manual/data
     git --git-dir=<Open-Assistant mirror> show HEAD:$OA/en_100_text.jsonl > oa.jsonl
     git --git-dir=<Open-Assistant mirror> show HEAD:$OA/prompt_lottery_en_250_text.jsonl >> oa.jsonl
-    .venv/bin/python bench/label_real_prompts.py seed.jsonl user.jsonl oa.jsonl            # write the set
-    .venv/bin/python bench/label_real_prompts.py seed.jsonl user.jsonl oa.jsonl --review   # rule vs final
+    git --git-dir=<Open-Assistant mirror> show HEAD:$OA/en_100_message.jsonl > turns.jsonl
+    git --git-dir=<ANTI-Tony/triforce-reproduce mirror> show HEAD:data/dolly.jsonl > dolly.jsonl
+    SRC="seed.jsonl user.jsonl oa.jsonl dolly.jsonl turns.jsonl"
+    .venv/bin/python bench/label_real_prompts.py $SRC              # write the set
+    .venv/bin/python bench/label_real_prompts.py $SRC --review     # rule vs final
 
-Sources (both from yizhongw/self-instruct, Apache-2.0; docs/ROUTING.md "Real prompts"):
+Sources (docs/ROUTING.md "Task analysis on real prompts"):
 - `seed`: data/seed_tasks.jsonl, the 175 seed tasks the Self-Instruct authors wrote by hand (the same
   file Stanford Alpaca ships as seed_tasks.jsonl). Field `is_classification` is a source category.
 - `user`: human_eval/user_oriented_instructions.jsonl, 252 expert-written user-oriented tasks. Its
@@ -17,14 +20,20 @@ Sources (both from yizhongw/self-instruct, Apache-2.0; docs/ROUTING.md "Real pro
   `motivation_app` (Grammarly, Leetcode, Wolfram alpha, ...) gives a source category for some.
 - `oasst`: LAION-AI/Open-Assistant (Apache-2.0), model/model_eval/manual/data: 350 English first
   prompts of OpenAssistant conversations (oasst, Apache-2.0) as volunteers typed them; no category.
+- `dolly`: 151 prompts of databricks-dolly-15k (CC BY-SA 3.0, written by Databricks employees), the
+  Alpaca-templated copy ANTI-Tony/triforce-reproduce commits as data/dolly.jsonl (the full file is a
+  Git-LFS pointer in every repository found); the template is dropped, the category is not in it.
+- `oasst_turn`: the 380 later user turns (replies to the assistant, not synthetic, English) of the
+  100 OpenAssistant trees in en_100_message.jsonl (Apache-2.0): what the gateway classifies mid-chat.
 
 A prompt is the instruction, then a blank line and the task's input when it has one (what a user who
 pastes the material would send). Labels: the first rule that fires (`rule_label`), checked against the
 source category; then every prompt was read by hand and `HAND` records each decision that differs
 from the rule (with `None` in `clear` for prompts whose type is a matter of opinion: they stay in the
 set, labelled, but out of the clear-type accuracy figure). Split: `user` → test; `seed` → test when
-the first byte of sha256(prompt) is < 77 (30%), else train; fixed by the hash, so adding prompts
-never moves one.
+the first byte of sha256(prompt) is < 77 (30%), the other sources when it is < 128 (50%), else
+train; fixed by the hash, so adding prompts never moves one. A prompt already in an earlier source
+is kept once.
 """
 
 from __future__ import annotations
@@ -109,20 +118,65 @@ def split_of(src: str, text: str) -> str:
     return "test" if hashlib.sha256(text.encode()).digest()[0] < cut else "train"
 
 
-def build(seed_path: str, user_path: str, oa_path: str) -> list[dict]:
-    rows = []
+_ALPACA = re.compile(r"### Instruction:\n(.*?)\n\n(?:### Input:\n(.*?)\n\n)?### Response:", re.S)
+
+
+def dolly_tasks(path: str) -> list[dict]:
+    """The Dolly prompts of an Alpaca-templated copy: the instruction and its input, template dropped."""
+    out = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
+        m = _ALPACA.search(json.loads(line)["prompt"])
+        if m is None:
+            raise ValueError(f"{path}:{i + 1}: not an Alpaca-templated Dolly prompt")
+        out.append({"id": f"dolly_{i}", "instruction": m[1], "instances": [{"input": m[2] or ""}]})
+    return out
+
+
+def oasst_turn_tasks(path: str) -> list[dict]:
+    """The later user turns (replies to the assistant) of OpenAssistant message trees, in tree order:
+    the last user turn is what the gateway classifies, and these are what users write mid-conversation."""
+    texts: list[str] = []
+
+    def walk(msg: dict, depth: int) -> None:
+        if msg["role"] == "prompter" and depth > 0 and not msg.get("synthetic") and msg["lang"] == "en":
+            texts.append(msg["text"].strip())
+        for reply in msg.get("replies") or []:
+            walk(reply, depth + 1)
+
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        walk(json.loads(line), 0)
+    return [{"id": f"oasst_turn_{i}", "instruction": t, "instances": [{"input": ""}]}
+            for i, t in enumerate(dict.fromkeys(texts))]
+
+
+def sources(seed_path: str, user_path: str, oa_path: str, dolly_path: str,
+            turns_path: str) -> list[tuple[str, dict]]:
+    out: list[tuple[str, dict]] = []
     for src, path in (("seed", seed_path), ("user", user_path), ("oasst", oa_path)):
         for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
             task = json.loads(line)
             if src == "oasst":  # a bare string per line
                 task = {"id": f"oasst_{i}", "instruction": task, "instances": [{"input": ""}]}
-            text = prompt_of(task)
-            rule = rule_label(text)
-            label = HAND.get(task["id"], rule)
-            rows.append({"id": task["id"], "source": src, "text": text, "task": label, "rule": rule,
-                         "source_category": source_category(src, task),
-                         "clear": task["id"] not in AMBIGUOUS and label in CLEAR_TYPES,
-                         "split": split_of(src, text)})
+            out.append((src, task))
+    out += [("dolly", t) for t in dolly_tasks(dolly_path)]
+    out += [("oasst_turn", t) for t in oasst_turn_tasks(turns_path)]
+    return out
+
+
+def build(*paths: str) -> list[dict]:
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for src, task in sources(*paths):
+        text = prompt_of(task)
+        if text in seen:  # the same prompt in two sources: kept once, first source wins
+            continue
+        seen.add(text)
+        rule = rule_label(text)
+        label = HAND.get(task["id"], rule)
+        rows.append({"id": task["id"], "source": src, "text": text, "task": label, "rule": rule,
+                     "source_category": source_category(src, task),
+                     "clear": task["id"] not in AMBIGUOUS and label in CLEAR_TYPES,
+                     "split": split_of(src, text)})
     return rows
 
 
@@ -132,7 +186,12 @@ def report(rows: list[dict]) -> str:
     cat = [r for r in rows if r["source_category"]]
     cat_rule = sum(bool(agrees(r["source_category"], r["rule"])) for r in cat)
     cat_final = sum(bool(agrees(r["source_category"], r["task"])) for r in cat)
+    by_src = Counter(r["source"] for r in rows)
+    src_ok = Counter(r["source"] for r in rows if r["rule"] == r["task"])
     lines = [f"prompts: {n}; rules = final label: {rule_ok} ({rule_ok / n:.1%})",
+             "per source (rules = final / prompts): " + ", ".join(f"{s} {src_ok[s]}/{c}" for s, c in by_src.items()),
+             "clear-type per source: " + ", ".join(f"{s} {sum(r['clear'] for r in rows if r['source'] == s)}"
+                                                    for s in by_src),
              f"with a source category: {len(cat)}; it agrees with the rule on {cat_rule}, with the final "
              f"label on {cat_final}",
              f"ambiguous (out of the clear-type figure): {sum(not r['clear'] for r in rows)}",
@@ -143,7 +202,7 @@ def report(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    rows = build(argv[0], argv[1], argv[2])
+    rows = build(*argv[:5])
     if "--review" in argv:
         for r in rows:
             mark = "" if r["rule"] == r["task"] else f" <- rule {r['rule']}"

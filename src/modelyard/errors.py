@@ -61,6 +61,7 @@ class RateLimited(ModelyardError):
     anthropic_type = "rate_limit_error"
     retryable = True
     fallback = True
+    limit_scope: str | None = None  # key|team|user|deployment: refused by the gateway's own limit, not upstream
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)

@@ -22,7 +22,6 @@ from .cache.core import Look, ResponseCache
 from .cache.replay import CachedStream, Recorder
 from .catalog import Catalog, unknown_card
 from .config import Config
-from .defaults import default_config
 from .deployment import Deployment
 from .errors import BadRequest, ModelyardError, NotFound
 from .execution import embed as embedding
@@ -122,6 +121,8 @@ class Gateway:
 
     @classmethod
     def default(cls, *, sim_only: bool = False, **kw: Any) -> Gateway:
+        from .defaults import default_config  # (imports the sim fleet, which a config file may not use)
+
         return cls(default_config(sim_only=sim_only), source="<embedded defaults>", **kw)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -375,6 +376,10 @@ class Gateway:
     def _log_error(self, rid: str, req: ChatRequest, deployment: str | None, e: ModelyardError, t0: float,
                    api: str, decision: RouteDecision | None = None, stream: bool = False) -> None:
         dep = self.deployments.get(deployment) if deployment else None
+        if (limit := getattr(e, "limit_scope", None)) is not None:  # refused by a gateway rate limit
+            from .telemetry import metrics
+
+            metrics.rate_limited(limit)
         if req.experiment is not None:
             e.experiment = req.experiment  # the error response carries x-modelyard-experiment too
         row = request_row(

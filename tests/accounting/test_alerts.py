@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from modelyard.errors import ConfigError
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
 from modelyard.store.rows import request_row
+from modelyard.store.sqlite import RequestLog
 from modelyard.types import Budget, Caller, ChatRequest, Message
 
 
@@ -156,7 +159,9 @@ async def test_per_key_and_team_anomaly_delivered(tmp_path: Path, receiver: Any)
                                     caller=Caller(key_id=key, team=team))._replace(ts=now - h * 3600))
     async with Gateway(parse_config(data, "t.yaml")) as gw:
         alerts = gw.accounting.alerts
-        assert alerts is not None and {"key:k1", "key:k2", "team:t1", "team:t2"} <= set(alerts.scopes)
+        assert alerts is not None and alerts.history is not None
+        await alerts.history  # read after start-up, in the background
+        assert {"key:k1", "key:k2", "team:t1", "team:t2"} <= set(alerts.scopes)
         r = ChatRequest(model="d", messages=[Message("user", "hello")], max_tokens=30)
         r.caller = Caller(key_id="k1", team="t1")
         await gw.chat(r)  # a cent or so: thousands of times k1's trickle, nothing next to the gateway's $1/h
@@ -168,3 +173,39 @@ async def test_per_key_and_team_anomaly_delivered(tmp_path: Path, receiver: Any)
     assert got == ["key:k1", "team:t1"], receiver.posts
     assert all(p["type"] == "spend_rate_anomaly" and p["trailing_hourly_avg_usd"] > 0 for p in receiver.posts)
     assert "key:k1" in next(p["message"] for p in receiver.posts if p["scope"] == "key:k1")
+
+
+async def test_start_does_not_wait_for_the_spend_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The history query (the log's last 25 hours: it grows with traffic) runs after start-up; a row
+    observed meanwhile is counted once, whether or not it reached the log before the query ran."""
+    data = {"deployments": {"d": {"provider": "sim", "model": "sim/fast"}},
+            "server": {"request_log": {"path": str(tmp_path / "l.db")}}}
+    now = time.time()
+    async with Gateway(parse_config(data, "t.yaml")) as gw:
+        gw.emit(request_row("old", "d", 200, cost_usd=1.0, caller=Caller(key_id="k"))._replace(ts=now - 7200))
+    release = threading.Event()
+    query = RequestLog.query
+
+    def slow_query(self: RequestLog, *args: Any) -> Any:
+        release.wait(30)  # the history's queries wait until the test lets them run
+        return query(self, *args)
+
+    monkeypatch.setattr(RequestLog, "query", slow_query)
+    gw = Gateway(parse_config(data, "t.yaml"))
+    try:
+        async with asyncio.timeout(10):
+            await gw.start()  # returns while the history is still being read
+        alerts = gw.accounting.alerts
+        assert alerts is not None and alerts.history is not None and not alerts.history.done()
+        gw.emit(request_row("new", "d", 200, cost_usd=0.5, caller=Caller(key_id="k")))
+        async with asyncio.timeout(10):  # the new row reaches the log before the history is read
+            while not sqlite3.connect(tmp_path / "l.db").execute(
+                    "SELECT COUNT(*) FROM requests WHERE id = 'new'").fetchone()[0]:
+                await asyncio.sleep(0.05)
+        release.set()
+        await alerts.history
+        assert sum(alerts.scopes["key:k"].costs) == pytest.approx(1.5)
+        assert alerts.rate.hours(time.time() + 1)[0] == pytest.approx(0.5)  # the last hour: the new row once
+    finally:
+        release.set()
+        await gw.close()

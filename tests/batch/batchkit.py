@@ -3,6 +3,7 @@ results."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,34 +145,41 @@ class RateLimitedUpstream:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@pytest.fixture(name="server")
-def serve_fixture(tmp_path: Path) -> Any:
-    """A real `modelyard serve` on a loopback port (sim fleet, master key KEY); its URL."""
+@contextlib.contextmanager
+def serving(tmp_path: Path, config: str, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `modelyard serve --config <config> ARGS` on a loopback port (master key KEY); its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = tmp_path / "serve.yaml"
-    cfg.write_text(SIM_CONFIG.replace("server:\n", "server:\n  master_key: ${BATCH_TEST_KEY}\n"))
-    proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port)],
-                            cwd=tmp_path, env={**ENV, "BATCH_TEST_KEY": KEY}, text=True,
+    cfg.write_text(config.replace("server:\n", "server:\n  master_key: ${BATCH_TEST_KEY}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli", "serve", "--config", str(cfg), "--port", str(port),
+                             *args], cwd=tmp_path, env={**(env or ENV), "BATCH_TEST_KEY": KEY}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.1)
-    yield url
-    os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + 60
     try:
-        proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
 
+@pytest.fixture(name="server")
+def serve_fixture(tmp_path: Path) -> Iterator[str]:
+    """A real `modelyard serve` on a loopback port (sim fleet, master key KEY); its URL."""
+    with serving(tmp_path, SIM_CONFIG) as url:
+        yield url

@@ -50,6 +50,11 @@ def test_upload_create_poll_and_read_results_with_the_openai_sdk(tmp_path, serve
     assert err["line"] == 31 and err["error"]["code"] == "invalid_line"
     listed = client.batches.list()
     assert b.id in [x.id for x in listed.data]
+    page = client.files.list(limit=1)  # input, output, errors: three pages of one
+    assert len(page.data) == 1 and page.has_more
+    assert sorted(x.id for x in client.files.list(limit=1)) == sorted({f.id, b.output_file_id, b.error_file_id})
+    assert [x.id for x in client.files.list(order="asc")] == [x.id for x in client.files.list()][::-1]
+    assert [x.id for x in client.files.list(purpose="batch")] == [f.id]
 
 
 def test_cancel_and_bad_requests(tmp_path, server) -> None:
@@ -69,5 +74,9 @@ def test_cancel_and_bad_requests(tmp_path, server) -> None:
         client.files.create(file=src.open("rb"), purpose="assistants")
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_nope")
+    with pytest.raises(openai.BadRequestError, match="limit must be"):
+        client.batches.list(limit=0)
+    with pytest.raises(openai.BadRequestError, match="after: no batch"):
+        client.batches.list(after="batch_../x")
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server + "/v1", api_key="wrong", max_retries=0).batches.list()

@@ -3,13 +3,18 @@ clearing, and a SQLite file reopened."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from conftest import RedisServer
 from modelyard.cache.backends import Entry
 from modelyard.cache.backends.memory import MemoryBackend
+from modelyard.cache.backends.redis import RedisBackend
 from modelyard.cache.backends.sqlite import SqliteBackend
 from modelyard.cache.key import exact_key, markers, semantic_scope
 from modelyard.cache.policy import cache_control, decide, group_policy
@@ -108,4 +113,46 @@ async def test_sqlite_reopens_with_its_entries(tmp_path: Path) -> None:
     await b.start()
     got = await b.get("k", now=1.0)
     assert got is not None and got.scope == "s" and got.vector == b"\0" * 16
+    await b.close()
+
+
+async def test_sqlite_runs_concurrent_statements_together_in_order(tmp_path: Path) -> None:
+    b = SqliteBackend(str(tmp_path / "c.db"), 100)
+    await b.start()
+    batches: list[int] = []
+    execute = b._execute
+    b._execute = lambda fns: batches.append(len(fns)) or execute(fns)  # type: ignore[method-assign]
+    bad = dataclasses.replace(_entry("bad"), body=object())  # type: ignore[arg-type]  # cannot be bound
+    puts = [b.put(_entry(f"k{i}")) for i in range(20)]
+    results = await asyncio.gather(*puts, b.get("k3", now=1.0), b.put(bad), b.get("k19", now=1.0),
+                                   b.get("nope", now=1.0), return_exceptions=True)
+    assert results[:20] == [[]] * 20
+    got3, failed, got19, missing = results[20:]
+    assert isinstance(got3, Entry) and got3.key == "k3" and isinstance(got19, Entry)  # read after the puts queued
+    assert isinstance(failed, sqlite3.Error) and missing is None  # one statement's error is its caller's alone
+    assert sum(batches) == 24 and len(batches) < 24  # one worker call (and one commit) for many statements
+    assert await b.count(now=1.0) == 20
+    await b.close()
+    b = SqliteBackend(str(tmp_path / "c.db"), 100)
+    await b.start()
+    assert await b.count(now=1.0) == 20  # committed
+    await b.close()
+
+
+async def test_redis_shares_round_trips_between_concurrent_requests(redis_server: RedisServer) -> None:
+    b = RedisBackend(redis_server.url, 3)
+    await b.start()
+    pipelines: list[int] = []
+    pipeline = b.r.pipeline
+    b.r.pipeline = lambda **kw: pipelines.append(1) or pipeline(**kw)
+    later = time.time() + 60
+    puts = [b.put(_entry(k, expires=later)) for k in ("a", "b", "c")]
+    results = await asyncio.gather(*puts, b.get("a", now=time.time()), b.get("nope", now=time.time()))
+    assert results[:3] == [[], [], []] and isinstance(results[3], Entry) and results[4] is None
+    assert len(pipelines) < 5  # five callers, fewer round trips
+    assert await b.get("a", now=time.time()) is not None  # a is the most recent now
+    assert await b.put(_entry("d", expires=later)) == ["b"]
+    assert await b.get("b", now=time.time()) is None and await b.count(now=time.time()) == 3
+    redis_server.stop()  # unreachable: every lookup misses, nothing is stored, nobody waits
+    assert await asyncio.gather(b.get("a", now=time.time()), b.put(_entry("e", expires=later))) == [None, []]
     await b.close()

@@ -6,6 +6,7 @@ scripted upstream (tests/faults)."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from fault_upstream import CONTEXT, POLICY, FaultUpstream, status
 from faultkit import chat, config, gateway_of, wait_for
 
 from conftest import make_server
+from modelyard.tokens import token_bound
+from modelyard.types import Message
 
 CARDS = {"small-ctx": {"context_window": 8192}, "big-ctx": {"context_window": 200_000}}
 
@@ -89,3 +92,17 @@ def test_per_request_fallbacks_take_a_slot_too(tmp_path: Path, up: FaultUpstream
     # c is full: skipped; the plan retries a, whose 503 is then the last word
     assert r2.status == 503 and up.hits["c"] == 1 and up.hits["a"] == 3
     assert verdict is not None and verdict.startswith("fallback skipped: rpm limit reached (1/1")
+
+
+def test_a_fallbacks_slot_is_recounted_to_the_billed_tokens(tmp_path: Path, up: FaultUpstream) -> None:
+    """The slot is taken at the request's estimate (its prompt's character bound); once the fallback
+    has answered, the window holds what it billed (15 tokens), so the next request fits again."""
+    text = "word " * 400
+    estimate = token_bound([Message("user", text)])
+    up.script("a", then=status(503))
+    deps = {"a": "openai", "c": {"tpm": int(estimate * 1.5)}}
+    with make_server(tmp_path, config(up, deps, {"g": {"deployments": ["a"]}})) as s:
+        served = [chat(s.url, text=text, metadata={"fallbacks": ["c"], "max_attempts": 2}) for _ in range(3)]
+        window = gateway_of(s).accounting.limits.store.rate_used("rate:deployment:c", time.time())
+    assert [r.status for r in served] == [200, 200, 200] and up.hits["c"] == 3
+    assert window == (3, 45)  # three calls, each recounted to its 10 + 5 billed tokens

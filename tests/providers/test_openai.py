@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from modelyard.catalog import unknown_card
+from modelyard.catalog import ModelCard, unknown_card
 from modelyard.deployment import Deployment
 from modelyard.errors import (
     BadRequest,
@@ -875,3 +875,31 @@ async def test_only_the_usage_event_after_the_finish_is_the_last_chunk(upstream:
     assert "".join(c.text or "" for c in chunks) == "ab"
     assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 2
+
+
+# --- cache writes ---------------------------------------------------------------------------------
+
+# Prices per 1M tokens: input 2, cache read 0.5, cache write 2.5, output 8.
+CACHE_CARD = ModelCard("gpt-cache", "openai", 2.0, 8.0, cached_input_per_m=0.5, cache_write_per_m=2.5)
+# 1000 prompt tokens: 200 read from the cache, 300 written to it, 500 plain; 100 output tokens.
+CACHE_USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+               "prompt_tokens_details": {"cached_tokens": 200, "cache_write_tokens": 300}}
+CACHE_COST = (500 * 2.0 + 200 * 0.5 + 300 * 2.5 + 100 * 8.0) / 1e6
+
+
+async def test_cache_writes_are_read_and_priced_at_the_write_price(upstream: FakeOpenAI,
+                                                                   provider: OpenAIProvider) -> None:
+    """`usage.prompt_tokens_details.cache_write_tokens` (part of prompt_tokens), in an answer and in a
+    stream's usage event, priced at the card's cache-write price."""
+    dep = make_dep(upstream.url, provider)
+    dep.card = CACHE_CARD
+    upstream.handler = json_answer({**OK_BODY, "usage": CACHE_USAGE})
+    u = (await provider.complete(req(), dep)).usage
+    assert (u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.output_tokens) == (1000, 200, 300, 100)
+    assert dep.card.cost(u) == pytest.approx(CACHE_COST)
+    upstream.handler = sse_answer(sse(chunk({"content": "ok"}), chunk({}, "stop"),
+                                      {**chunk(), "choices": [], "usage": CACHE_USAGE}))
+    chunks = await collect(provider.stream(req(stream=True), dep))
+    su = chunks[-1].usage
+    assert su is not None and (su.cached_input_tokens, su.cache_write_tokens) == (200, 300)
+    assert dep.card.cost(su) == pytest.approx(CACHE_COST)

@@ -45,6 +45,20 @@ def test_model_beats_keyword_baselines_on_held_out_folds() -> None:
     assert min(r["model"] for r in report["per_class"].values()) >= 0.6
 
 
+def test_chat_weight_trades_chat_answers_for_typed_ones_and_the_confusion_adds_up() -> None:
+    pytest.importorskip("numpy")
+    from modelyard.routing.train_tasks import cross_validate, load_examples, train
+
+    data = load_examples(DATA)
+    full, light = train(data, chat_weight=1.0), train(data, chat_weight=0.1)
+    n_chat = {m: sum(m.predict(t)[0] == "chat" for t, _ in data) for m in (full, light)}
+    assert n_chat[light] < n_chat[full]  # a lighter `chat` loses prompts to the typed classes
+    report = cross_validate(data[::3], k=3, seed=0)
+    assert sum(sum(row.values()) for row in report["confusion"].values()) == report["examples"]
+    assert all(report["confusion"][t].get(t, 0) / report["per_class"][t]["n"] == report["per_class"][t]["model"]
+               for t in report["confusion"])
+
+
 def test_shipped_model_is_trained_on_the_set_and_fast_path_matches_floats() -> None:
     model = default_model()
     data = rows()

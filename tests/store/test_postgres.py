@@ -57,6 +57,10 @@ async def test_migrations_are_versioned_idempotent_and_add_new_columns(pg_url: s
     assert [tuple(r) for r in rows] == [("old", None)]
     cols = await _fetch(pg_url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'requests'")
     assert {r[0] for r in cols} >= set(COLUMNS)
+    indexes = dict(tuple(r) for r in await _fetch(pg_url, "SELECT indexname, indexdef FROM pg_indexes "
+                                                          "WHERE tablename = 'requests'"))
+    for name, column in (("requests_key_ts", "key_id"), ("requests_team_ts", "team"), ("requests_user_ts", '"user"')):
+        assert indexes[name].endswith(f"WHERE ({column} IS NOT NULL)"), indexes[name]
 
 
 def _config(tmp: Path, url: str) -> str:

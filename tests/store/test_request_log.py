@@ -10,8 +10,8 @@ import sqlite3
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
 from modelyard.routing.decision import LazyDecision
-from modelyard.store.sqlite import COLUMNS, RequestLog, request_row
-from modelyard.types import ChatRequest, Message, RouteDecision, Scored, Usage
+from modelyard.store.sqlite import COLUMNS, RequestLog, Row, request_row
+from modelyard.types import Caller, ChatRequest, Message, RouteDecision, Scored, Usage
 
 
 def rows(path: str) -> list[tuple]:
@@ -87,3 +87,39 @@ def test_quick_path_decisions_are_logged_without_an_analysis() -> None:
     assert quick.to_dict()["features"]["input_tokens"] > 0  # an explanation still runs it
     _chain, full = gw.plan(gw.resolve("scored"), req)
     assert full.log_dict()["features"]["task"] is not None  # routing analysed it: the log keeps it
+
+
+async def test_a_refused_row_in_a_batch_is_dropped_alone_and_counted(tmp_path) -> None:
+    """Rows go in many per statement: one the database refuses (an integer past SQLite's range) sends the
+    batch through one by one, so every other row of it is still written, in order."""
+    path = str(tmp_path / "log.db")
+    log = RequestLog(path, flush_interval_s=60, batch_size=10_000)
+    await log.start()
+    good = [request_row(f"r{i:03d}", "g", 200, usage=Usage(input_tokens=i)) for i in range(123)]
+    for i, r in enumerate(good):
+        log.record(r)
+        if i == 70:
+            log.record(request_row("bad", "g", 200)._replace(input_tokens=2**70))
+    assert await log.flush()
+    await log.close()
+    assert (log.written, log.dropped) == (123, 1)
+    got = sqlite3.connect(path).execute("SELECT id, input_tokens FROM requests ORDER BY row_id").fetchall()
+    assert got == [(r.id, r.input_tokens) for r in good]
+
+
+def test_request_row_puts_each_argument_in_its_named_column() -> None:
+    decision = RouteDecision(model="g", deployment="d2", strategy="score", fallbacks=["d1"], failures=["timeout"],
+                             attempts=2, upstream_s=0.25)
+    usage = Usage(input_tokens=11, output_tokens=12, cached_input_tokens=13, reasoning_tokens=14, cache_write_tokens=15)
+    row = request_row("rid", "g", 201, deployment="d2", provider="prov", error_type="et", error="err", usage=usage,
+                      cost_usd=1.5, latency_ms=2.5, ttft_ms=3.5, stream=True, api="anthropic", decision=decision,
+                      caller=Caller(key_id="k", team="t", user="u"), cache="miss", saved_usd=4.5, experiment="e=v",
+                      prompt="p", response="r")
+    assert type(row) is Row and row._asdict() == {
+        "id": "rid", "ts": row.ts, "model": "g", "deployment": "d2", "provider": "prov", "status": 201,
+        "error_type": "et", "error": "err", "input_tokens": 11, "output_tokens": 12, "cached_input_tokens": 13,
+        "reasoning_tokens": 14, "cost_usd": 1.5, "latency_ms": 2.5, "ttft_ms": 3.5, "stream": 1, "user": "u",
+        "api": "anthropic", "route": decision.log_json(), "key_id": "k", "team": "t", "cache": "miss",
+        "saved_usd": 4.5, "experiment": "e=v", "cache_write_tokens": 15, "attempts": 2, "fallbacks": 1,
+        "retries": 0, "fallback_reasons": "timeout", "upstream_ms": 250.0, "prompt": "p", "response": "r"}
+    assert isinstance(row.ts, float)

@@ -95,3 +95,19 @@ def test_window_keeps_only_its_span_and_bounded_samples() -> None:
         r.observe(_row(t + i, "auto", "sim/fast"))
     assert len(r.buckets) <= 61 and r.buckets[0].t >= t + 199 - 61
     assert summary(r, t - 10, t + 1)["requests"] == 0  # the busy second has expired
+
+
+def test_a_repeated_routing_record_is_read_once_and_a_new_one_read_again() -> None:
+    """The router hands the same cached record string for a group's repeated outcome; observe reads it
+    once, and any other record (another outcome, or no decision) is read for itself."""
+    r = Rolling(span_s=900, bucket_s=1.0)
+    t = 1_000_000.0
+    light, hard = _decision("sim/fast", "light"), _decision("sim/frontier", "hard", ["sim/balanced"])
+    same = _row(t, "auto", "sim/fast", decision=light)
+    for i, row in enumerate([same, same, _row(t, "auto", "sim/frontier", decision=hard), same,
+                             _row(t, "auto", "sim/fast"), same]):
+        r.observe(row._replace(ts=t + i))  # type: ignore[attr-defined]
+    by_rule = {(e["deployment"], e["rule"]): e["requests"] for g in routing(r, t - 50, t + 50)["groups"]
+               for e in g["reasons"]}
+    assert by_rule == {("sim/fast", "light"): 4, ("sim/frontier", "hard"): 1, ("sim/fast", None): 1}
+    assert summary(r, t - 50, t + 50)["fallbacks"] == 1

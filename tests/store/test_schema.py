@@ -1,5 +1,7 @@
 """Schema upgrades keep every row: a version-2 table (row_id, no caller or cache columns) gains the new
-columns in place, and a spill file written with the older, shorter rows is replayed into them."""
+columns, a version-3 table (key/team/user indexes over every row) keeps its rows and row_ids and gets
+the partial indexes, and a spill file written with the older, shorter rows is replayed into them.
+Rows go in many per statement, within the connection's variable limit."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
 from modelyard.store.rows import COLUMNS, request_row
-from modelyard.store.schema import VERSION, connect
+from modelyard.store.schema import _TABLE, INSERT, ROWS_PER_STATEMENT, VERSION, connect, insert_rows, migrate
 from modelyard.store.spill import SpillFile
 from modelyard.types import Caller
 
@@ -57,3 +60,75 @@ def test_rows_carry_the_caller() -> None:
     row = request_row("r", "auto", 200, caller=Caller(key_id="k9", team="search", user="ana"))
     assert (row.key_id, row.team, row.user) == ("k9", "search", "ana")
     assert request_row("r", "auto", 200, user="bob", caller=Caller(user="ana")).user == "bob"
+
+
+# The version-3 indexes: key/team/user over every row.
+V3_INDEXES = ("CREATE INDEX requests_ts ON requests (ts)", "CREATE INDEX requests_id ON requests (id)",
+              "CREATE INDEX requests_key_ts ON requests (key_id, ts)",
+              "CREATE INDEX requests_team_ts ON requests (team, ts)",
+              "CREATE INDEX requests_user_ts ON requests (user, ts)")
+
+
+def _v3(db: Path) -> list[tuple]:
+    """A version-3 log with 30 rows, ten of them deleted (row_ids with gaps); its rows as stored."""
+    conn = sqlite3.connect(db)
+    conn.execute(_TABLE.format(name="requests"))
+    for stmt in V3_INDEXES:
+        conn.execute(stmt)
+    conn.executemany(INSERT, [request_row(f"r{i}", "g", 200, cost_usd=0.5, caller=Caller(key_id=f"k{i % 3}", team="t"))
+                              for i in range(30)])
+    conn.execute("DELETE FROM requests WHERE row_id % 3 = 0")
+    conn.execute("PRAGMA user_version=3")
+    conn.commit()
+    rows = conn.execute("SELECT * FROM requests ORDER BY row_id").fetchall()
+    conn.close()
+    return rows
+
+
+def test_a_version_3_table_keeps_rows_and_row_ids_and_gets_partial_indexes(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    before = _v3(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    migrate(conn)
+    assert [s for s in statements if s.startswith("DROP")] == [
+        "DROP INDEX requests_key_ts", "DROP INDEX requests_team_ts", "DROP INDEX requests_user_ts"]
+    assert conn.execute("SELECT * FROM requests ORDER BY row_id").fetchall() == before
+    assert conn.execute("PRAGMA user_version").fetchone() == (VERSION,)
+    indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"))
+    for name, column in (("requests_key_ts", "key_id"), ("requests_team_ts", "team"), ("requests_user_ts", "user")):
+        assert indexes[name].endswith(f"WHERE {column} IS NOT NULL")
+    conn.execute(INSERT, request_row("new", "g", 200))  # above every row present: "the latest" is still the last
+    assert conn.execute("SELECT id FROM requests ORDER BY row_id DESC LIMIT 1").fetchone() == ("new",)
+    conn.close()
+    again = sqlite3.connect(db, isolation_level=None)  # idempotent: nothing dropped or rebuilt the second time
+    statements.clear()
+    again.set_trace_callback(statements.append)
+    migrate(again)
+    assert not [s for s in statements if "DROP" in s.upper()], statements
+    assert again.execute("SELECT COUNT(*) FROM requests").fetchone() == (len(before) + 1,)
+    again.close()
+
+
+def test_budget_queries_use_the_partial_indexes(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "log.db"), 1.0)
+    for column, index in (("key_id", "requests_key_ts"), ("team", "requests_team_ts"), ("user", "requests_user_ts")):
+        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT COALESCE(SUM(cost_usd), 0) FROM requests WHERE {column} = ? "
+                            "AND ts >= ?", ("x", 0.0)).fetchall()
+        assert any(index in str(step) for step in plan), plan
+    conn.close()
+
+
+def test_rows_go_in_many_per_statement_within_the_variable_limit(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "log.db"), 1.0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(COLUMNS) + 1)  # room for 3 rows a statement
+    rows = [request_row(f"r{i}", "g", 200, cost_usd=i) for i in range(ROWS_PER_STATEMENT + 8)]
+    insert_rows(conn, rows)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 250_000)
+    insert_rows(conn, rows)
+    got = conn.execute("SELECT id, cost_usd FROM requests ORDER BY row_id").fetchall()
+    assert got == [(r.id, r.cost_usd) for r in rows] * 2
+    with pytest.raises(ValueError, match="values"):  # a short row would shift every column after it
+        insert_rows(conn, [rows[0], tuple(rows[1])[:-1]])
+    conn.close()

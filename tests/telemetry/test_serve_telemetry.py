@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelyard.telemetry.metrics import FLUSH_EVERY_S
+
 KEY = "serve-master-key-1234567890"
 
 
@@ -53,9 +55,9 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def requests_total(text: str, **labels: str) -> float:
+def requests_total(text: str, name: str = "modelyard_requests_total", **labels: str) -> float:
     return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-               if s.name == "modelyard_requests_total" and all(s.labels.get(k) == v for k, v in labels.items()))
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def test_two_workers_counters_add_up_and_json_lines(tmp_path: Path) -> None:
@@ -92,10 +94,13 @@ model_groups:
                          json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
         assert bad.status_code == 404
         assert len(prefixes) == 2, "both workers should have served requests"
+        time.sleep(FLUSH_EVERY_S + 0.5)  # each worker's counts reach the shared files within FLUSH_EVERY_S
         for _ in range(6):  # whichever worker answers the scrape, the sums are the same
             text = httpx.get(url + "/metrics", headers={**auth, "connection": "close"}, timeout=10).text
             assert requests_total(text, group="fast", status="2xx") == sent
             assert requests_total(text, group="other", status="4xx") == 1
+            assert requests_total(text, "modelyard_request_duration_seconds_count", group="fast") == sent
+            assert requests_total(text, "modelyard_tokens_total", group="fast", kind="input") > 0
         assert any(d.name.startswith("modelyard-metrics-") for d in tmpdir.iterdir())
     finally:
         out = stop(proc)
@@ -111,3 +116,35 @@ model_groups:
     assert err["error_type"] == "not_found_error"
     assert KEY not in out
     assert not any(d.name.startswith("modelyard-metrics-") for d in tmpdir.iterdir()), "metrics dir left behind"
+
+
+def test_a_console_nobody_reads_does_not_stall_the_gateway(tmp_path: Path) -> None:
+    """stdout and stderr go to a pipe that is never read (a stalled log collector): once it is full
+    (64 KiB), request lines are dropped, and the event loop's own warnings (uvicorn's, for a
+    malformed request) never wait on the blocked console: requests keep being answered."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"server:\n  request_log: {{path: {tmp_path / 'requests.db'}}}\n"
+                   "deployments:\n  a: {provider: sim, model: sim/fast}\n")
+    env = {**os.environ, "MODELYARD_SIM_ZERO_LATENCY": "1", "MODELYARD_NO_OLLAMA": "1"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = start(["serve", "--config", str(cfg), "--port", str(port)], tmp_path, env)  # stdout: a pipe, never read
+    try:
+        wait_ready(proc, url)
+        body = {"model": "a", "messages": [{"role": "user", "content": "hello"}]}
+        with httpx.Client(base_url=url, timeout=10) as client:
+            # ~120 bytes a line: 1,200 requests write well over the pipe's 64 KiB
+            for i in range(1200):
+                r = client.post("/v1/chat/completions", json=body)  # (a stalled loop: httpx.ReadTimeout)
+                assert r.status_code == 200, r.text
+                if i % 50 == 0:
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                        s.sendall(b"NOT HTTP\r\n\r\n")  # uvicorn logs a warning from the event loop
+                        s.recv(1024)
+            text = client.get("/metrics").text
+        assert requests_total(text, group="a", status="2xx") == 1200
+        assert "modelyard_log_lines_dropped_total" in text
+    finally:
+        out = stop(proc)  # reading the pipe now unblocks the console
+    assert "Invalid HTTP request" in out

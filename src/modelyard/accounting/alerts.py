@@ -114,6 +114,7 @@ class Alerts:
 
     def __init__(self, cfg: AlertsConfig) -> None:
         self.cfg = cfg
+        self._levels: dict[float | None, tuple[float, ...]] = {}  # a budget's soft_pct -> its thresholds, sorted
         self.rate = SpendRate()
         scopes = set(cfg.anomaly_scopes)
         self._global = "global" in scopes
@@ -129,34 +130,43 @@ class Alerts:
         self._anomaly_until = 0.0  # one spend-rate alert per hour at most
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.history: asyncio.Task[None] | None = None  # reading the spend history (started by `start`)
         self._deliveries: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.failed = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self, log_db: RequestLog | None = None) -> None:
-        if log_db is not None:
-            with contextlib.suppress(Exception):  # no log yet: no history, no anomaly until there is
-                since = time.time() - MINUTES * 60
-                for minute, cost in await asyncio.to_thread(
-                        log_db.query, "SELECT CAST(ts / 60 AS INTEGER), SUM(cost_usd) FROM requests "
-                                      "WHERE ts >= ? GROUP BY 1", (since,)):
-                    self.rate.add(minute * 60.0, float(cost or 0.0))
-                for kind in self._by:
-                    column = "key_id" if kind == "key" else kind
-                    for name, bucket, cost in await asyncio.to_thread(
-                            log_db.query, f"SELECT {column}, CAST(ts / {BUCKET_S} AS INTEGER), SUM(cost_usd) "
-                                          f"FROM requests WHERE ts >= ? AND {column} IS NOT NULL AND cost_usd > 0 "
-                                          "GROUP BY 1, 2", (time.time() - BUCKETS * BUCKET_S,)):
-                        scope = self._ring(kind, str(name))
-                        if scope is not None:
-                            scope.add(bucket * float(BUCKET_S), float(cost))
+        if log_db is not None and self.history is None:
+            # Read in the background: the queries grow with the log's last 25 hours, and start-up
+            # (the first request) must not wait for them. Until they are in, averages are 0: no alert.
+            self.history = asyncio.create_task(self._read_history(log_db, time.time()), name="modelyard-alerts-history")
         if self.cfg.webhooks and self._task is None:
             self._queue = asyncio.Queue(QUEUE_MAX)
             self._task = asyncio.create_task(self._send_loop(), name="modelyard-alerts")
 
+    async def _read_history(self, log_db: RequestLog, until: float) -> None:
+        """The spend before `until` (start-up), from the request log; what is spent after is observed.
+        Each query's rows are added at once, so a test never sees half a kind's history."""
+        with contextlib.suppress(Exception):  # no log yet: no history, no anomaly until there is
+            for minute, cost in await asyncio.to_thread(
+                    log_db.query, "SELECT CAST(ts / 60 AS INTEGER), SUM(cost_usd) FROM requests "
+                                  "WHERE ts >= ? AND ts < ? GROUP BY 1", (until - MINUTES * 60, until)):
+                self.rate.add(minute * 60.0, float(cost or 0.0))
+            for kind in self._by:
+                column = "key_id" if kind == "key" else kind
+                for name, bucket, cost in await asyncio.to_thread(
+                        log_db.query, f"SELECT {column}, CAST(ts / {BUCKET_S} AS INTEGER), SUM(cost_usd) FROM requests "
+                                      f"WHERE ts >= ? AND ts < ? AND {column} IS NOT NULL AND cost_usd > 0 "
+                                      "GROUP BY 1, 2", (until - BUCKETS * BUCKET_S, until)):
+                    scope = self._ring(kind, str(name))
+                    if scope is not None:
+                        scope.add(bucket * float(BUCKET_S), float(cost))
+
     async def close(self, wait_s: float = 2.0) -> None:
         """Deliver what is queued (briefly), then stop."""
+        if self.history is not None and not self.history.done():
+            self.history.cancel()
         if self._task is None:
             return
         if self._queue is not None and not self._queue.empty():
@@ -196,11 +206,16 @@ class Alerts:
                            f"({pct:.0f} %, past {'the soft limit ' if soft else ''}{t:g} %); resets {reset}",
             })
 
-    def _thresholds(self, b: Budget) -> list[float]:
-        ts = set(self.cfg.thresholds)
-        if b.soft_pct is not None:
-            ts.add(b.soft_pct)
-        return sorted(ts)
+    def _thresholds(self, b: Budget) -> tuple[float, ...]:
+        """The configured thresholds plus the budget's soft limit, sorted (worked out once per soft limit:
+        every settle asks)."""
+        levels = self._levels.get(b.soft_pct)
+        if levels is None:
+            ts = set(self.cfg.thresholds)
+            if b.soft_pct is not None:
+                ts.add(b.soft_pct)
+            levels = self._levels[b.soft_pct] = tuple(sorted(ts))
+        return levels
 
     def observe(self, row: Row) -> None:
         """A gateway observer: count the row's cost (globally and on its key, team, user); test each

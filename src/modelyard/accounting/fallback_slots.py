@@ -8,8 +8,9 @@ them: right before such a call, a limited deployment takes a slot in the same sl
 one is skipped — its verdict goes into the decision's candidates (`modelyard route --explain`, the
 request log) and, if nothing else answers, the client gets the 429 naming it.
 
-A slot taken here is taken for a call that is then made, so it is never given back; its tokens are
-the request's estimate (prompt + max_tokens), not recounted after the call.
+A slot taken here is taken for a call that is then made, so it is never given back. It joins the
+admission's deployment slots: the one that answers is recounted to the billed tokens when the request
+settles, as the admitted chain's are; one whose call failed keeps the estimate (prompt + max_tokens).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class FallbackSlots:
         now = time.time()
         ticket, wait = store.rate_take(key, now, dep.rpm, dep.tpm, self.tokens)
         if ticket is not None:
+            slots = getattr(self.admission, "dep_slots", None)
+            if slots is not None:  # settled with the rest (Admission.settle)
+                slots[dep.name] = (key, ticket)
             return None
         used = store.rate_used(key, now)
         err = refused(f"deployment:{dep.name}", dep.rpm, dep.tpm, used, self.tokens, wait)

@@ -31,11 +31,14 @@ def refused(scope: str, rpm: int | None, tpm: int | None, used: tuple[int, int],
     if tpm:
         parts.append(f"{tpm} tokens per minute ({used[1]} used, this request needs ~{tokens})")
     if math.isinf(wait):
-        return RateLimited(f"rate limit of {scope}: this request needs ~{tokens} tokens, more than the whole "
-                           f"limit of {tpm} tokens per minute; send a shorter prompt or a lower max_tokens",
-                           code="rate_limit_exceeded")
-    return RateLimited(f"rate limit of {scope} exceeded: {' and '.join(parts)}; retry in {math.ceil(wait)} s",
-                       retry_after=wait, code="rate_limit_exceeded")
+        err = RateLimited(f"rate limit of {scope}: this request needs ~{tokens} tokens, more than the whole "
+                          f"limit of {tpm} tokens per minute; send a shorter prompt or a lower max_tokens",
+                          code="rate_limit_exceeded")
+    else:
+        err = RateLimited(f"rate limit of {scope} exceeded: {' and '.join(parts)}; retry in {math.ceil(wait)} s",
+                          retry_after=wait, code="rate_limit_exceeded")
+    err.limit_scope = scope.partition(":")[0]  # key|team|user|deployment: the metric's label (gateway.py)
+    return err
 
 
 class Limits:

@@ -1,5 +1,9 @@
 """A response as cache bytes and back. Only what the client gets is kept (choices, usage, the
-model name); the upstream's raw body is not, so a hit is rendered fresh in the client's format."""
+model name); the upstream's raw body is not, so a hit is rendered fresh in the client's format.
+
+An OpenAI-format answer (`WireResponse`) is encoded from its parsed wire choices: the gateway never
+builds its `Choice` objects unless something reads them, and building them only to encode them
+was the larger part of a miss's store."""
 
 from __future__ import annotations
 
@@ -8,18 +12,54 @@ from typing import Any
 
 import orjson
 
-from ..types import ChatResponse, Choice, Message, ToolCall, Usage
+from ..providers.openai import WireResponse
+from ..types import ChatResponse, Choice, Message, TextPart, ToolCall, Usage
+
+STORED_FINISH = frozenset(("stop", "length", "tool_calls"))  # not content_filter, not an error
 
 
-def encode(resp: ChatResponse) -> bytes:
-    choices: list[Any] = []
-    for c in resp.choices:
-        m = c.message
-        calls = [[t.id, t.name, t.arguments] for t in m.tool_calls] if m.tool_calls else None
-        choices.append([c.index, None if m.content is None else m.text(), calls, c.finish_reason])
+def encode(resp: ChatResponse) -> bytes | None:
+    """The cache bytes of a complete answer; None for one that must not be stored: no choices, a
+    choice that did not finish normally, or content the cache cannot replay as it was."""
+    rows = _wire_rows(resp.wire_choices) if isinstance(resp, WireResponse) else None
+    if rows is None:
+        rows = _rows(resp.choices)
+    if not rows:
+        return None
+    for r in rows:
+        if r[3] not in STORED_FINISH:
+            return None
     u = resp.usage
-    return orjson.dumps({"model": resp.model, "choices": choices, "fingerprint": resp.system_fingerprint,
+    return orjson.dumps({"model": resp.model, "choices": rows, "fingerprint": resp.system_fingerprint,
                          "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens]})
+
+
+def _rows(choices: list[Choice]) -> list[list[Any]] | None:
+    """[index, text, tool calls, finish] per choice; None when a choice holds more than text (an
+    image, or parts of a kind the provider left unparsed): its text alone would be a wrong answer."""
+    rows: list[list[Any]] = []
+    for c in choices:
+        m = c.message
+        if isinstance(m.content, list) and not all(type(p) is TextPart for p in m.content):
+            return None
+        calls = [[t.id, t.name, t.arguments] for t in m.tool_calls] if m.tool_calls else None
+        rows.append([c.index, None if m.content is None else m.text(), calls, c.finish_reason])
+    return rows
+
+
+def _wire_rows(wire: list[dict[str, Any]]) -> list[list[Any]] | None:
+    """The rows of plain-text wire choices as `choice_from_wire` would read them; None for tool calls
+    or content parts, which are normalised by building the choices."""
+    rows: list[list[Any]] = []
+    for i, c in enumerate(wire):
+        m = c.get("message")
+        if type(m) is not dict:
+            m = {}
+        content = m.get("content")
+        if m.get("tool_calls") or not (content is None or type(content) is str):
+            return None
+        rows.append([c.get("index", i), content, None, c.get("finish_reason")])
+    return rows
 
 
 def decode(body: bytes, response_id: str) -> ChatResponse:

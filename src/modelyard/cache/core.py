@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard.cache")
 
-_STORED_FINISH = frozenset(("stop", "length", "tool_calls"))  # not content_filter, not an error
-
 
 class Look:
     """One request's cache plan, and what the lookup found."""
@@ -186,29 +184,26 @@ class ResponseCache:
     async def store(self, look: Look, resp: ChatResponse) -> None:
         """Keep a complete, successful answer (called once it is whole). A cache that cannot write
         fails nothing: the answer is the client's either way."""
+        d = look.decision
         try:
-            await self._store(look, resp)
+            if not d.store or (body := codec.encode(resp)) is None:
+                return
+            if look.scope is not None and look.text is not None and look.vector is None:  # no lookup ran (no-cache)
+                emb = await self._load_embedder()
+                if emb is not None:
+                    look.vector = await asyncio.to_thread(embed_turn, emb, look.text)
+            vec = look.vector if look.scope is not None else None
+            entry = Entry(look.key, look.tenant, look.group, resp.deployment, resp.cost_usd, body,
+                          time.time() + d.policy.ttl_s, look.scope if vec is not None else None,
+                          vec.tobytes() if vec is not None else None)
+            evicted = await self.backend.put(entry)
+            self.stores += 1
+            if self.index is not None and evicted:
+                self.index.remove(evicted)
+            if vec is not None and look.scope is not None:
+                self._index().add(look.scope, look.key, vec)
         except Exception:
             log.exception("cache store failed")
-
-    async def _store(self, look: Look, resp: ChatResponse) -> None:
-        d = look.decision
-        if not d.store or not resp.choices or any(c.finish_reason not in _STORED_FINISH for c in resp.choices):
-            return
-        if look.scope is not None and look.text is not None and look.vector is None:  # no lookup ran (no-cache)
-            emb = await self._load_embedder()
-            if emb is not None:
-                look.vector = await asyncio.to_thread(embed_turn, emb, look.text)
-        vec = look.vector if look.scope is not None else None
-        entry = Entry(look.key, look.tenant, look.group, resp.deployment, resp.cost_usd, codec.encode(resp),
-                      time.time() + d.policy.ttl_s, look.scope if vec is not None else None,
-                      vec.tobytes() if vec is not None else None)
-        evicted = await self.backend.put(entry)
-        self.stores += 1
-        if self.index is not None and evicted:
-            self.index.remove(evicted)
-        if vec is not None and look.scope is not None:
-            self._index().add(look.scope, look.key, vec)
 
     def store_later(self, look: Look, resp: ChatResponse) -> None:
         """`store` from synchronous code (a stream's end): as a task, kept until it is done."""

@@ -13,13 +13,14 @@ does neither. Requests the cache must not answer:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from ..errors import BadRequest
 from ..types import ChatRequest
 from .settings import MODES, CacheOverride, CacheSettings
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one per group, made at start-up: hashed by identity
 class GroupPolicy:
     mode: str
     ttl_s: float
@@ -78,4 +79,10 @@ def decide(policy: GroupPolicy, req: ChatRequest) -> Decision | None:
         return None
     if req.extra and (req.extra.get("logprobs") or req.extra.get("top_logprobs")):
         return None
+    return _decision(mode, lookup, store, policy)
+
+
+@cache
+def _decision(mode: str, lookup: bool, store: bool, policy: GroupPolicy) -> Decision:
+    """A few per group (mode × lookup × store), each made once rather than per request."""
     return Decision(mode, lookup, store, policy)

@@ -59,6 +59,10 @@ async def _local(config: str | None, method: str, path: str, body: Any) -> Any:
         fail(e.message)
 
 
+# a key's `log_content`: keep its prompts and answers, never keep them, or follow its group / the server
+LOG_CONTENT = {True: "on", False: "off", None: "default"}
+
+
 def _show(obj: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(obj, indent=2))
@@ -67,11 +71,12 @@ def _show(obj: Any, as_json: bool) -> None:
     from rich.table import Table
 
     rows = obj["data"] if obj.get("object") == "list" else [obj]
-    table = Table("id", "name", "status", "team", "user", "budget", "rpm", "models", "hint")
+    table = Table("id", "name", "status", "team", "user", "budget", "rpm", "models", "log content", "hint")
     for k in rows:
         budget = f"{k['budget_usd']:g}/{k['budget_period']}" if k.get("budget_usd") else "-"
         table.add_row(k["id"], k.get("name") or "", k["status"], k.get("team") or "", k.get("user") or "", budget,
-                      str(k.get("rpm") or "-"), ",".join(k["models"]) if k.get("models") else "all", k["key_hint"])
+                      str(k.get("rpm") or "-"), ",".join(k["models"]) if k.get("models") else "all",
+                      LOG_CONTENT[k.get("log_content")], k["key_hint"])
     Console().print(table)
     if "key" in obj:
         typer.echo(f"key (shown once; store it now): {obj['key']}")

@@ -32,6 +32,8 @@ def usage_from_wire(u: dict[str, Any] | None) -> Usage:
         # DeepSeek reports its cache hits as prompt_cache_hit_tokens.
         cached_input_tokens=details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0,
         reasoning_tokens=out_details.get("reasoning_tokens") or 0,
+        # prompt_tokens_details.cache_write_tokens: the part of prompt_tokens written to the cache
+        cache_write_tokens=details.get("cache_write_tokens") or 0,
     ))
 
 

@@ -107,7 +107,8 @@ def find_marks(text: str) -> set[str]:
 
 _LANG_NAMES = frozenset((
     "english", "spanish", "french", "german", "italian", "portuguese", "chinese", "japanese", "korean",
-    "russian", "arabic", "dutch", "swedish", "polish", "turkish", "hindi", "greek", "mandarin",
+    "russian", "arabic", "dutch", "swedish", "polish", "turkish", "hindi", "greek", "mandarin", "hebrew",
+    "latin", "vietnamese", "thai", "indonesian", "czech", "ukrainian", "persian", "farsi",
     "inglés", "ingles", "español", "francés", "alemán", "anglais", "espagnol", "français", "allemand",
     "englisch", "spanisch", "französisch", "deutsch", "italienisch", "inglese", "spagnolo", "tedesco",
     "francese", "inglês", "espanhol", "francês", "alemão", "английский", "английского", "русский",
@@ -142,14 +143,17 @@ for _cue, _words in {
                  "tradução traduci tradurre traduzione переведи перевести перевод vertaal vertalen",
     "summarize": "summarize summarise summary summaries tldr recap condense gist synopsis abstract digest "
                  "resume resumen resumir résume résumer résumé fasse zusammen zusammenfassung resuma resumo "
-                 "riassumi riassunto перескажи кратко резюме",
+                 "riassumi riassunto перескажи кратко резюме abridged shorten",
     "extract": "extract extracts extraction pull list identify parse grab find extrae extraer extrais extraire "
-               "extrahiere extrahieren extraia extrair estrai estrarre извлеки извлечь",
+               "extrahiere extrahieren extraia extrair estrai estrarre извлеки извлечь passage according reference",
     "classify": "classify classification categorize categorise category categories label tag sentiment spam "
                 "positive negative neutral intent clasifica clasificar classe classer classifier klassifiziere "
-                "classifique classifica тональность определи категорию",
+                "classifique classifica тональность определи категорию whether detect toxic offensive sarcastic "
+                "sarcasm",
     "compose": "write compose draft pen create invent imagine brainstorm escribe escribir écris écrire schreibe "
-               "schreiben escreva escrever scrivi scrivere напиши написать",
+               "schreiben escreva escrever scrivi scrivere напиши написать rewrite rephrase paraphrase reword "
+               "reformulate proofread polish email letter tweet caption headline tagline essay speech reescribe "
+               "réécris umschreiben reescreva riscrivi перепиши",
     "poetic": "poem poems poetry haiku sonnet limerick verse lyrics song story stories tale fable jingle slogan "
               "slogans toast monologue screenplay novel poema poème gedicht poesia стихотворение стихи história "
               "histoire cuento geschichte crônica storia рассказ",
@@ -160,7 +164,8 @@ for _cue, _words in {
            "segfault flaky slow optimize refactor review audit smell smells erro errore ошибка fehler erreur",
     "math": "solve calculate compute derivative integral equation probability prove simplify evaluate limit "
             "factorial eigenvalues roots resuelve ecuación calcule dérivée berechne calcola calcula найдите "
-            "производную уравнение quanto",
+            "производную уравнение quanto convert converting conversion sqrt percent percentage celsius "
+            "fahrenheit multiply divide math maths arithmetic calculation calculations",
     "reason": "why compare comparison analyze analyse pros cons trade tradeoffs versus vs better worse should "
               "assess evaluate justify explain weigh critically implications reasons causes por porqué pourquoi "
               "warum perché почему analiza analyse analysiere analise analizza compare confronta vergleiche",

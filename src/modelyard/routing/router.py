@@ -162,11 +162,12 @@ class Router:
             self.hooks.headroom = self.rate_headroom
         filt = CandidateFilter(deps, cons, self.health, self.hooks)
         counter = self._exact_counter(deps, where) if common.exact_tokens else None
-        self.task_model  # noqa: B018  (load the classifier now, not on the first request)
         traits = strat.traits
         meters = any(d.rpm or d.tpm for d in deps) or strategy == "usage"
         light = not traits.needs_task and cons.min_quality is None and cons.max_cost_usd is None \
             and cons.max_latency_ms is None
+        if not light:
+            self.task_model  # noqa: B018  (load the classifier now, not on the first request)
         quick = light and counter is None and not meters and not traits.reads_features
         return GroupPlan(gname, deps, strategy, strat, filt, {d.name: d for d in deps}, [d.name for d in deps],
                          counter, meters, light, quick)
@@ -237,7 +238,8 @@ class Router:
                 filt = plan.filter.soft(plan.deployments, None, {}, now)
                 return self._finish(route, plan, req, _UNREAD, filt, False, _LightFeatures(req, time.time()))
         light = plan.light and not explain and hooks.budget is None  # cost filters want the task
-        f = analyze(req, model=self._task_model or self.task_model, counter=plan.counter, light=light)
+        model = self._task_model if light else self._task_model or self.task_model  # (light: no classifier)
+        f = analyze(req, model=model, counter=plan.counter, light=light)
         return self._finish(route, plan, req, f, plan.filter.run(f, req.max_tokens, now), explain, f.to_dict)
 
     def _finish(self, route: Route, plan: GroupPlan, req: ChatRequest, f: Features, filt: Filtered, explain: bool,

@@ -22,6 +22,9 @@ from .classify import UNSURE
 from .features import TASKS
 
 REAL_FILE = "real_prompts.jsonl"
+# The sources of the first real-prompt test split; its figures stay comparable across versions
+# because later sources only add rows (bench/label_real_prompts.py: a split is fixed by the prompt).
+FIRST_SOURCES = ("seed", "user", "oasst")
 CLEAR_TYPES = ("code_generation", "code_review", "math", "reasoning", "summarization", "translation",
                "extraction", "classification", "creative_writing")
 Example = tuple[str, str]
@@ -32,6 +35,12 @@ def load_real(split: str | None = None) -> list[dict[str, Any]]:
     text = resources.files(__package__).joinpath("data", REAL_FILE).read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [r for r in rows if split is None or r["split"] == split]
+
+
+def test_splits() -> dict[str, list[dict[str, Any]]]:
+    """The held-out test split, whole ("enlarged") and restricted to `FIRST_SOURCES` ("first")."""
+    test = load_real("test")
+    return {"first": [r for r in test if r["source"] in FIRST_SOURCES], "enlarged": test}
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -31,15 +31,16 @@ _CACHE = 256  # embeddings kept between `prepare` and `analyze_window` (and for 
 
 
 class MiniLMTaskModel:
-    """`TaskModel`'s `analyze_window` / `predict` interface over the averaged probabilities."""
+    """`TaskModel`'s `analyze_window` / `predict` interface over the mixed probabilities."""
 
     def __init__(self, sparse: TaskModel, weights: list[list[float]], bias: list[float], embedder: Any,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, head_weight: float = 0.5) -> None:
         import numpy as np
 
         # The average of two calibrated distributions is under-confident where they agree: the
         # average is raised to 1/temperature (fitted out-of-fold) and renormalised.
         self.power = 1.0 / temperature
+        self.head_weight = head_weight  # the head's share of the mixture (fitted out-of-fold)
         self.sparse = sparse
         self.classes = sparse.classes
         self.threshold = sparse.threshold
@@ -72,8 +73,8 @@ class MiniLMTaskModel:
 
     def combine(self, sparse: list[float], head: list[float]) -> list[float]:
         """The calibrated ensemble of the two models' probabilities."""
-        power = self.power
-        mixed = [((a + b) / 2) ** power for a, b in zip(sparse, head, strict=True)]
+        power, h = self.power, self.head_weight
+        mixed = [((1 - h) * a + h * b) ** power for a, b in zip(sparse, head, strict=True)]
         total = sum(mixed)
         return [m / total for m in mixed]
 
@@ -107,11 +108,13 @@ def minilm_model() -> MiniLMTaskModel:
     d = orjson.loads(gzip.decompress(resources.files(__package__).joinpath("data", HEAD_FILE).read_bytes()))
     embedder = get_embedder(d["embedding"])
     embedder.embed(["warm up"], max_tokens=EMBED_TOKENS)
-    return MiniLMTaskModel(default_model(), d["weights"], d["bias"], embedder, d["ensemble_temperature"])
+    return MiniLMTaskModel(default_model(), d["weights"], d["bias"], embedder, d["ensemble_temperature"],
+                           d.get("head_weight", 0.5))
 
 
-def train_head(X: Any, y: Any, l2: float = 1e-3, steps: int = 300, lr: float = 0.1) -> tuple[Any, Any]:
-    """Softmax regression on embeddings by full-batch Adam (numpy)."""
+def train_head(X: Any, y: Any, l2: float = 1e-3, steps: int = 300, lr: float = 0.1,
+               chat_weight: float = 1.0) -> tuple[Any, Any]:
+    """Softmax regression on embeddings by full-batch Adam (numpy); `chat` rows weigh `chat_weight`."""
     import numpy as np
 
     from .features import TASKS
@@ -119,6 +122,8 @@ def train_head(X: Any, y: Any, l2: float = 1e-3, steps: int = 300, lr: float = 0
     n, d = X.shape
     k = len(TASKS)
     w, b = np.zeros((d, k)), np.zeros(k)
+    sw = np.where(y == TASKS.index("chat"), chat_weight, 1.0)
+    sw = (sw * n / sw.sum())[:, None]  # normalised: the L2 penalty keeps its strength
     target = np.eye(k)[y]
     mw, vw, mb, vb = np.zeros_like(w), np.zeros_like(w), np.zeros(k), np.zeros(k)
     for t in range(1, steps + 1):
@@ -126,7 +131,7 @@ def train_head(X: Any, y: Any, l2: float = 1e-3, steps: int = 300, lr: float = 0
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        g = (p - target) / n
+        g = sw * (p - target) / n
         gw, gb = X.T @ g + l2 * w, g.sum(axis=0)
         mw, vw = 0.9 * mw + 0.1 * gw, 0.999 * vw + 0.001 * gw * gw
         mb, vb = 0.9 * mb + 0.1 * gb, 0.999 * vb + 0.001 * gb * gb
@@ -141,8 +146,8 @@ def main(argv: list[str]) -> None:
     from ..embed.backends import MINILM, get_embedder
     from .classify import featurize, window
     from .features import TASKS
-    from .task_eval import evaluate, fit_temperature, load_real, markdown, softmax
-    from .train_tasks import folds, load_examples, train, train_calibrated
+    from .task_eval import evaluate, fit_temperature, load_real, markdown, softmax, test_splits
+    from .train_tasks import CHAT_WEIGHT, folds, load_examples, train, train_calibrated
 
     hand = load_examples(argv[0] if argv else "tests/data/tasks.jsonl")
     examples = hand + [(r["text"], r["task"]) for r in load_real("train")]
@@ -153,7 +158,7 @@ def main(argv: list[str]) -> None:
     sparse_logits = np.zeros((len(y), len(TASKS)))
     for held in folds(examples, 5):
         rest = np.setdiff1d(np.arange(len(y)), held)
-        w, b = train_head(X[rest], y[rest])
+        w, b = train_head(X[rest], y[rest], chat_weight=CHAT_WEIGHT)
         logits[held] = X[held] @ w + b
         fold_sparse = train([examples[i] for i in rest])
         for i in held:
@@ -161,17 +166,28 @@ def main(argv: list[str]) -> None:
     real = slice(len(hand), None)  # temperatures are fitted on the real prompts' out-of-fold predictions
     temp = fit_temperature(logits[real], y[real])
     sparse, info = train_calibrated(examples, calibrate_from=len(hand))
-    mixed = (softmax(logits[real] / temp) + softmax(sparse_logits[real] / info["temperature"])) / 2
-    ens_temp = fit_temperature(np.log(mixed), y[real])
-    w, b = train_head(X, y)
-    model = MiniLMTaskModel(sparse, (w / temp).tolist(), (b / temp).tolist(), emb, ens_temp)
-    print(f"head temperature {temp}, ensemble temperature {ens_temp}; head out-of-fold accuracy "
-          f"{(softmax(logits).argmax(1) == y).mean():.3f}")
-    print(markdown(evaluate(model, load_real("test"))))
+    head_p, sparse_p = softmax(logits[real] / temp), softmax(sparse_logits[real] / info["temperature"])
+
+    def mixture(h: float) -> Any:
+        return (1 - h) * sparse_p + h * head_p
+
+    def nll(h: float) -> float:
+        p = mixture(h)
+        return float(-np.log(p[np.arange(len(p)), y[real]] + 1e-12).mean())
+
+    head_weight = min((0.1 * i for i in range(1, 10)), key=nll)  # the mixture share, out-of-fold
+    ens_temp = fit_temperature(np.log(mixture(head_weight)), y[real])
+    w, b = train_head(X, y, chat_weight=CHAT_WEIGHT)
+    model = MiniLMTaskModel(sparse, (w / temp).tolist(), (b / temp).tolist(), emb, ens_temp, head_weight)
+    print(f"head temperature {temp}, head weight {head_weight:.1f}, ensemble temperature {ens_temp}; "
+          f"head out-of-fold accuracy {(softmax(logits).argmax(1) == y).mean():.3f}")
+    for name, rows in test_splits().items():
+        print(f"\n{name} test split:\n")
+        print(markdown(evaluate(model, rows)))
     if "--write" in argv:
         dest = resources.files(__package__).joinpath("data", HEAD_FILE)
         blob = {"embedding": MINILM, "embed_tokens": EMBED_TOKENS, "temperature": temp,
-                "ensemble_temperature": ens_temp,
+                "ensemble_temperature": ens_temp, "head_weight": round(head_weight, 2),
                 "bias": [round(x, 4) for x in (b / temp).tolist()],
                 "weights": [[round(x, 4) for x in row] for row in (w / temp).tolist()]}
         with open(str(dest), "wb") as f:

@@ -4,14 +4,16 @@ An uploaded file is a batch input; `POST /v1/batches` runs it in this server pro
 background (the same engine as `modelyard batch`, through this gateway, as the caller who created
 it), writing its output and error files as OpenAI's Batch API does (`output_file_id`,
 `error_file_id`, read with `GET /v1/files/{id}/content`). Files and batch records live in a
-`modelyard-batches/` directory next to the request log. A job cut off by a server restart is marked
-`failed` when the server starts again (its output so far stays readable).
+`modelyard-batches/` directory next to the request log, and every request reads them there
+(batch/jobdir.py), so any worker of `serve --workers N` — or any replica mounting the directory —
+answers for any of them: the running job's owner saves its progress every `PROGRESS_S` and polls a
+cancel flag as often; a job whose owner died is reported `failed` (`server_restarted`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import secrets
 import time
@@ -22,14 +24,20 @@ from typing import Any
 import orjson
 
 from ..batch.engine import BatchEngine
+from ..batch.jobdir import ACTIVE, JobDir, count_lines, valid_id
 from ..batch.output import Appender, LazyAppender
 from ..batch.reader import read_items
 from ..errors import BadRequest, NotFound
 from ..types import Caller
 from .batch_backend import GatewayBackend
 from .http import Receive, Scope, Send, content_length, header, send_json
+from .stats_api import query
 
+log = logging.getLogger("modelyard.server")
 ENDPOINT = "/v1/chat/completions"
+PROGRESS_S = 0.25  # how often a running job saves its counts and looks for a cancel flag
+MAX_LIMIT = {"file": 10_000, "batch": 100}  # OpenAI's bounds for `limit`
+DEFAULT_LIMIT = {"file": 10_000, "batch": 20}
 
 
 class BatchesApi:
@@ -37,52 +45,35 @@ class BatchesApi:
         self.app = app
         log_path = app.gateway.config.server.request_log.path
         self.root = os.path.join(os.path.dirname(os.path.abspath(log_path)), "modelyard-batches")
-        self.files: dict[str, dict[str, Any]] = {}
-        self.batches: dict[str, dict[str, Any]] = {}
+        self.dir = JobDir(self.root)
+        self.live: dict[str, dict[str, Any]] = {}  # batches this process runs: fresher than their records
         self.engines: dict[str, BatchEngine] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loaded = False
-
-    # --- storage ------------------------------------------------------------------------------
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        os.makedirs(self.root, exist_ok=True)
-        for name in sorted(os.listdir(self.root)):
-            if not name.endswith(".json"):
-                continue
-            with open(os.path.join(self.root, name), "rb") as f:
-                obj = orjson.loads(f.read())
-            if obj.get("object") == "file":
-                self.files[obj["id"]] = obj
-            elif obj.get("object") == "batch":
-                if obj["status"] in ("validating", "in_progress", "finalizing", "cancelling"):
-                    obj.update(status="failed", failed_at=int(time.time()),
-                               errors={"object": "list", "data": [{"code": "server_restarted",
-                                                                   "message": "the server stopped while it ran"}]})
-                self.batches[obj["id"]] = obj
-
-    def _save(self, obj: dict[str, Any]) -> None:
-        path = os.path.join(self.root, obj["id"] + ".json")
-        with open(path + ".tmp", "wb") as f:
-            f.write(orjson.dumps(obj))
-        os.replace(path + ".tmp", path)
 
     def _data(self, file_id: str) -> str:
-        return os.path.join(self.root, file_id + ".data")
+        return self.dir.path(file_id, ".data")
 
-    def _new_file(self, filename: str, purpose: str) -> dict[str, Any]:
-        fid = "file-" + secrets.token_hex(12)
-        obj = {"id": fid, "object": "file", "bytes": 0, "created_at": int(time.time()), "filename": filename,
-               "purpose": purpose, "status": "processed"}
-        self.files[fid] = obj
-        return obj
+    def _batch_now(self, bid: str) -> dict[str, Any] | None:
+        """Blocking (a thread): the batch as any process sees it now."""
+        obj = self.dir.read(bid)
+        return None if obj is None or obj.get("object") != "batch" else self.dir.resolve(obj)
+
+    def _file_now(self, fid: str) -> dict[str, Any] | None:
+        """Blocking (a thread): the file record, with its current size."""
+        obj = self.dir.read(fid)
+        if obj is None or obj.get("object") != "file":
+            return None
+        size = self.dir.size(fid)
+        return obj if size is None else {**obj, "bytes": size}
+
+    @staticmethod
+    def _new_file(filename: str, purpose: str) -> dict[str, Any]:
+        return {"id": "file-" + secrets.token_hex(12), "object": "file", "bytes": 0, "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose, "status": "processed"}
 
     # --- /v1/files ------------------------------------------------------------------------------
     async def upload(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         self.app.check_auth(scope)
-        self._load()
         ctype = header(scope, b"content-type") or ""
         if not ctype.startswith("multipart/form-data"):
             raise BadRequest("upload a file as multipart/form-data with fields 'file' and 'purpose'")
@@ -102,76 +93,89 @@ class BatchesApi:
             raise BadRequest("the 'file' field is missing or empty", param="file")
         obj = self._new_file(filename, "batch")
         obj["bytes"] = len(data)
-        await asyncio.to_thread(_write, self._data(obj["id"]), data)
-        self._save(obj)
+        await asyncio.to_thread(self._store_upload, obj, data)
         await send_json(send, 200, orjson.dumps(obj), rid)
+
+    def _store_upload(self, obj: dict[str, Any], data: bytes) -> None:
+        self.dir.write_data(obj["id"], data)
+        self.dir.save(obj)  # the record last: a file another worker can see has all its bytes
 
     async def list_files(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         self.app.check_auth(scope)
-        self._load()
-        data = sorted(self.files.values(), key=lambda f: f["created_at"], reverse=True)
-        await send_json(send, 200, orjson.dumps({"object": "list", "data": data, "has_more": False}), rid)
+        q = query(scope)
+        files = await asyncio.to_thread(self.dir.listing, "file")
+        if q.get("purpose"):
+            files = [f for f in files if f.get("purpose") == q["purpose"]]
+        if q.get("order", "desc") not in ("asc", "desc"):
+            raise BadRequest("order must be 'asc' or 'desc'", param="order")
+        data, more = _page(files[::-1] if q.get("order") == "asc" else files, q, "file")
+        await send_json(send, 200, orjson.dumps({
+            "object": "list", "data": data, "has_more": more,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}), rid)
 
     async def file(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         self.app.check_auth(scope)
-        self._load()
-        rest = scope["path"].removeprefix("/v1/files/")
-        fid, _, tail = rest.partition("/")
-        obj = self.files.get(fid)
-        if obj is None or tail not in ("", "content"):
+        fid, _, tail = scope["path"].removeprefix("/v1/files/").partition("/")
+        obj = await asyncio.to_thread(self._file_now, fid) if tail in ("", "content") else None
+        if obj is None:
             raise NotFound(f"no file {fid!r}", param="file_id")
         if not tail:
-            await send_json(send, 200, orjson.dumps(self._sized(obj)), rid)
+            await send_json(send, 200, orjson.dumps(obj), rid)
             return
-        data = await asyncio.to_thread(_read, self._data(fid))
+        data = await asyncio.to_thread(self.dir.read_data, fid)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/octet-stream"), (b"x-request-id", rid.encode()),
                                 content_length(data)]})
         await send({"type": "http.response.body", "body": data})
 
-    def _sized(self, obj: dict[str, Any]) -> dict[str, Any]:
-        with contextlib.suppress(OSError):
-            obj["bytes"] = os.path.getsize(self._data(obj["id"]))
-        return obj
-
     # --- /v1/batches ----------------------------------------------------------------------------
     async def create(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         caller = self.app.check_auth(scope)
-        self._load()
         body = await self.app.read_json(scope, receive)
         if not isinstance(body, dict):
             raise BadRequest("the body must be an object with input_file_id, endpoint and completion_window")
         fid = body.get("input_file_id")
-        if not isinstance(fid, str) or fid not in self.files:
+        if not isinstance(fid, str) or await asyncio.to_thread(self._file_now, fid) is None:
             raise NotFound(f"no input file {fid!r}; upload one with POST /v1/files (purpose=batch)",
                            param="input_file_id")
         if body.get("endpoint") != ENDPOINT:
             raise BadRequest(f"endpoint must be {ENDPOINT}", param="endpoint")
         now = int(time.time())
+        out_file = self._new_file("", "batch_output")
         batch: dict[str, Any] = {
                  "id": "batch_" + secrets.token_hex(12), "object": "batch", "endpoint": ENDPOINT, "errors": None,
                  "input_file_id": fid, "completion_window": body.get("completion_window") or "24h",
-                 "status": "in_progress", "output_file_id": None, "error_file_id": None, "created_at": now,
-                 "in_progress_at": now, "expires_at": now + 86400, "finalizing_at": None, "completed_at": None,
-                 "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
-                 "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                 "status": "in_progress", "output_file_id": out_file["id"], "error_file_id": None,
+                 "created_at": now, "in_progress_at": now, "expires_at": now + 86400, "finalizing_at": None,
+                 "completed_at": None, "failed_at": None, "expired_at": None, "cancelling_at": None,
+                 "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
                  "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else None}
-        self.batches[batch["id"]] = batch
-        self._save(batch)
-        task = asyncio.create_task(self._run(batch, caller))
+        out_file["filename"] = f"{batch['id']}_output.jsonl"
+        lock = await asyncio.to_thread(self._start, batch, out_file)
+        self.live[batch["id"]] = batch
+        task = asyncio.create_task(self._run(batch, out_file, caller, lock))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         await send_json(send, 200, orjson.dumps(batch), rid)
 
-    async def _run(self, batch: dict[str, Any], caller: Caller) -> None:
-        out_file = self._new_file(f"{batch['id']}_output.jsonl", "batch_output")
-        err_file = self._new_file(f"{batch['id']}_error.jsonl", "batch_output")
+    def _start(self, batch: dict[str, Any], out_file: dict[str, Any]) -> int:
+        """Lock first, then the records: no process ever sees this batch active with its lock free."""
+        lock = self.dir.own(batch["id"])
+        self.dir.save(out_file)  # the output so far stays readable if the job is cut off
+        self.dir.save(batch)
+        return lock
+
+    async def _run(self, batch: dict[str, Any], out_file: dict[str, Any], caller: Caller, lock: int) -> None:
+        bid = batch["id"]
+        err_file = self._new_file(f"{bid}_error.jsonl", "batch_output")
         out, err = Appender(self._data(out_file["id"])), LazyAppender(self._data(err_file["id"]))
         engine = BatchEngine(GatewayBackend(self.app.gateway, caller=caller, owns_gateway=False), out, err,
                              concurrency=64, on_result=lambda st: self._count(batch, st))
-        self.engines[batch["id"]] = engine
+        self.engines[bid] = engine
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(batch, engine, stop))
         try:
-            total = await asyncio.to_thread(_count_lines, self._data(batch["input_file_id"]))
+            total = await asyncio.to_thread(count_lines, self._data(batch["input_file_id"]))
             batch["request_counts"]["total"] = engine.stats.total = total
             st = await engine.run(read_items(self._data(batch["input_file_id"]), None))
         except Exception as e:
@@ -179,23 +183,59 @@ class BatchesApi:
                          errors={"object": "list", "data": [{"code": "batch_error", "message": str(e)}]})
             st = engine.stats
         finally:
-            self.engines.pop(batch["id"], None)
+            stop.set()
+            await watcher
+            self.engines.pop(bid, None)
             await out.close()
             await err.close()
         self._count(batch, st)
         batch["finalizing_at"] = int(time.time())
-        batch["output_file_id"] = out_file["id"]
-        self._save(self._sized(out_file))
         if err.lines:
             batch["error_file_id"] = err_file["id"]
-            self._save(self._sized(err_file))
-        else:
-            self.files.pop(err_file["id"], None)
         if batch["status"] == "cancelling":
             batch.update(status="cancelled", cancelled_at=int(time.time()))
         elif batch["status"] != "failed":
             batch.update(status="completed", completed_at=int(time.time()))
-        self._save(batch)
+        final = orjson.dumps(batch)
+        await asyncio.to_thread(self._finish, bid, lock, final, out_file, err_file if err.lines else None)
+        self.live.pop(bid, None)
+
+    def _finish(self, bid: str, lock: int, final: bytes, *files: dict[str, Any] | None) -> None:
+        try:
+            for f in files:
+                if f is not None:
+                    size = self.dir.size(f["id"])
+                    self.dir.save({**f, "bytes": size or 0})
+            self.dir.save(final, bid)
+        except OSError as e:  # the record stays active with its lock free: reported failed
+            log.error("batch %s: could not save its end: %s", bid, e)
+        finally:
+            self.dir.release(bid, lock)  # after the last save: a free lock now means a final record
+
+    async def _watch(self, batch: dict[str, Any], engine: BatchEngine, stop: asyncio.Event) -> None:
+        """While the job runs: save its progress for the other processes, and take a cancel asked
+        through one of them."""
+        bid, saved = batch["id"], b""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), PROGRESS_S)
+                return
+            except TimeoutError:
+                pass
+            data = orjson.dumps(batch)
+            cancel = await asyncio.to_thread(self._checkpoint, bid, data if data != saved else None)
+            saved = data
+            if cancel and batch["status"] == "in_progress":
+                batch.update(status="cancelling", cancelling_at=int(time.time()))
+                engine.cancel()
+
+    def _checkpoint(self, bid: str, data: bytes | None) -> bool:
+        try:
+            if data is not None:
+                self.dir.save(data, bid)
+        except OSError as e:  # a full disk: the job goes on, the others see older counts
+            log.warning("batch %s: could not save its progress: %s", bid, e)
+        return self.dir.cancel_requested(bid)
 
     def _count(self, batch: dict[str, Any], st: Any) -> None:
         failed = st.failed + st.malformed
@@ -204,46 +244,57 @@ class BatchesApi:
 
     async def list_batches(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         self.app.check_auth(scope)
-        self._load()
-        data = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)
+        data, more = await asyncio.to_thread(self._list_batches, query(scope))
         await send_json(send, 200, orjson.dumps({
-            "object": "list", "data": data, "has_more": False,
+            "object": "list", "data": data, "has_more": more,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}), rid)
+
+    def _list_batches(self, q: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+        page, more = _page(self.dir.listing("batch"), q, "batch")
+        return [self.live.get(b["id"]) or self.dir.resolve(b) for b in page], more
 
     async def batch(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         self.app.check_auth(scope)
-        self._load()
         bid, _, tail = scope["path"].removeprefix("/v1/batches/").partition("/")
-        batch = self.batches.get(bid)
-        if batch is None or (scope["method"], tail) not in (("GET", ""), ("POST", "cancel")):
+        if (scope["method"], tail) not in (("GET", ""), ("POST", "cancel")):
+            raise NotFound(f"no batch {bid!r}", param="batch_id")
+        batch = self.live.get(bid) or await asyncio.to_thread(self._batch_now, bid)
+        if batch is None:
             raise NotFound(f"no batch {bid!r}", param="batch_id")
         if tail == "cancel" and batch["status"] in ("validating", "in_progress", "finalizing"):
-            batch.update(status="cancelling", cancelling_at=int(time.time()))
-            engine = self.engines.get(bid)
-            if engine is not None:
-                engine.cancel()
-            self._save(batch)
+            if bid in self.live:  # ours: stop it now
+                batch.update(status="cancelling", cancelling_at=int(time.time()))
+                engine = self.engines.get(bid)
+                if engine is not None:
+                    engine.cancel()
+            else:  # another process runs it: it sees the flag within PROGRESS_S
+                batch = await asyncio.to_thread(self._cancel_elsewhere, batch)
         await send_json(send, 200, orjson.dumps(batch), rid)
 
-
-def _write(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _count_lines(path: str) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for raw in f if raw.strip())
+    def _cancel_elsewhere(self, batch: dict[str, Any]) -> dict[str, Any]:
+        self.dir.request_cancel(batch["id"])
+        now = self._batch_now(batch["id"]) or batch
+        if now["status"] not in ACTIVE:  # it ended meanwhile: nobody will read the flag
+            self.dir.drop_cancel(batch["id"])
+        return now
 
 
-def _read(path: str) -> bytes:
+def _page(items: list[dict[str, Any]], q: dict[str, str], kind: str) -> tuple[list[dict[str, Any]], bool]:
+    """OpenAI's cursor paging over an ordered list: the items `after` an id, at most `limit`."""
+    raw = q.get("limit", str(DEFAULT_LIMIT[kind]))
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return b""
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT[kind]:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT[kind]}", param="limit")
+    after = q.get("after")
+    if after:
+        at = next((i for i, o in enumerate(items) if o["id"] == after), None) if valid_id(after) else None
+        if at is None:
+            raise BadRequest(f"after: no {kind} {after!r}", param="after")
+        items = items[at + 1:]
+    return items[:limit], len(items) > limit
 
 
 def install(app: Any) -> None:

@@ -61,7 +61,7 @@ class RedisState:
 
     def __init__(self, settings: StateSettings) -> None:
         import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
+        from redis.exceptions import NoScriptError, RedisError
 
         global DOWN_ERRORS
         DOWN_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
@@ -75,6 +75,7 @@ class RedisState:
         self.r = aioredis.Redis(connection_pool=pool)
         self.admit_script = self.r.register_script(ADMIT)
         self.batch_script = self.r.register_script(BATCH)
+        self._noscript = NoScriptError
         self.rid = os.urandom(4).hex()  # ticket ids: unique across replicas
         self._n = 0
         self.up = False
@@ -83,6 +84,8 @@ class RedisState:
         self._ops: list[tuple[Any, ...]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stop = asyncio.Event()  # set by close(): ends a pause between attempts at once
         self._last_sync = 0.0
         self.others: dict[str, tuple[int, int]] = {}  # deployment window -> what other replicas took
         self._mirrored: set[str] = set()  # windows taken locally and mirrored
@@ -104,8 +107,13 @@ class RedisState:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="modelyard-state-sync")
 
     async def close(self) -> None:
+        """Stop the sync task by a flag, not by cancelling it: on Python 3.11 `wait_for` drops a
+        cancel that arrives as the awaited event fires (a settle queued just before close), and the
+        task would then run for ever."""
         if self._task is not None:
-            self._task.cancel()
+            self._closing = True
+            self._wake.set()
+            self._stop.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self.up and self._ops:
@@ -158,9 +166,11 @@ class RedisState:
             log.info("state: shared through Redis at %s", _safe_url(self.settings.url))
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), SYNC_S)
+                if self._closing:
+                    return  # close() flushes what is queued
                 await asyncio.sleep(BATCH_S)
             except TimeoutError:
                 pass
@@ -173,12 +183,19 @@ class RedisState:
                     await self._recover()
             except DOWN_ERRORS as e:
                 self._down(e)
-                await asyncio.sleep(SYNC_S)
+                await self._pause()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop the sync for good
                 log.exception("state: sync failed")
-                await asyncio.sleep(SYNC_S)
+                await self._pause()
+
+    async def _pause(self) -> None:
+        """Wait SYNC_S before the next attempt (queued work does not shorten it; close() does)."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), SYNC_S)
+        except TimeoutError:
+            pass
 
     def _queue(self, op: tuple[Any, ...]) -> None:
         self._ops.append(op)
@@ -255,8 +272,8 @@ class RedisState:
         widths = list(self._widths)
         try:
             async with self.r.pipeline(transaction=False) as pipe:
-                if args:
-                    await self.batch_script(list(keys), args, client=pipe)
+                if args:  # EVALSHA itself: a script object would add a SCRIPT EXISTS round trip per flush
+                    pipe.evalsha(self.batch_script.sha, len(keys), *keys, *args)
                 if records:
                     pipe.hset(BREAKERS, mapping=records)
                 for (key, bucket), (calls, fails) in outcomes.items():
@@ -268,7 +285,12 @@ class RedisState:
                     pipe.hgetall(BREAKERS)
                     for key in widths:
                         pipe.hgetall(WIN + key)
-                res = await pipe.execute()
+                res = await pipe.execute(raise_on_error=False)
+            if args and isinstance(res[0], self._noscript):  # Redis restarted or flushed its scripts
+                res[0] = await self.batch_script(list(keys), args)  # (loads it, runs the batch alone)
+            for x in res:
+                if isinstance(x, Exception):
+                    raise x
         except BaseException:
             self._requeue(ops)
             raise

@@ -82,14 +82,21 @@ class Rolling:
         self.buckets: deque[Bucket] = deque()
         self._current: Bucket | None = None
         self._until = 0.0  # end of the current bucket
+        # The last routing record read and what it said (rule, fallback): a group whose decisions the
+        # router logs from its cache hands the same string object request after request.
+        self._route: str | None = None
+        self._read: tuple[str | None, bool] = (None, False)
 
     # --- recording (the request path) ----------------------------------------------------------
     def observe(self, row: Row) -> None:
         """A gateway observer: count one finished request."""
         route = row.route
+        if route is not self._route:
+            self._route, self._read = route, (rule_of(route), had_fallback(route))
+        rule, fallback = self._read
         self.add(row.ts, row.model, row.deployment, row.status, row.cost_usd, row.latency_ms, row.ttft_ms,
-                 row.cache, row.saved_usd, row.key_id, row.team, rule_of(route), had_fallback(route),
-                 row.input_tokens, row.output_tokens, route)
+                 row.cache, row.saved_usd, row.key_id, row.team, rule, fallback, row.input_tokens, row.output_tokens,
+                 route)
 
     def add(self, ts: float, model: str, deployment: str | None, status: int, cost: float, latency_ms: float | None,
             ttft_ms: float | None, cache: str | None, saved: float, key_id: str | None, team: str | None,

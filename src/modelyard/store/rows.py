@@ -62,6 +62,7 @@ MAX_ERROR = 2000
 MAX_ROUTE = 16_384  # the decision's JSON; past it, features then candidates are left out
 
 _NO_USAGE = Usage()
+_new = tuple.__new__  # Row's own constructor is a Python function of 32 arguments
 
 
 @overload
@@ -75,17 +76,12 @@ def bounded(value: str | None, limit: int) -> str | None:
     return value[:limit - len(MARK)] + MARK
 
 
-def route_json(decision: RouteDecision | None) -> str | None:
-    """The decision as logged, at most MAX_ROUTE characters and always valid JSON."""
-    if decision is None:
-        return None
-    text = decision.log_json()
-    if len(text) <= MAX_ROUTE:
-        return text
+def _shortened(decision: RouteDecision, size: int) -> str:
+    """The decision's JSON past MAX_ROUTE: features, then candidates, left out (said so in their place)."""
     import orjson
 
     d = decision.log_dict()
-    d["features"] = {"truncated": f"{len(text)} characters of routing record"}
+    d["features"] = {"truncated": f"{size} characters of routing record"}
     text = orjson.dumps(d).decode()
     if len(text) > MAX_ROUTE:
         d["candidates"] = [{"truncated": f"{len(d['candidates'])} candidates"}]
@@ -101,21 +97,35 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                 api: str = "openai", decision: RouteDecision | None = None, caller: Caller = MASTER,
                 cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None,
                 prompt: str | None = None, response: str | None = None) -> Row:
-    """The one request-log row builder (client-controlled text bounded)."""
+    """The one request-log row builder (client-controlled text bounded). It runs on the event loop for
+    every request, so text within its bound is used as is and the tuple is made without Row's
+    generated constructor (same fields, in order: the test of every column holds it to that)."""
     u = usage or _NO_USAGE
     attempts = fallbacks = retries = 0
     reasons: str | None = None
     upstream_ms: float | None = None
+    route: str | None = None
     if decision is not None:
         attempts = decision.attempts
         upstream_ms = decision.upstream_s * 1000 if attempts else None
         if decision.fallbacks:
             fallbacks, retries, reasons = _moves(decision, deployment if status < 400 else None)
-    return Row(bounded(rid, MAX_ID), time.time(), bounded(model, MAX_NAME), deployment, provider, status, error_type,
-               bounded(error, MAX_ERROR), u.input_tokens, u.output_tokens, u.cached_input_tokens,
-               u.reasoning_tokens, cost_usd, latency_ms, ttft_ms, int(stream), bounded(user or caller.user, MAX_NAME),
-               api, route_json(decision), caller.key_id, caller.team, cache, saved_usd, experiment,
-               u.cache_write_tokens, attempts, fallbacks, retries, reasons, upstream_ms, prompt, response)
+        route = decision.log_json()
+        if len(route) > MAX_ROUTE:
+            route = _shortened(decision, len(route))
+    if len(rid) > MAX_ID:
+        rid = bounded(rid, MAX_ID)
+    if len(model) > MAX_NAME:
+        model = bounded(model, MAX_NAME)
+    if error is not None and len(error) > MAX_ERROR:
+        error = bounded(error, MAX_ERROR)
+    user = user or caller.user
+    if user is not None and len(user) > MAX_NAME:
+        user = bounded(user, MAX_NAME)
+    return _new(Row, (rid, time.time(), model, deployment, provider, status, error_type, error, u.input_tokens,
+                      u.output_tokens, u.cached_input_tokens, u.reasoning_tokens, cost_usd, latency_ms, ttft_ms,
+                      int(stream), user, api, route, caller.key_id, caller.team, cache, saved_usd, experiment,
+                      u.cache_write_tokens, attempts, fallbacks, retries, reasons, upstream_ms, prompt, response))
 
 
 def _moves(decision: RouteDecision, served: str | None) -> tuple[int, int, str | None]:

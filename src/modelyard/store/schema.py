@@ -1,20 +1,32 @@
 """The request log's SQLite file: created private (0600), opened, and brought to the current schema.
 
 `requests.id` is the request id a response carries (a client's `x-request-id`, or one the gateway
-made): a correlation field that two rows may share. Each row's own key is `row_id`. A database from
-before `row_id` (where `id` was the primary key, so a repeated client id broke the insert) is copied
-into the new table inside one transaction: every row is kept, or nothing changes.
+made): a correlation field that two rows may share. Each row's own key is `row_id` (never reused, as
+Postgres's BIGSERIAL). The key, team and user indexes cover only the rows that have one, so a row
+without them costs no entry there; budget queries (`column = ?`) still use them.
+
+Upgrades keep every row. A database from before `row_id` (where `id` was the primary key, so a
+repeated client id broke the insert) is copied into the new table inside one transaction: every row
+is kept, or nothing changes. An index declared otherwise than here is rebuilt (a few seconds per
+million rows, once); columns added later are added in place.
+
+`insert_rows` writes a batch with many rows per INSERT statement: one statement step (and one
+AUTOINCREMENT update) per chunk instead of one per row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from .rows import COLUMNS
 
-VERSION = 3
+VERSION = 4
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -56,9 +68,9 @@ CREATE TABLE IF NOT EXISTS {name} (
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE INDEX IF NOT EXISTS requests_id ON requests (id);
-CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts);
-CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts);
-CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts);
+CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts) WHERE key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_team_ts ON requests (team, ts) WHERE team IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_user_ts ON requests (user, ts) WHERE user IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_experiment ON requests (experiment) WHERE experiment IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_content_ts ON requests (ts) WHERE prompt IS NOT NULL OR response IS NOT NULL;
 """
@@ -71,6 +83,30 @@ _ADDED = {"key_id": "TEXT", "team": "TEXT", "cache": "TEXT", "saved_usd": "REAL 
           "prompt": "TEXT", "response": "TEXT"}
 
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+ROWS_PER_STATEMENT = 50  # past ~30, fewer statements per batch no longer save writer time
+
+
+@functools.lru_cache(maxsize=ROWS_PER_STATEMENT)
+def _insert_n(n: int) -> str:
+    one = f"({', '.join('?' * len(COLUMNS))})"
+    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES {', '.join([one] * n)}"
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert `rows` (full-width, in COLUMNS order) inside the caller's transaction, many per statement
+    (as many as the connection's variable limit allows, up to ROWS_PER_STATEMENT). A row of the wrong
+    width raises ValueError, as a row SQLite refuses raises: the caller then writes them one by one."""
+    width = len(COLUMNS)
+    for r in rows:
+        if len(r) != width:
+            raise ValueError(f"a request-log row has {len(r)} values, not {width}")
+    per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    full = len(rows) - len(rows) % per
+    flat = itertools.chain.from_iterable
+    if full:
+        conn.executemany(_insert_n(per), [tuple(flat(rows[i:i + per])) for i in range(0, full, per)])
+    if full < len(rows):
+        conn.execute(_insert_n(len(rows) - full), tuple(flat(rows[full:])))
 
 
 def create_private(path: str) -> None:
@@ -101,7 +137,7 @@ def connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create or upgrade the `requests` table; idempotent, one transaction."""
+    """Create or upgrade the `requests` table and its indexes; idempotent, one transaction."""
     from .feedback import SCHEMA as FEEDBACK
 
     conn.execute("BEGIN IMMEDIATE")
@@ -118,6 +154,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             for column, decl in _ADDED.items():
                 if cols and column not in cols:
                     conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {decl}")
+        _rebuild_changed_indexes(conn)
         for stmt in (_INDEXES + FEEDBACK).split(";"):
             if stmt.strip():
                 conn.execute(stmt)
@@ -127,3 +164,20 @@ def migrate(conn: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _rebuild_changed_indexes(conn: sqlite3.Connection) -> None:
+    """Drop each request-log index whose stored declaration is not the current one (it is created
+    again right after, from _INDEXES)."""
+    def norm(sql: str) -> str:
+        return " ".join(sql.upper().replace("IF NOT EXISTS", " ").split())
+
+    stored = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests' "
+                               "AND sql IS NOT NULL").fetchall())
+    for stmt in _INDEXES.split(";"):
+        if not stmt.strip():
+            continue
+        name = stmt.split()[5]  # CREATE INDEX IF NOT EXISTS <name> ON ...
+        have = stored.get(name)
+        if have is not None and norm(have) != norm(stmt):
+            conn.execute(f"DROP INDEX {name}")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import orjson
 
 from .rows import COLUMNS, Row
-from .schema import INSERT
+from .schema import insert_rows
 
 _CHUNK = 2000
 _PAD = tuple(Row._field_defaults.get(c) for c in COLUMNS)  # fills columns newer than a file's rows
@@ -83,7 +83,7 @@ class SpillFile:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for chunk in chunks:
-                    conn.executemany(INSERT, chunk)
+                    insert_rows(conn, chunk)
                     n += len(chunk)
                 conn.execute("COMMIT")
             except BaseException:

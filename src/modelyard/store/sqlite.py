@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .keys import StoreError
 from .retention import ContentRetention, Retention
 from .rows import COLUMNS, Row, request_row
-from .schema import INSERT, connect
+from .schema import INSERT, connect, insert_rows
 from .spill import SpillFile
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class RequestLog:
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(INSERT, rows)
+                insert_rows(conn, rows)
                 conn.execute("COMMIT")
             except _BAD_ROW:
                 conn.execute("ROLLBACK")

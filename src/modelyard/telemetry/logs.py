@@ -3,10 +3,10 @@ log format.
 
 The observer only puts the request's row on a queue (a C call, well under a microsecond); a writer
 thread wakes every `FLUSH_S`, turns what arrived into lines and hands them to the
-`modelyard.requests` logger at info. The event loop never formats or writes. Lines carry counts,
-cost, the deployment and the key's id, never key material or message content; error text is passed
-through `errors.redact`. The user field a client sends is not logged (it is often personal data);
-the request log keeps it.
+`modelyard.requests` logger at info, whose handler (console.py) queues them for the console without
+ever blocking. The event loop never formats or writes. Lines carry counts, cost, the deployment and
+the key's id, never key material or message content; error text is passed through `errors.redact`.
+The user field a client sends is not logged (it is often personal data); the request log keeps it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..errors import redact
+from .console import ConsoleHandler
 
 if TYPE_CHECKING:
     from ..store.rows import Row
@@ -137,9 +138,11 @@ class JsonFormatter(logging.Formatter):
 
 def setup(fmt: str, level: int = logging.INFO) -> None:
     """The process's logging for `modelyard serve`: one stderr handler in `fmt` on the root logger
-    (uvicorn's loggers propagate to it), request lines at `level`. Process-wide: only the command
-    calls this, never the library."""
-    handler = logging.StreamHandler(sys.stderr)
+    (uvicorn's loggers and Python's warnings propagate to it), request lines at `level`. The handler
+    never blocks its caller (telemetry/console.py): a stalled console drops lines, not the gateway.
+    Process-wide: only the command calls this, never the library."""
+    sys.stderr.flush()
+    handler = ConsoleHandler(sys.stderr.fileno())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -147,6 +150,9 @@ def setup(fmt: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
+        if isinstance(h, ConsoleHandler):
+            h.close()
     root.addHandler(handler)
+    logging.captureWarnings(True)
     root.setLevel(logging.WARNING)
     logging.getLogger("modelyard.requests").setLevel(level)

@@ -3,17 +3,19 @@
 Every label value comes from a set built at start-up from the config: the group (a configured model
 group, deployment or pipeline name; anything else a client sent is `other`), the deployment and
 its provider, the status class and the error type of the taxonomy. A flood of made-up model names
-therefore adds no series. Per request the observer does a few dict lookups and counter increments
-on label children resolved once per label combination.
+therefore adds no series. Per request the observer finds its series with one dict lookup and adds
+to plain numbers (telemetry/series.py), which become metric families when scraped.
 
 Gauges that describe the present (breaker states, requests in flight) are read when scraped. With
 `modelyard serve --workers N` the process runs in prometheus_client's multiprocess mode
-(PROMETHEUS_MULTIPROC_DIR, set by the command): counters and histograms are summed over the
+(PROMETHEUS_MULTIPROC_DIR, set by the command): each worker moves its counts into its file at most
+FLUSH_EVERY_S after a request and at each scrape it serves; counters and histograms are summed over the
 workers' files, in-flight is summed over the live workers, breaker states take the worst worker's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import errors
+from . import console
+from .series import MultiprocessSink, Series, SeriesCollector, Tally
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -33,10 +37,23 @@ NONE = "none"  # no deployment (refused before routing, a mode's parent row), no
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
-TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
 CACHE_RESULTS = ("hit", "semantic-hit", "miss")
-SCOPES = ("key", "team", "user", "tag", "global", "master")
+SCOPES = ("key", "team", "user", "tag", "global", "master", "deployment")
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+FLUSH_EVERY_S = 1.0  # multiprocess mode: how stale another worker's counts can be at a scrape
+
+DOCS = {
+    "requests": "Finished requests (sub-calls of modes included).",
+    "duration": "Whole-request latency.",
+    "ttft": "Time to first token of streamed requests.",
+    "tokens": "Tokens billed, by kind (cached_input and reasoning are included in input and output).",
+    "cost": "Cost of the upstream calls in US dollars.",
+    "attempts": "Upstream calls (retries and hedges included).",
+    "retries": "Calls repeated on the same deployment after a failure.",
+    "fallbacks": "Moves to another deployment after a failure, by the failure's error type.",
+    "overhead": "Time spent in the gateway, not upstream (streams: until the first token).",
+    "cache": "Response-cache lookups by result.",
+}
 
 
 def multiprocess_dir() -> str | None:
@@ -55,22 +72,6 @@ def _error_types() -> frozenset[str]:
     return frozenset(out)
 
 
-class _Series:
-    """The label children one (group, deployment, status class, error type) updates."""
-
-    __slots__ = ("attempts", "cost", "duration", "overhead", "requests", "retries", "tokens", "ttft")
-
-    def __init__(self, m: GatewayMetrics, group: str, dep: str, provider: str, status: str, etype: str) -> None:
-        self.requests = m.requests.labels(group, dep, provider, status, etype)
-        self.duration = m.duration.labels(group, dep)
-        self.ttft = m.ttft.labels(group, dep)
-        self.overhead = m.overhead.labels(group)
-        self.cost = m.cost.labels(group, dep, provider)
-        self.tokens = tuple(m.tokens.labels(group, dep, k) for k in TOKEN_KINDS)
-        self.attempts = m.attempts.labels(group, dep)
-        self.retries = m.retries.labels(group, dep)
-
-
 class GatewayMetrics:
     """The gateway's metrics in their own registry (so several gateways in one process, as in
     tests, do not collide). `observe` is the `Gateway.observers` callback."""
@@ -84,32 +85,14 @@ class GatewayMetrics:
         self.groups: dict[str, str] = {g: g for g in groups}
         self.providers: dict[str | None, str] = {n: d.provider for n, d in gateway.deployments.items()}
         self.error_types = _error_types()
-        # keyed by (group, deployment, status, error type): all bounded by the config and the taxonomy
-        self._series: dict[tuple[str, str | None, int, str | None], _Series] = {}
-        self._fallbacks: dict[tuple[str, str], Any] = {}
-        self._cache: dict[tuple[str, str], Any] = {}
-        gd = ["group", "deployment"]
-        self.requests = Counter("modelyard_requests", "Finished requests (sub-calls of modes included).",
-                                ["group", "deployment", "provider", "status", "error_type"], registry=r)
-        self.duration = Histogram("modelyard_request_duration_seconds", "Whole-request latency.", gd,
-                                  buckets=DURATION_BUCKETS, registry=r)
-        self.ttft = Histogram("modelyard_ttft_seconds", "Time to first token of streamed requests.", gd,
-                              buckets=DURATION_BUCKETS, registry=r)
-        self.tokens = Counter("modelyard_tokens", "Tokens billed, by kind (cached_input and reasoning are "
-                              "included in input and output).", [*gd, "kind"], registry=r)
-        self.cost = Counter("modelyard_cost_usd", "Cost of the upstream calls in US dollars.",
-                            [*gd, "provider"], registry=r)
-        self.attempts = Counter("modelyard_attempts", "Upstream calls (retries and hedges included).", gd,
-                                registry=r)
-        self.retries = Counter("modelyard_retries", "Calls repeated on the same deployment after a failure.", gd,
-                               registry=r)
-        self.fallbacks = Counter("modelyard_fallbacks", "Moves to another deployment after a failure, by the "
-                                 "failure's error type.", ["group", "reason"], registry=r)
-        self.overhead = Histogram("modelyard_gateway_overhead_seconds", "Time spent in the gateway, not upstream "
-                                  "(streams: until the first token).", ["group"], buckets=OVERHEAD_BUCKETS,
-                                  registry=r)
-        self.cache_requests = Counter("modelyard_cache_requests", "Response-cache lookups by result.",
-                                      ["group", "result"], registry=r)
+        # What each finished request adds to (telemetry/series.py): plain numbers, exported at scrape time.
+        self.tally = Tally()
+        if self.multiprocess:  # the workers' shared files: the tally's deltas go into prometheus_client's values
+            self._sink: MultiprocessSink | None = MultiprocessSink(self.tally, _per_request_metrics(r))
+        else:
+            self._sink = None
+            r.register(SeriesCollector(self.tally, DOCS))
+        self._flush_due = False
         self.rate_limited_total = Counter("modelyard_rate_limited", "Requests refused by a rate limit.",
                                           ["scope"], registry=r)
         self.budget_used = Gauge("modelyard_budget_used_ratio", "Highest share of a budget used, by scope kind.",
@@ -120,6 +103,9 @@ class GatewayMetrics:
                                multiprocess_mode="livesum")
         self.state_fallback = Gauge("modelyard_state_fallback", "1 while shared state (Redis) is unreachable and "
                                     "this process runs on its local fallback.", registry=r, multiprocess_mode="max")
+        self.log_lines_dropped = Counter("modelyard_log_lines_dropped", "Console log lines dropped because the "
+                                         "console (stderr) was not being read.", registry=r)
+        console.on_drop(self.log_lines_dropped.inc)  # (called from whichever thread logged)
         self._breaker_children = {n: self.breaker.labels(n) for n in gateway.deployments}
         self.on_refresh: list[Callable[[], None]] = []  # other present-state readers (budgets_api.py)
         self.refresh()
@@ -128,10 +114,10 @@ class GatewayMetrics:
     def observe(self, row: Row) -> None:
         group = self.groups.get(row.model, OTHER)
         key = (group, row.deployment, row.status, row.error_type)
-        s = self._series.get(key)
+        s = self.tally.series.get(key)
         if s is None:
             s = self._new_series(key)
-        s.requests.inc()
+        s.requests += 1
         if row.latency_ms is not None:
             s.duration.observe(row.latency_ms / 1000)
             if row.upstream_ms is not None:
@@ -140,26 +126,46 @@ class GatewayMetrics:
         if row.ttft_ms is not None:
             s.ttft.observe(row.ttft_ms / 1000)
         if row.cost_usd:
-            s.cost.inc(row.cost_usd)
+            s.cost += row.cost_usd
+        tokens = s.tokens
         if row.input_tokens:
-            s.tokens[0].inc(row.input_tokens)
+            tokens[0] += row.input_tokens
             if row.cached_input_tokens:
-                s.tokens[1].inc(row.cached_input_tokens)
+                tokens[1] += row.cached_input_tokens
         if row.output_tokens:
-            s.tokens[2].inc(row.output_tokens)
+            tokens[2] += row.output_tokens
             if row.reasoning_tokens:
-                s.tokens[3].inc(row.reasoning_tokens)
+                tokens[3] += row.reasoning_tokens
         if row.attempts:
-            s.attempts.inc(row.attempts)
+            s.attempts += row.attempts
             if row.retries:
-                s.retries.inc(row.retries)
+                s.retries += row.retries
             if row.fallbacks and row.fallback_reasons:
+                fallbacks = self.tally.fallbacks
                 for reason in row.fallback_reasons.split(","):
-                    self._fallback(group, reason).inc()
+                    k = (group, reason if reason in self.error_types else OTHER)
+                    fallbacks[k] = fallbacks.get(k, 0) + 1
         if row.cache is not None:
             self.cache_request(row.cache, group)
+        if self._sink is not None and not self._flush_due:
+            self._flush_later()
 
-    def _new_series(self, key: tuple[str, str | None, int, str | None]) -> _Series:
+    def _flush_later(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # (no event loop: a library caller) now, then
+            self._sink.flush()  # type: ignore[union-attr]
+            return
+        self._flush_due = True
+        loop.call_later(FLUSH_EVERY_S, self.flush)
+
+    def flush(self) -> None:
+        """Multiprocess mode: move what was counted into the workers' shared files."""
+        self._flush_due = False
+        if self._sink is not None:
+            self._sink.flush()
+
+    def _new_series(self, key: tuple[str, str | None, int, str | None]) -> Series:
         group, dep, status, etype = key
         provider = self.providers.get(dep, NONE)
         dep_label = dep if dep in self.providers else NONE
@@ -167,25 +173,15 @@ class GatewayMetrics:
             etype_label = "cancelled" if status == 499 else NONE
         else:
             etype_label = etype if etype in self.error_types else OTHER
-        s = self._series[key] = _Series(self, group, dep_label or NONE, provider, f"{status // 100}xx",
-                                        etype_label)
+        s = self.tally.series[key] = Series((group, dep_label or NONE, provider, f"{status // 100}xx", etype_label),
+                                            DURATION_BUCKETS, OVERHEAD_BUCKETS)
         return s
-
-    def _fallback(self, group: str, reason: str) -> Any:
-        c = self._fallbacks.get((group, reason))
-        if c is None:
-            c = self._fallbacks[(group, reason)] = self.fallbacks.labels(
-                group, reason if reason in self.error_types else OTHER)
-        return c
 
     # --- what other stages report (cache, budgets, rate limits) ------------------------------
     def cache_request(self, result: str, group: str) -> None:
         """A response-cache lookup (from the row's `cache`): `hit`, `semantic-hit` or `miss`."""
-        key = (group, result)
-        c = self._cache.get(key)
-        if c is None:
-            c = self._cache[key] = self.cache_requests.labels(group, result if result in CACHE_RESULTS else OTHER)
-        c.inc()
+        key = (group, result if result in CACHE_RESULTS else OTHER)
+        self.tally.cache[key] = self.tally.cache.get(key, 0) + 1
 
     def rate_limited(self, scope_kind: str) -> None:
         """A request refused by a rate limit of a `key`, `team`, `user`, ... scope."""
@@ -213,10 +209,31 @@ class GatewayMetrics:
         """The Prometheus text format: this process's registry, or every worker's files."""
         self.refresh()
         if self.multiprocess:
+            self.flush()  # this worker's latest counts (the others' are at most FLUSH_EVERY_S old)
             registry = CollectorRegistry(auto_describe=False)
             MultiProcessCollector(registry, path=self.multiprocess)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def _per_request_metrics(r: CollectorRegistry) -> dict[str, Any]:
+    """prometheus_client's own metrics for the families the tally feeds (multiprocess mode only)."""
+    gd = ["group", "deployment"]
+    return {
+        "requests": Counter("modelyard_requests", DOCS["requests"],
+                            ["group", "deployment", "provider", "status", "error_type"], registry=r),
+        "duration": Histogram("modelyard_request_duration_seconds", DOCS["duration"], gd, buckets=DURATION_BUCKETS,
+                              registry=r),
+        "ttft": Histogram("modelyard_ttft_seconds", DOCS["ttft"], gd, buckets=DURATION_BUCKETS, registry=r),
+        "tokens": Counter("modelyard_tokens", DOCS["tokens"], [*gd, "kind"], registry=r),
+        "cost": Counter("modelyard_cost_usd", DOCS["cost"], [*gd, "provider"], registry=r),
+        "attempts": Counter("modelyard_attempts", DOCS["attempts"], gd, registry=r),
+        "retries": Counter("modelyard_retries", DOCS["retries"], gd, registry=r),
+        "fallbacks": Counter("modelyard_fallbacks", DOCS["fallbacks"], ["group", "reason"], registry=r),
+        "overhead": Histogram("modelyard_gateway_overhead_seconds", DOCS["overhead"], ["group"],
+                              buckets=OVERHEAD_BUCKETS, registry=r),
+        "cache": Counter("modelyard_cache_requests", DOCS["cache"], ["group", "result"], registry=r),
+    }
 
 
 # The metrics of the running server, for stages that report events not in the log row (rate limits,

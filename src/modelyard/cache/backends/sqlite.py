@@ -1,7 +1,11 @@
 """SQLite backend: entries survive a restart. Every statement runs on one worker thread that owns
 the connection, so the event loop never waits on the disk. LRU order is a `used` column updated on
 each hit; past `max_entries` the least recently used rows are deleted (with RETURNING, so the
-semantic index forgets them)."""
+semantic index forgets them).
+
+Statements queue up while the worker is busy and then run together, in order, in one transaction:
+one thread hop and one commit per batch instead of per lookup and per store. (A hop per statement
+cost a miss ~180 µs of CPU at 50 concurrent requests: two hops, two commits.)"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .base import Backend, Entry
 
@@ -34,14 +38,63 @@ class SqliteBackend(Backend):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-cache")
         self._db: sqlite3.Connection | None = None
         self._count = 0  # rows, live or expired (kept here so a put needs no COUNT)
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise RuntimeError("the SQLite cache is closed")
-            return fn(self._db)
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """`fn(connection)` on the worker thread, with whatever else is queued by then."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.append((fn, fut))
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        return fut
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    results = await loop.run_in_executor(self._pool, self._execute, [fn for fn, _ in batch])
+                except Exception as e:  # the transaction failed (or the pool is gone): every statement did
+                    results = [(False, e)] * len(batch)
+                for (_, fut), (ok, value) in zip(batch, results, strict=True):
+                    if fut.done():  # a caller that went away cancelled its future
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                batch = []
+        except BaseException:  # cancelled (the loop is closing): nobody waits forever
+            for _, fut in batch + self._queue:
+                fut.cancel()
+            self._queue = []
+            raise
+        finally:
+            self._drainer = None
+
+    def _execute(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+        """On the worker thread: each statement's (ok, result or exception), one transaction for all."""
+        db = self._db
+        if db is None:
+            return [(False, RuntimeError("the SQLite cache is closed"))] * len(fns)
+        out: list[tuple[bool, Any]] = []
+        db.execute("BEGIN")
+        try:
+            for fn in fns:
+                try:
+                    out.append((True, fn(db)))
+                except Exception as e:  # this statement's caller gets it
+                    out.append((False, e))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.rollback()
+            raise
+        return out
 
     async def start(self) -> None:
         def open_db() -> int:
@@ -59,6 +112,9 @@ class SqliteBackend(Backend):
             self._count = await asyncio.get_running_loop().run_in_executor(self._pool, open_db)
 
     async def close(self) -> None:
+        if self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
         def shut() -> None:
             if self._db is not None:
                 self._db.close()

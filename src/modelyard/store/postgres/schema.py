@@ -108,6 +108,16 @@ CREATE INDEX IF NOT EXISTS requests_content_ts ON requests (ts) WHERE prompt IS 
 CREATE INDEX IF NOT EXISTS feedback_content_ts ON feedback (ts) WHERE prompt IS NOT NULL OR comment IS NOT NULL;
 """
 
+# budget queries name one key, team or user (`column = $1`): rows without one need no entry there
+_PARTIAL = """
+DROP INDEX IF EXISTS requests_key_ts;
+CREATE INDEX requests_key_ts ON requests (key_id, ts) WHERE key_id IS NOT NULL;
+DROP INDEX IF EXISTS requests_team_ts;
+CREATE INDEX requests_team_ts ON requests (team, ts) WHERE team IS NOT NULL;
+DROP INDEX IF EXISTS requests_user_ts;
+CREATE INDEX requests_user_ts ON requests ("user", ts) WHERE "user" IS NOT NULL;
+"""
+
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, what, SQL) in order; a released version's SQL never changes."""
@@ -118,6 +128,7 @@ def migrations() -> list[tuple[int, str, str]]:
         (4, "stored responses", _RESPONSES),
         (5, "experiment judge scores", _SCORES),
         (6, "opt-in message content (per key) and its retention", _CONTENT),
+        (7, "key, team and user indexes over the rows that have one", _PARTIAL),
     ]
 
 
