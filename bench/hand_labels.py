@@ -158,7 +158,14 @@ f284 simple_qa; f285 extraction; f287 chat?; f289 classification; f290 chat; f29
 f294 creative_writing; f298 simple_qa; f300 chat?; f301 classification; f305 extraction?; f312 extraction?;
 f317 simple_qa; f323 reasoning?; f324 creative_writing; f326 simple_qa; f329 extraction; f333 classification;
 f334 extraction; f335 simple_qa; f336 chat; f337 extraction; f339 classification; f340 chat?; f343 chat?;
-f344 extraction; f346 chat
+f344 extraction; f346 chat; f348 classification; f349 simple_qa?; f350 classification; f351 extraction;
+f352 simple_qa?; f354 chat?; f355 simple_qa?; f356 simple_qa; f359 extraction; f361 classification;
+f362 extraction?; f363 chat?; f364 reasoning?; f365 chat; f366 chat; f371 simple_qa; f372 chat;
+f374 extraction?; f375 simple_qa; f378 simple_qa?; f381 extraction; f383 simple_qa; f384 simple_qa?;
+f385 chat?; f387 classification; f388 extraction?; f389 extraction; f390 extraction?; f391 chat;
+f392 simple_qa; f393 chat; f394 simple_qa; f395 simple_qa; f397 chat?; f398 simple_qa?; f400 extraction;
+f402 simple_qa?; f403 simple_qa?; f404 simple_qa?; f407 simple_qa; f408 simple_qa?; f409 simple_qa;
+f410 classification; f412 simple_qa
 """
 
 

@@ -25,7 +25,7 @@ Sources (docs/ROUTING.md "Task analysis on real prompts"):
   Git-LFS pointer in every repository found); the template is dropped, the category is not in it.
 - `oasst_turn`: the 380 later user turns (replies to the assistant, not synthetic, English) of the
   100 OpenAssistant trees in en_100_message.jsonl (Apache-2.0): what the gateway classifies mid-chat.
-- `dolly15k`: bench/real_prompts/dolly15k_sample.jsonl, 348 rows of databricks-dolly-15k (CC BY-SA
+- `dolly15k`: bench/real_prompts/dolly15k_sample.jsonl, 413 rows of databricks-dolly-15k (CC BY-SA
   3.0) with their `category` (a source category), read from the plain-file copy of the full file in
   yogarajjsoshua/FlaskApplication at the character offsets each row records (the file is over the
   4 MiB a fetched snapshot keeps); long contexts left out (`context_dropped`).
