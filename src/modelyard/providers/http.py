@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -113,9 +113,11 @@ class HttpProvider(Provider):
     async def close(self) -> None:
         await self._http.close()
 
-    async def post(self, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> tuple[int, Headers, bytes]:
-        """POST `body` to `url` of `dep`, read the whole answer: (status, headers, body)."""
-        return await post(self._http, dep, ep, url, body)
+    def post(self, dep: Deployment, ep: Endpoint, url: str, body: bytes
+             ) -> Coroutine[Any, Any, tuple[int, Headers, bytes]]:
+        """POST `body` to `url` of `dep`, read the whole answer: (status, headers, body). Returns the
+        module's `post` coroutine itself (to await): no coroutine of its own in between."""
+        return post(self._http, dep, ep, url, body)
 
     async def open_stream(self, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> UpstreamStream:
         """A streamed POST of `body` to `url` of `dep`: status and headers, then the body as it arrives."""
