@@ -61,14 +61,20 @@ async def _call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan
     return resp
 
 
-async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
-                      health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
+def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                health: HealthTracker) -> Coroutine[Any, Any, tuple[GuardedStream, StreamChunk]]:
     """Start a stream and wait for its first chunk (within the time-to-first-token limit); the rest
-    comes from the returned GuardedStream, which enforces the idle and total limits."""
+    comes from the returned GuardedStream, which enforces the idle and total limits. Untraced, it is
+    `_open_stream` itself."""
     if tracing.TRACER is not None:
-        with tracing.attempt(dep, stream=True):
-            return await _open_stream(dep, token, req, plan, health)
-    return await _open_stream(dep, token, req, plan, health)
+        return _traced_open_stream(dep, token, req, plan, health)
+    return _open_stream(dep, token, req, plan, health)
+
+
+async def _traced_open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                              health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
+    with tracing.attempt(dep, stream=True):
+        return await _open_stream(dep, token, req, plan, health)
 
 
 async def _open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,

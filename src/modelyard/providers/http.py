@@ -119,9 +119,11 @@ class HttpProvider(Provider):
         module's `post` coroutine itself (to await): no coroutine of its own in between."""
         return post(self._http, dep, ep, url, body)
 
-    async def open_stream(self, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> UpstreamStream:
-        """A streamed POST of `body` to `url` of `dep`: status and headers, then the body as it arrives."""
-        return await UpstreamStream.open(self._http, dep, ep, url, body)
+    def open_stream(self, dep: Deployment, ep: Endpoint, url: str, body: bytes
+                    ) -> Coroutine[Any, Any, UpstreamStream]:
+        """A streamed POST of `body` to `url` of `dep` (to await): status and headers, then the body as
+        it arrives."""
+        return UpstreamStream.open(self._http, dep, ep, url, body)
 
 
 class Headers:
