@@ -150,10 +150,16 @@ def _send(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: b
 
 async def post(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes
                ) -> tuple[int, Headers, bytes]:
-    """POST `body`, read the whole answer: (status, headers, body)."""
-    with transport_errors(dep.name):
+    """POST `body`, read the whole answer: (status, headers, body). (try/except, not `with
+    transport_errors`: on every call, a context manager's three method calls would cost more than
+    the rest of this function.)"""
+    try:
         resp = await _send(clients, dep, ep, url, body)
         raw = await resp.bytes()
+    except ModelyardError:
+        raise
+    except Exception as e:
+        raise _map_transport(e, dep.name) from e
     return resp.status.as_int(), Headers(resp.headers), raw.tobytes()
 
 
@@ -213,10 +219,14 @@ class UpstreamStream:
     async def open(cls, clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes
                    ) -> UpstreamStream:
         self = cls(dep.name)
-        with transport_errors(dep.name):
+        try:  # (as in `post`)
             resp = await _send(clients, dep, ep, url, body)
             self._body = resp.stream()
             await self._body.__aenter__()
+        except ModelyardError:
+            raise
+        except Exception as e:
+            raise _map_transport(e, dep.name) from e
         self._open = True
         self.status, self.headers = resp.status.as_int(), Headers(resp.headers)
         return self
