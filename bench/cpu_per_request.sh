@@ -11,6 +11,10 @@ set -euo pipefail
 command -v wrk >/dev/null || { echo "wrk not found: run the harness once (it installs wrk) or apt-get install wrk" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}"
+if [ ! -d "$HARNESS" ]; then  # a git worktree elsewhere: the harness beside the main checkout
+  HARNESS="$(dirname "$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir)")/../shared/bench"
+fi
+[ -f "$HARNESS/fake_upstream.py" ] || { echo "harness not found at $HARNESS: set HARNESS=/path/to/shared/bench" >&2; exit 2; }
 MODE="${1:-nonstream}"; C="${2:-50}"; D="${3:-5}"; REPS="${4:-3}"
 FLOOR_PY="${FLOOR_PY:-${TMPDIR:-/tmp}/gwbench/floor-venv/bin/python}"
 UP_PORT=18031; GW_PORT=14031; FLOOR_PORT=14032
