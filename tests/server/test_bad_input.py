@@ -19,7 +19,7 @@ CASES = [
     ("messages not a list", {"model": "fast", "messages": "hi"}, 400, "messages"),
     ("message not an object", {"model": "fast", "messages": ["hi"]}, 400, "messages[0]"),
     ("invalid role", {"model": "fast", "messages": [{"role": "robot", "content": "x"}]}, 400, "messages[0].role"),
-    ("role not a string", {"model": "fast", "messages": OK_MSGS + [{"role": ["user"], "content": "x"}]}, 400,
+    ("role not a string", {"model": "fast", "messages": [*OK_MSGS, {"role": ["user"], "content": "x"}]}, 400,
      "messages[1].role"),
     ("missing role", {"model": "fast", "messages": [{"content": "x"}]}, 400, "messages[0].role"),
     ("content wrong type", {"model": "fast", "messages": [{"role": "user", "content": 5}]}, 400,
