@@ -1,7 +1,7 @@
 """The hand review of bench/label_real_prompts.py: every prompt was read; a line here is a decision
 that differs from the rule's label or marks the prompt ambiguous (`?`: its type is a matter of
 opinion, so it stays out of the clear-type accuracy figure). `s` = seed_task_N, `u` =
-user_oriented_task_N, `o` = oasst_N, `d` = dolly_N, `t` = oasst_turn_N. Conventions: a request to
+user_oriented_task_N, `o` = oasst_N, `d` = dolly_N, `t` = oasst_turn_N, `f` = dolly15k_N. Conventions: a request to
 produce or edit prose (emails, posts, rewrites, grammar fixes, titles, names) is creative_writing
 ("writing"); advice, recommendations, plans, lists of ideas and how-tos are chat (no task type of
 ours fits them; they are never "clear"); factual look-ups are simple_qa; questions answered from a
@@ -127,7 +127,45 @@ t302 chat; t303 chat; t304 chat; t306 chat; t307 code_review?; t308 code_review?
 t316 simple_qa; t318 chat; t322 creative_writing; t327 reasoning?; t329 chat; t331 code_generation?;
 t332 creative_writing; t334 chat; t335 creative_writing; t342 chat; t343 chat; t347 chat;
 t348 creative_writing?; t349 creative_writing?; t352 chat; t362 chat; t365 chat; t366 chat; t370 simple_qa;
-t372 chat; t373 chat; t378 chat
+t372 chat; t373 chat; t378 chat;
+f2 chat; f4 creative_writing?; f6 simple_qa; f8 reasoning?; f10 simple_qa; f11 simple_qa?; f12 chat;
+f13 classification; f14 extraction; f15 classification; f16 simple_qa?; f17 extraction; f19 simple_qa?;
+f20 chat; f23 classification; f25 classification; f27 simple_qa; f30 simple_qa; f31 extraction; f32 extraction;
+f34 chat; f36 reasoning?; f37 chat; f40 chat; f41 chat; f42 summarization; f43 classification; f45 extraction;
+f46 classification; f47 simple_qa?; f48 simple_qa?; f50 creative_writing; f51 simple_qa; f52 chat;
+f53 extraction; f55 classification; f56 simple_qa?; f58 chat; f59 chat; f60 simple_qa; f61 classification;
+f62 translation?; f65 classification; f66 classification; f68 simple_qa; f69 extraction; f70 chat;
+f71 simple_qa?; f72 simple_qa; f73 extraction?; f74 simple_qa; f75 simple_qa?; f77 chat?; f78 extraction;
+f79 chat; f80 simple_qa; f81 chat; f82 chat; f83 chat; f85 chat; f87 extraction; f90 simple_qa; f92 simple_qa;
+f100 simple_qa?; f101 chat; f103 classification; f104 reasoning?; f105 simple_qa?; f109 simple_qa?; f110 chat;
+f112 classification; f114 classification; f115 simple_qa?; f116 chat; f118 classification; f119 simple_qa;
+f121 simple_qa; f124 extraction; f128 chat; f129 chat; f131 extraction; f133 simple_qa?; f134 chat?;
+f135 extraction; f136 classification; f138 simple_qa; f140 simple_qa; f141 simple_qa; f142 creative_writing;
+f143 chat; f146 extraction; f148 extraction; f149 classification; f150 chat; f151 extraction; f153 simple_qa;
+f154 extraction; f155 simple_qa; f158 simple_qa?; f160 simple_qa?; f162 creative_writing?; f163 classification;
+f164 chat; f165 reasoning?; f167 reasoning?; f168 chat; f169 extraction?; f170 extraction; f173 simple_qa?;
+f174 extraction; f175 summarization?; f176 creative_writing; f177 chat; f178 classification; f179 simple_qa?;
+f180 extraction; f181 chat?; f182 chat; f187 chat; f188 simple_qa; f189 extraction; f191 simple_qa; f193 chat;
+f194 simple_qa?; f195 simple_qa; f196 chat; f199 chat; f203 chat; f204 chat?; f205 reasoning?;
+f206 classification; f207 chat; f209 chat; f211 classification; f213 extraction?; f216 chat?; f217 chat;
+f218 classification; f219 chat; f220 chat; f222 chat?; f223 chat; f227 simple_qa; f228 classification;
+f229 chat; f233 extraction; f234 simple_qa?; f235 extraction?; f238 simple_qa; f240 classification;
+f241 simple_qa?; f244 classification; f245 simple_qa?; f246 simple_qa; f247 simple_qa; f249 extraction;
+f250 creative_writing; f253 simple_qa; f254 simple_qa?; f256 classification; f257 extraction;
+f259 classification?; f260 reasoning?; f263 chat; f268 extraction?; f269 extraction; f270 chat;
+f271 simple_qa?; f274 extraction; f276 classification; f277 simple_qa; f279 extraction?; f283 simple_qa;
+f284 simple_qa; f285 extraction; f287 chat?; f289 classification; f290 chat; f291 extraction;
+f294 creative_writing; f298 simple_qa; f300 chat?; f301 classification; f305 extraction?; f312 extraction?;
+f317 simple_qa; f323 reasoning?; f324 creative_writing; f326 simple_qa; f329 extraction; f333 classification;
+f334 extraction; f335 simple_qa; f336 chat; f337 extraction; f339 classification; f340 chat?; f343 chat?;
+f344 extraction; f346 chat; f348 classification; f349 simple_qa?; f350 classification; f351 extraction;
+f352 simple_qa?; f354 chat?; f355 simple_qa?; f356 simple_qa; f359 extraction; f361 classification;
+f362 extraction?; f363 chat?; f364 reasoning?; f365 chat; f366 chat; f371 simple_qa; f372 chat;
+f374 extraction?; f375 simple_qa; f378 simple_qa?; f381 extraction; f383 simple_qa; f384 simple_qa?;
+f385 chat?; f387 classification; f388 extraction?; f389 extraction; f390 extraction?; f391 chat;
+f392 simple_qa; f393 chat; f394 simple_qa; f395 simple_qa; f397 chat?; f398 simple_qa?; f400 extraction;
+f402 simple_qa?; f403 simple_qa?; f404 simple_qa?; f407 simple_qa; f408 simple_qa?; f409 simple_qa;
+f410 classification; f412 simple_qa
 """
 
 
@@ -137,7 +175,7 @@ def _parse() -> tuple[dict[str, str], frozenset[str]]:
     for item in _DECISIONS.replace("\n", " ").split(";"):
         key, label = item.split()
         full = {"s": "seed_task_", "u": "user_oriented_task_", "o": "oasst_", "d": "dolly_",
-                "t": "oasst_turn_"}[key[0]] + key[1:]
+                "t": "oasst_turn_", "f": "dolly15k_"}[key[0]] + key[1:]
         if label.endswith("?"):
             ambiguous.add(full)
         hand[full] = label.rstrip("?")

@@ -8,7 +8,7 @@ human-written instruction collections, labelled by rules + source categories + a
     git --git-dir=<Open-Assistant mirror> show HEAD:$OA/prompt_lottery_en_250_text.jsonl >> oa.jsonl
     git --git-dir=<Open-Assistant mirror> show HEAD:$OA/en_100_message.jsonl > turns.jsonl
     git --git-dir=<ANTI-Tony/triforce-reproduce mirror> show HEAD:data/dolly.jsonl > dolly.jsonl
-    SRC="seed.jsonl user.jsonl oa.jsonl dolly.jsonl turns.jsonl"
+    SRC="seed.jsonl user.jsonl oa.jsonl dolly.jsonl turns.jsonl"   # + bench/real_prompts/dolly15k_sample.jsonl
     .venv/bin/python bench/label_real_prompts.py $SRC              # write the set
     .venv/bin/python bench/label_real_prompts.py $SRC --review     # rule vs final
 
@@ -25,14 +25,18 @@ Sources (docs/ROUTING.md "Task analysis on real prompts"):
   Git-LFS pointer in every repository found); the template is dropped, the category is not in it.
 - `oasst_turn`: the 380 later user turns (replies to the assistant, not synthetic, English) of the
   100 OpenAssistant trees in en_100_message.jsonl (Apache-2.0): what the gateway classifies mid-chat.
+- `dolly15k`: bench/real_prompts/dolly15k_sample.jsonl, 413 rows of databricks-dolly-15k (CC BY-SA
+  3.0) with their `category` (a source category), read from the plain-file copy of the full file in
+  yogarajjsoshua/FlaskApplication at the character offsets each row records (the file is over the
+  4 MiB a fetched snapshot keeps); long contexts left out (`context_dropped`).
 
 A prompt is the instruction, then a blank line and the task's input when it has one (what a user who
 pastes the material would send). Labels: the first rule that fires (`rule_label`), checked against the
 source category; then every prompt was read by hand and `HAND` records each decision that differs
 from the rule (with `None` in `clear` for prompts whose type is a matter of opinion: they stay in the
-set, labelled, but out of the clear-type accuracy figure). Split: `user` → test; `seed` → test when
-the first byte of sha256(prompt) is < 77 (30%), the other sources when it is < 128 (50%), else
-train; fixed by the hash, so adding prompts never moves one. A prompt already in an earlier source
+set, labelled, but out of the clear-type accuracy figure). Split: `user` → test; `seed` and `dolly15k` →
+test when the first byte of sha256(prompt) is < 77 (30%), the other sources when it is < 128 (50%),
+else train; fixed by the hash, so adding prompts never moves one. A prompt already in an earlier source
 is kept once.
 """
 
@@ -48,6 +52,7 @@ from pathlib import Path
 from hand_labels import AMBIGUOUS, HAND
 
 OUT = Path(__file__).resolve().parent.parent / "src/modelyard/routing/data/real_prompts.jsonl"
+DOLLY15K = Path(__file__).resolve().parent / "real_prompts/dolly15k_sample.jsonl"
 CLEAR_TYPES = ("code_generation", "code_review", "math", "reasoning", "summarization", "translation",
                "extraction", "classification", "creative_writing")
 
@@ -74,6 +79,13 @@ _R = [
 ]
 RULES = [(task, re.compile(rx, re.I | re.S)) for task, rx in _R]
 
+# Dolly-15k's own categories mapped to our task types (a source category, checked by hand like the rules).
+DOLLY_CATEGORY = {
+    "classification": "classification", "closed_qa": "extraction", "information_extraction": "extraction",
+    "summarization": "summarization", "creative_writing": "creative_writing", "open_qa": "simple_qa",
+    "general_qa": "chat", "brainstorming": "chat",
+}
+
 APP_CATEGORY = {
     "Leetcode": "code", "StackOverflow": "code", "Github": "code", "GeeksforGeeks": "code",
     "w3schools": "code", "Wolfram alpha": "math", "(Wolfram alpha)?": "math", "Grammarly": "creative_writing",
@@ -98,6 +110,8 @@ def rule_label(text: str) -> str:
 
 
 def source_category(src: str, task: dict) -> str | None:
+    if src == "dolly15k":
+        return DOLLY_CATEGORY[task["category"]]
     if src == "seed":
         return "classification" if task.get("is_classification") else None
     return APP_CATEGORY.get(task.get("motivation_app", ""))
@@ -114,7 +128,7 @@ def agrees(category: str | None, label: str) -> bool | None:
 def split_of(src: str, text: str) -> str:
     if src == "user":
         return "test"
-    cut = 77 if src == "seed" else 128
+    cut = 77 if src in ("seed", "dolly15k") else 128
     return "test" if hashlib.sha256(text.encode()).digest()[0] < cut else "train"
 
 
@@ -129,6 +143,17 @@ def dolly_tasks(path: str) -> list[dict]:
         if m is None:
             raise ValueError(f"{path}:{i + 1}: not an Alpaca-templated Dolly prompt")
         out.append({"id": f"dolly_{i}", "instruction": m[1], "instances": [{"input": m[2] or ""}]})
+    return out
+
+
+def dolly15k_tasks(path: str) -> list[dict]:
+    """The rows of bench/real_prompts/dolly15k_sample.jsonl: Dolly-15k rows with their category, the context
+    kept where it was carried over (`context_dropped` marks rows whose long context was left out)."""
+    out = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
+        row = json.loads(line)
+        out.append({"id": f"dolly15k_{i}", "instruction": row["instruction"], "category": row["category"],
+                    "instances": [{"input": row["context"]}]})
     return out
 
 
@@ -150,7 +175,7 @@ def oasst_turn_tasks(path: str) -> list[dict]:
 
 
 def sources(seed_path: str, user_path: str, oa_path: str, dolly_path: str,
-            turns_path: str) -> list[tuple[str, dict]]:
+            turns_path: str, dolly15k_path: str = str(DOLLY15K)) -> list[tuple[str, dict]]:
     out: list[tuple[str, dict]] = []
     for src, path in (("seed", seed_path), ("user", user_path), ("oasst", oa_path)):
         for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
@@ -160,6 +185,7 @@ def sources(seed_path: str, user_path: str, oa_path: str, dolly_path: str,
             out.append((src, task))
     out += [("dolly", t) for t in dolly_tasks(dolly_path)]
     out += [("oasst_turn", t) for t in oasst_turn_tasks(turns_path)]
+    out += [("dolly15k", t) for t in dolly15k_tasks(dolly15k_path)]
     return out
 
 

@@ -142,6 +142,9 @@ class ServerConfig(_Model):
     # anyone when metrics_public is true
     metrics_key: str | None = None
     metrics_public: bool = False
+    # /v1/files + /v1/batches (docs/BATCH.md): their directory; default `modelyard-batches` next to the
+    # request log. Replicas that mount one shared directory (flock must work on it) share them.
+    batch_dir: str | None = None
 
     @field_validator("master_key")
     @classmethod

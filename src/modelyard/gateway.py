@@ -13,7 +13,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from .accounting.admission import FREE, Accounting, Admission
@@ -185,12 +185,14 @@ class Gateway:
         return self.router.plan(route, req)
 
     # --- execution ----------------------------------------------------------------------------
-    async def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> ChatResponse:
-        """One non-streamed request through the whole pipeline."""
+    def chat(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai"
+             ) -> Coroutine[Any, Any, ChatResponse]:
+        """One non-streamed request through the whole pipeline (await it). Untraced, this is the
+        pipeline's own coroutine: no coroutine in between."""
         rid = request_id or new_request_id()
         if tracing.TRACER is not None:
-            return await tracing.request(self, lambda: self._chat(req, rid, api), req, rid, stream=False)
-        return await self._chat(req, rid, api)
+            return tracing.request(self, lambda: self._chat(req, rid, api), req, rid, stream=False)
+        return self._chat(req, rid, api)
 
     async def _chat(self, req: ChatRequest, rid: str, api: str) -> ChatResponse:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):
@@ -240,16 +242,17 @@ class Gateway:
             exp.scorer.offer(self, rid, req, resp.text)
         return resp
 
-    async def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai") -> GatewayStream:
-        """Start a streamed request: fallbacks are allowed until the first chunk exists.
+    def stream(self, req: ChatRequest, *, request_id: str | None = None, api: str = "openai"
+               ) -> Coroutine[Any, Any, GatewayStream]:
+        """Start a streamed request (await it): fallbacks are allowed until the first chunk exists.
 
-        Returns once a deployment produced its first chunk, so the caller can send headers
-        naming the deployment that will serve the rest.
+        The await ends once a deployment produced its first chunk, so the caller can send headers
+        naming the deployment that will serve the rest. Untraced, this is the pipeline's own coroutine.
         """
         rid = request_id or new_request_id()
         if tracing.TRACER is not None:
-            return await tracing.request(self, lambda: self._stream(req, rid, api), req, rid, stream=True)
-        return await self._stream(req, rid, api)
+            return tracing.request(self, lambda: self._stream(req, rid, api), req, rid, stream=True)
+        return self._stream(req, rid, api)
 
     async def _stream(self, req: ChatRequest, rid: str, api: str) -> GatewayStream:
         if req.model in self.pipelines or (req.metadata and req.metadata.get("mode") not in modes.DIRECT):

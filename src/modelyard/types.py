@@ -275,6 +275,11 @@ class ChatResponse:
     def tool_calls(self) -> list[ToolCall]:
         return (self.choices[0].message.tool_calls or []) if self.choices else []
 
+    def wire_choices(self) -> list[dict[str, Any]] | None:
+        """The upstream's parsed OpenAI-format choices, while `choices` was never built from them nor
+        replaced (an encoder may then read them instead of building objects); None otherwise."""
+        return None
+
 
 @dataclass(slots=True)
 class ToolCallDelta:

@@ -9,8 +9,10 @@ import openai
 import pytest
 from batchkit import (
     KEY,
+    SIM_CONFIG,
     openai_line,
     serve_fixture,  # noqa: F401  (the `server` fixture)
+    serving,
 )
 
 
@@ -80,3 +82,24 @@ def test_cancel_and_bad_requests(tmp_path, server) -> None:
         client.batches.list(after="batch_../x")
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server + "/v1", api_key="wrong", max_retries=0).batches.list()
+
+
+def test_two_servers_on_one_batch_dir_share_files_and_batches(tmp_path) -> None:
+    """Two replicas (separate processes and request logs) configured with one `server.batch_dir`: a
+    file uploaded through one is read and batched through the other, and the batch is seen on both."""
+    shared = tmp_path / "shared-batches"
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+    config = SIM_CONFIG.replace("server:\n", f"server:\n  batch_dir: {shared}\n")
+    with serving(dirs[0], config) as a, serving(dirs[1], config) as b:
+        src = tmp_path / "in.jsonl"
+        src.write_text("".join(json.dumps(openai_line(f"q{i}", i, "sim/fast")) + "\n" for i in range(5)))
+        f = _client(a).files.create(file=src.open("rb"), purpose="batch")
+        assert _client(b).files.content(f.id).content == src.read_bytes()
+        made = _client(b).batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
+        done = _wait(_client(a), made.id)
+        assert done.status == "completed" and done.request_counts is not None and done.request_counts.completed == 5
+        out = _client(a).files.content(done.output_file_id).text.splitlines()
+        assert sorted(json.loads(x)["custom_id"] for x in out) == [f"q{i}" for i in range(5)]
+    assert any(shared.iterdir()) and not (dirs[0] / "modelyard-batches").exists()

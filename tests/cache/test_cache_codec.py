@@ -74,3 +74,10 @@ def test_answers_of_other_providers() -> None:
     assert orjson.loads(codec.encode(parts) or b"")["choices"] == [[0, "a", None, "stop"]]
     parts.choices[0].message.content = [TextPart("a"), ImagePart("https://x/y.png")]
     assert codec.encode(parts) is None
+
+
+def test_an_answer_whose_choices_were_replaced_is_encoded_from_the_replacement() -> None:
+    resp = from_wire(_wire(_choice("upstream text")), DEP)
+    resp.choices = [Choice(index=0, message=Message("assistant", "rewritten"), finish_reason="stop")]
+    data = codec.encode(resp)
+    assert data is not None and codec.decode(data, "x").text == "rewritten"

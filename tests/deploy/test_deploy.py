@@ -153,3 +153,13 @@ def test_probes_and_scrapes_point_at_routes_the_server_serves() -> None:
     healthcheck = " ".join(load(DEPLOY / "docker-compose.yml")["services"]["gateway-1"]["healthcheck"]["test"])
     paths.add(re.search(r"http://127\.0\.0\.1:\d+(/\w+)", healthcheck).group(1))  # type: ignore[union-attr]
     assert paths == {"/ready", "/health", "/metrics"} and paths <= served
+
+
+def test_compose_gateways_share_one_batch_directory() -> None:
+    """/v1/files + /v1/batches answer on either replica only if both mount the configured batch_dir."""
+    batch_dir = load_config(DEPLOY / "gateway.yaml", environ=ENV).server.batch_dir
+    assert batch_dir
+    services = load(DEPLOY / "docker-compose.yml")["services"]
+    sources = {name: {v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]}.get(batch_dir)
+               for name in ("gateway-1", "gateway-2")}
+    assert sources["gateway-1"] is not None and sources["gateway-1"] == sources["gateway-2"], sources

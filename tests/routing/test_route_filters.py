@@ -3,10 +3,17 @@ deployments to the back; NoCandidate (422) names which constraint removed which 
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from routekit import FLEET, chain, decide, gateway, group, req, sim
 
+from modelyard.catalog import builtin_cards
 from modelyard.errors import NoCandidate
+from modelyard.routing.candidates import CIRCUIT_OPEN, CandidateFilter, Filtered
+from modelyard.routing.features import Features
 from modelyard.types import ChatRequest, ImagePart, Message, TextPart, Tool
 
 
@@ -143,3 +150,60 @@ def test_light_groups_skip_the_classifier_unless_something_needs_the_task() -> N
     assert explained["features"]["task"] == "code_generation"  # explanations always analyse fully
     assert not gateway(group("first-healthy", {"min_quality": 0.5})).router.plans["g"].light
     assert not gateway(group("score")).router.plans["g"].light
+
+
+# --- the shortcuts: worked-out capability sets, breakers asked only when listed as not closed ------
+
+REAL_FLEET = {f"d{i}": sim(c) for i, c in enumerate(c for c in builtin_cards() if not c.startswith("sim/"))}
+
+
+def _reference(filt: CandidateFilter, f: Features, max_tokens: int | None, now: float) -> Filtered:
+    """The filters as defined: every deployment through the hard filters, then each asked for its
+    circuit, concurrency and headroom."""
+    rejected: dict[str, str] = {}
+    ok = filt.hard(filt.deployments, f, max_tokens, rejected)
+    eligible, deferred = [], []
+    for d in ok:
+        if filt.health is not None and not filt.health.healthy(d.name, now):
+            deferred.append(d)
+            rejected[d.name] = CIRCUIT_OPEN
+        else:
+            eligible.append(d)
+    return Filtered(eligible, deferred, rejected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(caps=st.frozensets(st.sampled_from(["vision", "tools", "json", "streaming"])),
+       context=st.sampled_from([10, 5_000, 100_000, 150_000, 300_000, 2_000_000]),
+       max_tokens=st.none() | st.sampled_from([100, 10_000, 40_000]),
+       hints=st.sampled_from([{}, {"max_cost_usd": 0.001}, {"tags": frozenset({"eu"})}, {"min_quality": 0.8}]),
+       broken=st.lists(st.sampled_from(sorted(REAL_FLEET)), max_size=4), later=st.booleans())
+def test_filters_decide_what_asking_every_deployment_decides(caps: frozenset[str], context: int,
+                                                             max_tokens: int | None, hints: dict, broken: list[str],
+                                                             later: bool) -> None:
+    gw = gateway(group("first-healthy", deps=list(REAL_FLEET)), REAL_FLEET)
+    filt = gw.router.plans["g"].filter
+    for name in broken:
+        for _ in range(5):
+            gw.health.failed(name)
+    now = time.monotonic() + (1e6 if later else 0.0)  # later: the cool-downs are over, probes let through
+    f = Features(capabilities=caps, context_tokens=context, **hints)
+    for _ in range(2):  # the second time from the worked-out capability set
+        got, want = filt.run(f, max_tokens, now), _reference(filt, f, max_tokens, now)
+        assert (got.eligible, got.deferred) == (want.eligible, want.deferred)
+        assert list(got.rejected.items()) == list(want.rejected.items())
+    if filt.unconstrained(caps, context, max_tokens, f):  # (a sufficient test: then no hard filter removes one)
+        assert set(want.rejected) <= set(broken)
+
+
+def test_a_worked_out_capability_set_is_not_changed_by_the_requests_that_use_it() -> None:
+    gw = gateway(group("first-healthy"))
+    filt = gw.router.plans["g"].filter
+    vision = Features(capabilities=frozenset({"vision"}), context_tokens=10)
+    first = filt.run(vision)
+    first.rejected["x"] = "changed by a caller"
+    for _ in range(10):
+        gw.health.failed("frontier")
+    again = filt.run(vision)
+    assert "x" not in again.rejected and filt.offer(frozenset({"vision"})).rejected == {
+        n: why for n, why in again.rejected.items() if why.startswith("lacks")}

@@ -220,3 +220,27 @@ def test_every_builtin_is_registered() -> None:
     assert {"rules", "score", "cheapest", "fastest", "least-busy", "usage", "weighted", "round-robin", "tier",
             "budget-aware", "first-healthy"} <= set(known_strategies())
     assert set(FLEET) == {"frontier", "balanced", "fast", "local"}
+
+
+def test_rules_and_tier_run_the_classifier_only_when_a_condition_or_the_inner_strategy_reads_the_task() -> None:
+    hints = {"rules": [{"name": "pro", "when": {"any": [{"tier": "pro"}, {"not": {"capabilities": "vision"}}],
+                                                "input_tokens": {"lt": 5000}}, "to": "frontier"}],
+             "then": "first-healthy"}
+    gw = gateway(group("rules", hints))
+    assert gw.router.plans["g"].light
+    c, d = decide(gw, req("Write a Python function that sorts a list.", metadata={"tier": "pro"}))
+    assert c[0].name == "frontier" and d.rule == "pro" and d.features["task"] is None
+    for reads in ({"complexity": {"gte": 0.5}}, {"all": [{"language": "fr"}]}, {"output_tokens": {"gt": 9}}):
+        rules = {**hints, "rules": [{"when": reads, "to": "fast"}]}
+        assert not gateway(group("rules", rules)).router.plans["g"].light, reads
+    assert not gateway(group("rules", {**hints, "then": "score"})).router.plans["g"].light
+    assert gateway(group("tier", {"then": "first-healthy"})).router.plans["g"].light
+    assert not gateway(group("tier")).router.plans["g"].light  # then: score reads task and complexity
+
+
+def test_fields_read_by_a_condition() -> None:
+    from modelyard.routing.conditions import fields_read
+
+    when = {"task": "math", "any": [{"tier": "pro"}, {"not": {"metadata.project": "x"}}], "hour": {"between": [1, 5]}}
+    assert fields_read(when) == {"task", "tier", "extra", "hour"}
+    assert fields_read({}) == frozenset()

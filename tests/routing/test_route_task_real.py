@@ -19,20 +19,25 @@ from modelyard.routing.classify import UNSURE, default_model
 from modelyard.routing.features import TASKS
 from modelyard.routing.task_eval import (
     CLEAR_TYPES,
-    FIRST_SOURCES,
+    ENLARGED_SOURCES,
+    LOOKUP_HEAVY,
     evaluate,
     fit_temperature,
     load_real,
+    real_training_examples,
     reliability,
-    test_splits,
+)
+from modelyard.routing.task_eval import (
+    test_splits as held_out_splits,
 )
 from modelyard.types import ChatRequest, Message
 
 # docs/ROUTING.md: the shipped models' clear-type accuracy on the first test split (the sources the
-# split began with, kept for comparison) and on the enlarged one (every source)
-CHEAP_ACCURACY = {"first": 0.643, "enlarged": 0.644}
-MINILM_ACCURACY = {"first": 0.773, "enlarged": 0.760}
-MARGIN = 0.03
+# split began with, kept for comparison), on the enlarged one (the five sources of the second round)
+# and on the test rows of the Dolly-15k sample, a split of its own (36 clear prompts: wider margin)
+CHEAP_ACCURACY = {"first": 0.681, "enlarged": 0.695, "dolly15k": 0.861}
+MINILM_ACCURACY = {"first": 0.751, "enlarged": 0.768, "dolly15k": 0.861}
+MARGIN = {"first": 0.03, "enlarged": 0.03, "dolly15k": 0.08}
 
 # Held out: written for this test, never in any training set. A code or math label would send them
 # to a code or math model; the issue's review found today's classifier doing that to humanities prompts.
@@ -83,26 +88,44 @@ def minilm():
 
 def test_real_prompt_set_is_split_by_hash_and_test_prompts_never_train() -> None:
     rows = load_real()
-    assert len(rows) >= 1300 and len({r["text"] for r in rows}) == len(rows)
-    assert {r["source"] for r in rows} == {*FIRST_SOURCES, "dolly", "oasst_turn"}
+    assert len(rows) >= 1600 and len({r["text"] for r in rows}) == len(rows)
+    assert {r["source"] for r in rows} == {*ENLARGED_SOURCES, "dolly15k"}
     for r in rows:  # the split follows from the prompt alone (bench/label_real_prompts.py)
-        cut = {"seed": 77, "user": 256}.get(r["source"], 128)
+        cut = {"seed": 77, "dolly15k": 77, "user": 256}.get(r["source"], 128)
         assert r["split"] == ("test" if hashlib.sha256(r["text"].encode()).digest()[0] < cut else "train")
         assert r["task"] in TASKS and (not r["clear"] or r["task"] in CLEAR_TYPES)
     test = {r["text"] for r in rows if r["split"] == "test"}
     train = {r["text"] for r in rows if r["split"] == "train"}
-    assert not test & train and sum(r["clear"] for r in rows if r["split"] == "test") >= 230
-    splits = test_splits()  # the first split is the enlarged one's rows from the first sources
-    assert sum(r["clear"] for r in splits["first"]) == 185 and len(splits["enlarged"]) > len(splits["first"])
+    assert not test & train and sum(r["clear"] for r in rows if r["split"] == "test") >= 260
+    splits = held_out_splits()  # later sources never add rows to the first or the enlarged split
+    assert [sum(r["clear"] for r in splits[s]) for s in ("first", "enlarged", "dolly15k")] == [185, 233, 36]
+    assert {r["source"] for r in splits["dolly15k"]} == {"dolly15k"}
+
+
+def test_training_examples_leave_out_the_look_up_heavy_sources_look_ups() -> None:
+    examples = real_training_examples()
+    train = load_real("train")
+    dropped = [r for r in train if r["source"] in LOOKUP_HEAVY and r["task"] == "simple_qa"]
+    assert dropped and len(examples) == len(train) - len(dropped)
+    assert not {r["text"] for r in dropped} & {t for t, _ in examples}
+    assert any(t == "simple_qa" for _, t in examples)  # the other sources' look-ups still train
 
 
 @pytest.mark.parametrize("split", ["first", "enlarged"])
 def test_cheap_model_accuracy_on_the_real_test_split(split: str) -> None:
-    report = evaluate(default_model(), test_splits()[split])
+    report = evaluate(default_model(), held_out_splits()[split])
     assert report["n"] >= 150
-    assert report["accuracy"] >= CHEAP_ACCURACY[split] - MARGIN
+    assert report["accuracy"] >= CHEAP_ACCURACY[split] - MARGIN[split]
     # every clear type is recognised on some of its prompts (the small classes are a few prompts each)
     assert all(pc["right"] > 0 for pc in report["per_class"].values())
+
+
+def test_cheap_model_accuracy_on_the_dolly15k_test_split() -> None:
+    report = evaluate(default_model(), held_out_splits()["dolly15k"])
+    assert report["n"] >= 25
+    assert report["accuracy"] >= CHEAP_ACCURACY["dolly15k"] - MARGIN["dolly15k"]
+    for task in ("classification", "extraction"):  # the sample's two large clear types
+        assert report["per_class"][task]["right"] >= 0.75 * report["per_class"][task]["n"]
 
 
 def test_cheap_model_is_calibrated_within_bounds() -> None:
@@ -152,11 +175,15 @@ def test_calibration_tools() -> None:
 
 def test_minilm_choice_beats_cheap_on_real_prompts_and_never_codes_humanities() -> None:
     model = minilm()
-    for split, rows in test_splits().items():
+    for split, rows in held_out_splits().items():
         report = evaluate(model, rows)
-        assert report["accuracy"] >= MINILM_ACCURACY[split] - MARGIN
-        assert report["accuracy"] > evaluate(default_model(), rows)["accuracy"]
-        assert report["ece"] <= 0.12
+        assert report["accuracy"] >= MINILM_ACCURACY[split] - MARGIN[split]
+        cheap = evaluate(default_model(), rows)["accuracy"]
+        if split == "dolly15k":  # 36 prompts: the two are level there (docs/ROUTING.md)
+            assert report["accuracy"] >= cheap
+        else:
+            assert report["accuracy"] > cheap
+            assert report["ece"] <= 0.12
     for text in HUMANITIES_ROLEPLAY_WRITING:
         assert model.predict(text)[0] not in ("code_generation", "code_review", "math"), text
 

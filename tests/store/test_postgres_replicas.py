@@ -123,7 +123,9 @@ def test_keys_spend_and_feedback_are_shared_between_two_servers(replicas: tuple[
         finally:
             await conn.close()
 
-    for base in (a, b):  # either replica flushes its own rows first, then reads the shared log
+    for base in (a, b):  # each replica flushes its own rows before it reads the shared log: both first,
+        httpx.get(base + "/admin/spend", headers=admin, params={"by": "key", "key": key_id}, timeout=30)
+    for base in (a, b):  # so that the log holds every row whichever replica is asked
         body = httpx.get(base + "/admin/spend", headers=admin, params={"by": "key", "key": key_id}, timeout=30).json()
         logged = asyncio.run(rows())
         ids = {r["id"] for r in logged}

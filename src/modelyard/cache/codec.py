@@ -1,9 +1,9 @@
 """A response as cache bytes and back. Only what the client gets is kept (choices, usage, the
 model name); the upstream's raw body is not, so a hit is rendered fresh in the client's format.
 
-An OpenAI-format answer (`WireResponse`) is encoded from its parsed wire choices: the gateway never
-builds its `Choice` objects unless something reads them, and building them only to encode them
-was the larger part of a miss's store."""
+An OpenAI-format answer is encoded from its parsed wire choices (`ChatResponse.wire_choices`): the
+gateway never builds its `Choice` objects unless something reads them, and building them only to
+encode them was the larger part of a miss's store."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from ..providers.openai import WireResponse
 from ..types import ChatResponse, Choice, Message, TextPart, ToolCall, Usage
 
 STORED_FINISH = frozenset(("stop", "length", "tool_calls"))  # not content_filter, not an error
@@ -21,7 +20,8 @@ STORED_FINISH = frozenset(("stop", "length", "tool_calls"))  # not content_filte
 def encode(resp: ChatResponse) -> bytes | None:
     """The cache bytes of a complete answer; None for one that must not be stored: no choices, a
     choice that did not finish normally, or content the cache cannot replay as it was."""
-    rows = _wire_rows(resp.wire_choices) if isinstance(resp, WireResponse) else None
+    wire = resp.wire_choices()
+    rows = _wire_rows(wire) if wire is not None else None
     if rows is None:
         rows = _rows(resp.choices)
     if not rows:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 from ..deployment import Deployment
 from ..errors import ConnectionFailed, ModelyardError
@@ -18,13 +20,18 @@ from ..telemetry import tracing
 from ..types import ChatRequest, ChatResponse, StreamChunk
 
 
-async def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
-               health: HealthTracker) -> ChatResponse:
-    """One non-streamed call."""
+def call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+         health: HealthTracker) -> Coroutine[Any, Any, ChatResponse]:
+    """One non-streamed call (to await). Untraced, it is `_call` itself: no coroutine in between."""
     if tracing.TRACER is not None:
-        with tracing.attempt(dep, stream=False):
-            return await _call(dep, token, req, plan, health)
-    return await _call(dep, token, req, plan, health)
+        return _traced_call(dep, token, req, plan, health)
+    return _call(dep, token, req, plan, health)
+
+
+async def _traced_call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                       health: HealthTracker) -> ChatResponse:
+    with tracing.attempt(dep, stream=False):
+        return await _call(dep, token, req, plan, health)
 
 
 async def _call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
@@ -54,14 +61,20 @@ async def _call(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan
     return resp
 
 
-async def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
-                      health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
+def open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                health: HealthTracker) -> Coroutine[Any, Any, tuple[GuardedStream, StreamChunk]]:
     """Start a stream and wait for its first chunk (within the time-to-first-token limit); the rest
-    comes from the returned GuardedStream, which enforces the idle and total limits."""
+    comes from the returned GuardedStream, which enforces the idle and total limits. Untraced, it is
+    `_open_stream` itself."""
     if tracing.TRACER is not None:
-        with tracing.attempt(dep, stream=True):
-            return await _open_stream(dep, token, req, plan, health)
-    return await _open_stream(dep, token, req, plan, health)
+        return _traced_open_stream(dep, token, req, plan, health)
+    return _open_stream(dep, token, req, plan, health)
+
+
+async def _traced_open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,
+                              health: HealthTracker) -> tuple[GuardedStream, StreamChunk]:
+    with tracing.attempt(dep, stream=True):
+        return await _open_stream(dep, token, req, plan, health)
 
 
 async def _open_stream(dep: Deployment, token: int, req: ChatRequest, plan: AttemptPlan,

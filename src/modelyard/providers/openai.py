@@ -237,8 +237,8 @@ def from_wire(raw: bytes, dep: Deployment) -> ChatResponse:
         system_fingerprint=doc.get("system_fingerprint"),
         openai_body=raw,
     )
-    resp.wire_choices = choices
-    resp._built = None  # built from `wire_choices` when first read
+    resp._wire = choices
+    resp._built = None  # built from `_wire` when first read
     return resp
 
 
@@ -246,20 +246,23 @@ class WireResponse(ChatResponse):
     """A ChatResponse whose choices are built from the upstream's parsed ones when first read: the
     OpenAI-format API forwards the body as it came, so most answers never need them as objects."""
 
-    __slots__ = ("_built", "wire_choices")
+    __slots__ = ("_built", "_wire")
     _built: list[Choice] | None
-    wire_choices: list[dict[str, Any]]
+    _wire: list[dict[str, Any]]
 
     @property
     def choices(self) -> list[Choice]:
         built = self._built
         if built is None:
-            built = self._built = [choice_from_wire(c, i) for i, c in enumerate(self.wire_choices)]
+            built = self._built = [choice_from_wire(c, i) for i, c in enumerate(self._wire)]
         return built
 
     @choices.setter
     def choices(self, value: list[Choice]) -> None:
         self._built = value
+
+    def wire_choices(self) -> list[dict[str, Any]] | None:
+        return self._wire if self._built is None else None
 
 
 def choice_from_wire(c: dict[str, Any], i: int) -> Choice:

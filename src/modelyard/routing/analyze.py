@@ -111,6 +111,9 @@ def round3(x: float) -> float:
 TASK_HINTS = frozenset(("task", "min_quality", "max_cost_usd", "max_cost", "latency_budget_ms", "max_latency_ms",
                         "optimize_for"))
 LIGHT_OUTPUT = 256  # expected output when the task is not classified (light analysis)
+# The features only the full analysis works out (the light one leaves defaults or a flat estimate):
+# a strategy or rule that reads none of them lets its group skip the classifier.
+TASK_FEATURES = frozenset(("task", "task_confidence", "complexity", "language", "output_tokens", "context_tokens"))
 
 
 def analyze(req: ChatRequest, *, model: TaskModel | None = None, counter: MessageCounter | None = None,

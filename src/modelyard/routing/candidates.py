@@ -61,6 +61,22 @@ class Filtered:
     rejected: dict[str, str] = field(default_factory=dict)  # deployment -> why (hard and soft)
 
 
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The deployments of a group that offer a capability set, and why each other one cannot serve
+    a request that needs it: worked out once per set (requests ask for a few: vision, tools, json)."""
+
+    deployments: list[Deployment]  # in group order
+    rejected: dict[str, str]  # the others: deployment -> "lacks ..."
+    min_context: int  # the smallest context window and max output among `deployments`
+    min_max_output: int
+
+
+_OFFERS_KEPT = 64  # capability sets whose Offer a filter keeps (request_capabilities makes at most 8)
+CIRCUIT_OPEN = "cooling down after failures (circuit open)"
+_NONE_DOWN: frozenset[str] = frozenset()
+
+
 class CandidateFilter:
     """The filters of one model group, with what can be worked out from its deployments at load."""
 
@@ -71,26 +87,44 @@ class CandidateFilter:
         self.constraints = cons = constraints or Constraints()
         self.health = health
         self.hooks = hooks if hooks is not None else RoutingHooks()
-        # What every deployment offers: a request asking no more than this passes the per-deployment
-        # hard filters everywhere (`unconstrained`).
-        self.common_caps = frozenset.intersection(*(d.card.capabilities for d in deployments)) \
-            if deployments else frozenset()
-        self.min_context = min((d.card.context_window for d in deployments), default=0)
-        self.min_max_output = min((d.card.max_output for d in deployments), default=0)
         self.constrained = cons.min_quality is not None or cons.max_cost_usd is not None \
             or cons.max_latency_ms is not None or bool(cons.tags)
         self.limited = [d for d in deployments if d.max_concurrency]
+        self._offers: dict[frozenset[str], Offer] = {}
+        self.offer(frozenset())  # (every deployment: what most requests ask)
+
+    def offer(self, caps: frozenset[str]) -> Offer:
+        """The group's deployments that offer `caps` (worked out on the first request that asks)."""
+        got = self._offers.get(caps)
+        if got is not None:
+            return got
+        ok, rejected = [], {}
+        for d in self.deployments:
+            why = lacks(caps, d.card.capabilities)
+            if why is None:
+                ok.append(d)
+            else:
+                rejected[d.name] = why
+        got = Offer(ok, rejected, min((d.card.context_window for d in ok), default=0),
+                    min((d.card.max_output for d in ok), default=0))
+        if len(self._offers) < _OFFERS_KEPT:
+            self._offers[caps] = got
+        return got
+
+    def fits(self, offer: Offer, context_tokens: int, max_tokens: int | None, f: Features | None = None) -> bool:
+        """True when no hard filter but the capability one can remove a deployment of `offer` from a
+        request that needs `context_tokens` of context (with request hints `f`, when analysed): the
+        one test every shortcut uses."""
+        return (context_tokens <= offer.min_context and (max_tokens or 0) <= offer.min_max_output
+                and not self.constrained and self.hooks.budget is None
+                and (f is None or (f.min_quality is None and f.max_cost_usd is None
+                                   and f.latency_budget_ms is None and not f.tags)))
 
     def unconstrained(self, caps: frozenset[str], context_tokens: int, max_tokens: int | None,
                       f: Features | None = None) -> bool:
-        """True when no hard filter can remove a deployment of the group from a request that needs
-        `caps` and `context_tokens` of context (with request hints `f`, when analysed): the one test
-        every shortcut uses."""
-        return (caps <= self.common_caps and context_tokens <= self.min_context
-                and (max_tokens or 0) <= self.min_max_output and not self.constrained
-                and self.hooks.budget is None
-                and (f is None or (f.min_quality is None and f.max_cost_usd is None
-                                   and f.latency_budget_ms is None and not f.tags)))
+        """True when no hard filter can remove a deployment of the group from such a request."""
+        offer = self.offer(caps)
+        return not offer.rejected and self.fits(offer, context_tokens, max_tokens, f)
 
     def hard(self, deps: list[Deployment], f: Features, max_tokens: int | None,
              rejected: dict[str, str]) -> list[Deployment]:
@@ -115,38 +149,51 @@ class CandidateFilter:
         return ok
 
     def run(self, f: Features, max_tokens: int | None = None, now: float | None = None) -> Filtered:
-        """Hard then soft filters over the group."""
-        rejected: dict[str, str] = {}
-        if self.unconstrained(f.capabilities, f.context_tokens, max_tokens, f):
-            ok = self.deployments
+        """Hard then soft filters over the group. When only the capability filter can remove a
+        deployment, its outcome for the request's capability set is the one worked out before."""
+        offer = self.offer(f.capabilities)
+        if self.fits(offer, f.context_tokens, max_tokens, f):
+            ok, rejected = offer.deployments, dict(offer.rejected)
         else:
+            rejected = {}
             ok = self.hard(self.deployments, f, max_tokens, rejected)
         return self.soft(ok, f, rejected, now)
 
-    def all_closed(self) -> bool:
-        """True when no deployment of the group has a circuit that is not closed."""
+    def circuits_down(self, now: float | None = None) -> frozenset[str] | set[str]:
+        """The group's deployments whose circuit keeps them out now (open and cooling down, or
+        half-open with no probe slot free). Only those the breaker lists as not closed are asked:
+        with every circuit of the group closed this is one set test."""
         health = self.health
         if health is None:
-            return True
+            return _NONE_DOWN
         breaker = health.breaker
-        return not breaker.enabled or not breaker.not_closed or breaker.not_closed.isdisjoint(self.names)
+        if not breaker.enabled or not breaker.not_closed or breaker.not_closed.isdisjoint(self.names):
+            return _NONE_DOWN
+        t = time.monotonic() if now is None else now
+        return {n for n in breaker.not_closed & self.names if not health.healthy(n, t)}
 
     def soft(self, ok: list[Deployment], f: Features | None, rejected: dict[str, str],
              now: float | None = None) -> Filtered:
-        """The soft filters over what passed the hard ones: circuit / cool-down, concurrency,
-        rate-limit headroom (`f` may be None only when no headroom hook is set)."""
+        """The soft filters over what passed the hard ones (deployments of this group): circuit /
+        cool-down, concurrency, rate-limit headroom (`f` may be None only when no headroom hook is set)."""
         health = self.health
         headroom = self.hooks.headroom
-        if health is None or (not self.limited and headroom is None and self.all_closed()):
+        if health is None:
             return Filtered(ok, [], rejected)
+        down = self.circuits_down(now)
+        if not self.limited and headroom is None:  # only circuits can set a deployment aside
+            if not down:
+                return Filtered(ok, [], rejected)
+            deferred = [d for d in ok if d.name in down]
+            for d in deferred:
+                rejected[d.name] = CIRCUIT_OPEN
+            return Filtered([d for d in ok if d.name not in down], deferred, rejected)
         eligible: list[Deployment] = []
         # set aside in this order: open circuits, then full concurrency, then no headroom
-        deferred: tuple[list[Deployment], list[Deployment], list[Deployment]] = ([], [], [])
-        t = time.monotonic() if now is None else now
-        closed = self.all_closed()
+        deferred_by: tuple[list[Deployment], list[Deployment], list[Deployment]] = ([], [], [])
         for d in ok:
-            if not closed and not health.healthy(d.name, t):
-                kind, why = 0, "cooling down after failures (circuit open)"
+            if d.name in down:
+                kind, why = 0, CIRCUIT_OPEN
             elif d.max_concurrency and health.by_name[d.name].inflight >= d.max_concurrency:
                 kind, why = 1, f"at max concurrency ({d.max_concurrency} in flight)"
             elif headroom is not None and f is not None and (room := headroom(d, f)) is not None:
@@ -154,17 +201,17 @@ class CandidateFilter:
             else:
                 eligible.append(d)
                 continue
-            deferred[kind].append(d)
+            deferred_by[kind].append(d)
             rejected[d.name] = why
-        return Filtered(eligible, deferred[0] + deferred[1] + deferred[2], rejected)
+        return Filtered(eligible, deferred_by[0] + deferred_by[1] + deferred_by[2], rejected)
 
     def _hard(self, d: Deployment, f: Features, max_tokens: int | None, min_q: float | None,
               max_cost: float | None, max_lat: float | None, tags: frozenset[str],
               remaining: float | None) -> str | None:
         c = d.card
-        missing = f.capabilities - c.capabilities
-        if missing:
-            return f"lacks {', '.join(sorted(missing))}"
+        why = lacks(f.capabilities, c.capabilities)
+        if why is not None:
+            return why
         if f.context_tokens > c.context_window:
             return f"{TOO_LONG}{f.context_tokens} tokens > window {c.context_window}"
         if max_tokens and max_tokens > c.max_output:
@@ -186,6 +233,12 @@ class CandidateFilter:
             if lat > max_lat:
                 return f"estimated latency {lat:.0f} ms > budget {max_lat:.0f} ms"
         return None
+
+
+def lacks(needed: frozenset[str], offered: frozenset[str]) -> str | None:
+    """Why a deployment offering `offered` cannot serve a request that needs `needed` (None: it can)."""
+    missing = needed - offered
+    return f"lacks {', '.join(sorted(missing))}" if missing else None
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:

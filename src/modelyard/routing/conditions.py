@@ -55,6 +55,21 @@ def compile_condition(when: Any, loc: Loc) -> Condition:
     return _all(parts)
 
 
+def fields_read(when: dict[str, Any]) -> frozenset[str]:
+    """The Features fields a (compiled, so well-formed) `when` mapping reads; `metadata.<key>`
+    conditions read `extra`. Lets a strategy say which analysis its rules need."""
+    out: set[str] = set()
+    for key, value in when.items():
+        if key in ("any", "all"):
+            for sub in value:
+                out |= fields_read(sub)
+        elif key == "not":
+            out |= fields_read(value)
+        else:
+            out.add("extra" if key.startswith("metadata.") else key)
+    return frozenset(out)
+
+
 def _always(f: Features) -> bool:
     return True
 

@@ -10,8 +10,6 @@ and one reason (or a reason per position), and builds the `Scored` entries on fi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress
-from operator import not_
 from typing import TYPE_CHECKING
 
 from ..types import Scored
@@ -69,8 +67,7 @@ class Ranking:
 
     def relabel(self, reason: str, rule: str | None) -> Ranking:
         """The same order and scores, with one new reason for every candidate."""
-        scores = [self.score(i) for i in range(len(self.candidates))]
-        return Ranking(self.candidates, self.order, scores, reason, rule)
+        return Relabelled(self, reason, rule)
 
     def score(self, pos: int) -> float:
         return self.scores[pos]
@@ -101,10 +98,9 @@ class Preferred(Ranking):
     __slots__ = ("hit", "inner", "mask", "miss")
 
     def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
-        flags = list(map(mask.__getitem__, inner.order))  # by rank: is it preferred?
-        first = list(compress(inner.order, flags))
-        rest = list(compress(inner.order, map(not_, flags)))
-        super().__init__(inner.candidates, first + rest, inner.scores, hit, rule)
+        # preferred (True) first; the sort is stable, reversed too, so each part keeps the inner order
+        order = sorted(inner.order, key=mask.__getitem__, reverse=True)
+        super().__init__(inner.candidates, order, inner.scores, hit, rule)
         self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
 
     def score(self, pos: int) -> float:
@@ -114,4 +110,17 @@ class Preferred(Ranking):
         return self.hit if self.mask[pos] else self.miss
 
 
-__all__ = ["Preferred", "Ranked", "Ranking"]
+class Relabelled(Ranking):
+    """An inner ranking's order and scores under one new reason (no rule's targets were left)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Ranking, reason: str, rule: str | None) -> None:
+        super().__init__(inner.candidates, inner.order, inner.scores, reason, rule)
+        self.inner = inner
+
+    def score(self, pos: int) -> float:
+        return self.inner.score(pos)
+
+
+__all__ = ["Preferred", "Ranked", "Ranking", "Relabelled"]

@@ -35,7 +35,7 @@ from .features import Features
 from .hooks import RoutingHooks
 from .ranking import Ranking
 from .strategies import Strategy, StrategyConfigError, StrategyContext, lookup
-from .strategies.base import as_strategy, traits_of
+from .strategies.base import as_strategy
 from .strategies.order import InGroupOrder
 from .usage import UsageMeter
 from .validate import split_options
@@ -113,7 +113,7 @@ class Router:
                                                 dict(gc.options))
         # Groups whose strategy has slow per-request work (an embedding) to run off the event loop first.
         self.prepares: dict[str, Callable[[ChatRequest], None]] = {
-            g: p.strategy.prepare for g, p in self.plans.items() if traits_of(p.strategy).prepares}
+            g: p.strategy.prepare for g, p in self.plans.items() if p.strategy.traits.prepares}
         if hasattr(self._task_model, "prepare"):  # the minilm classifier: embed off the event loop too
             for g, p in self.plans.items():
                 if not p.light:
@@ -162,7 +162,7 @@ class Router:
             self.hooks.headroom = self.rate_headroom
         filt = CandidateFilter(deps, cons, self.health, self.hooks)
         counter = self._exact_counter(deps, where) if common.exact_tokens else None
-        traits = traits_of(strat)
+        traits = strat.traits
         meters = any(d.rpm or d.tpm for d in deps) or strategy == "usage"
         light = not traits.needs_task and cons.min_quality is None and cons.max_cost_usd is None \
             and cons.max_latency_ms is None
@@ -208,7 +208,7 @@ class Router:
             raise ConfigError.from_problems(e.file, [(p.replace(f"model_groups.{route.name}", where, 1), m)
                                                      for p, m in e.problems]) from None
         self.plans[route.plan_key] = plan
-        if traits_of(plan.strategy).prepares:
+        if plan.strategy.traits.prepares:
             self.prepares[route.plan_key] = plan.strategy.prepare
         if hasattr(self._task_model, "prepare") and not plan.light:
             self.prepares[route.plan_key] = self._with_task_prepare(self.prepares.get(route.plan_key))

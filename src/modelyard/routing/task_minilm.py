@@ -146,11 +146,11 @@ def main(argv: list[str]) -> None:
     from ..embed.backends import MINILM, get_embedder
     from .classify import featurize, window
     from .features import TASKS
-    from .task_eval import evaluate, fit_temperature, load_real, markdown, softmax, test_splits
+    from .task_eval import evaluate, fit_temperature, markdown, real_training_examples, softmax, test_splits
     from .train_tasks import CHAT_WEIGHT, folds, load_examples, train, train_calibrated
 
     hand = load_examples(argv[0] if argv else "tests/data/tasks.jsonl")
-    examples = hand + [(r["text"], r["task"]) for r in load_real("train")]
+    examples = hand + real_training_examples()
     emb = get_embedder(MINILM)
     X = emb.embed([window(t) for t, _ in examples], max_tokens=EMBED_TOKENS).astype(np.float64)
     y = np.array([TASKS.index(t) for _, t in examples])

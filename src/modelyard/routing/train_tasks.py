@@ -7,9 +7,10 @@ The model is softmax regression over `classify.featurize` features, fit by full-
 L2 penalty, on the hand-written prompts plus the `train` split of the real prompts (task_eval.py).
 `train_calibrated` fits a temperature on out-of-fold predictions and folds it into the weights, so
 the shipped model's probabilities are calibrated at no cost per request. Reports: the real-prompt
-test split, first and enlarged (per class, confusion, reliability), and `cross_validate` on the
-hand-written set (its folds held out, the real training prompts always in) against the keyword
-baselines, with the model's confusion; docs/ROUTING.md carries the tables it prints.
+test splits (first, enlarged, and each later source's own: per class, confusion, reliability),
+and `cross_validate` on the hand-written set (its folds held out, the real training prompts always
+in) against the keyword baselines, with the model's confusion; docs/ROUTING.md carries the tables
+it prints.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import orjson
 
 from .classify import MODEL_FILE, TaskModel, featurize, keyword_task, lexicon_task, window
 from .features import TASKS
-from .task_eval import ece_of, evaluate, fit_temperature, load_real, softmax, test_splits
+from .task_eval import ece_of, evaluate, fit_temperature, real_training_examples, softmax, test_splits
 from .task_eval import markdown as real_markdown
 
 Example = tuple[str, str]  # (text, task)
@@ -189,14 +190,14 @@ def train_calibrated(examples: list[Example], k: int = 5, seed: int = 0, thresho
 
 
 def training_set(hand_path: str | Path) -> list[Example]:
-    """The hand-written prompts plus the real prompts' training split."""
-    return load_examples(hand_path) + [(r["text"], r["task"]) for r in load_real("train")]
+    """The hand-written prompts plus the real prompts' training split (less its look-ups)."""
+    return load_examples(hand_path) + real_training_examples()
 
 
 def main(argv: list[str]) -> None:
     path = argv[0] if argv else "tests/data/tasks.jsonl"
     hand = load_examples(path)
-    real_train = [(r["text"], r["task"]) for r in load_real("train")]
+    real_train = real_training_examples()
     model, info = train_calibrated(hand + real_train, calibrate_from=len(hand))
     print(json.dumps(info, indent=1))
     for name, rows in test_splits().items():

@@ -43,8 +43,9 @@ DEFAULT_LIMIT = {"file": 10_000, "batch": 20}
 class BatchesApi:
     def __init__(self, app: Any) -> None:
         self.app = app
-        log_path = app.gateway.config.server.request_log.path
-        self.root = os.path.join(os.path.dirname(os.path.abspath(log_path)), "modelyard-batches")
+        server = app.gateway.config.server
+        self.root = os.path.abspath(server.batch_dir) if server.batch_dir else os.path.join(
+            os.path.dirname(os.path.abspath(server.request_log.path)), "modelyard-batches")
         self.dir = JobDir(self.root)
         self.live: dict[str, dict[str, Any]] = {}  # batches this process runs: fresher than their records
         self.engines: dict[str, BatchEngine] = {}

@@ -28,7 +28,8 @@ The interface (`Strategy`):
   /v1/route/explain); the router appends the detail to each reason. Default: nothing.
 - `prepare(req)`: slow per-request work (an embedding), run by the gateway in a worker thread
   before `plan`; only for strategies whose traits say `prepares=True` (each costs a thread hop).
-- `traits` (`StrategyTraits`): what the router may skip for this strategy.
+- `traits` (`StrategyTraits`): what the router may skip for this strategy (a class attribute, or set
+  in `__init__` when the options decide it, as `rules` does from what its conditions read).
 
 A factory may also return any object with `name` and `rank` (and optionally `describe`, `prepare`,
 `needs_task`) without subclassing: `as_strategy` adapts it once, at load. A factory may raise
@@ -95,7 +96,7 @@ class Strategy(ABC):
     """A routing strategy (see the module docstring for the contract)."""
 
     name: ClassVar[str] = ""
-    traits: ClassVar[StrategyTraits] = StrategyTraits()
+    traits: StrategyTraits = StrategyTraits()  # per class, or per instance when options decide it
 
     @abstractmethod
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
@@ -121,8 +122,7 @@ class _Adapted(Strategy):
         self.plugin_name = getattr(inner, "name", name)
         self._describe = getattr(inner, "describe", None)
         self._prepare = getattr(inner, "prepare", None)
-        self.strategy_traits = StrategyTraits(needs_task=getattr(inner, "needs_task", True),
-                                              prepares=self._prepare is not None)
+        self.traits = StrategyTraits(needs_task=getattr(inner, "needs_task", True), prepares=self._prepare is not None)
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         return list(self.inner.rank(req, features, candidates))
@@ -143,10 +143,6 @@ class _Adapted(Strategy):
 def as_strategy(obj: Any, name: str) -> Strategy:
     """`obj` as a `Strategy`: itself when it subclasses it, else adapted (a plugin's own class)."""
     return obj if isinstance(obj, Strategy) else _Adapted(obj, name)
-
-
-def traits_of(strategy: Strategy) -> StrategyTraits:
-    return strategy.strategy_traits if isinstance(strategy, _Adapted) else strategy.traits
 
 
 log = logging.getLogger("modelyard.routing")

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ...types import ChatRequest, Scored
-from ..conditions import Condition, compile_condition
+from ..analyze import TASK_FEATURES
+from ..conditions import Condition, compile_condition, fields_read
 from ..features import Features
 from ..ranking import Preferred, Ranked, Ranking
 from .base import (
@@ -36,6 +37,7 @@ from .base import (
     Strategy,
     StrategyConfigError,
     StrategyContext,
+    StrategyTraits,
     build_strategy,
     lookup,
     plugin_errors,
@@ -118,10 +120,12 @@ def validate_rules(options: dict[str, Any], names: ConfigNames) -> None:
 
 
 class _CompiledRule:
-    __slots__ = ("hit", "label", "match", "miss", "targets")
+    __slots__ = ("hit", "label", "match", "miss", "reads", "targets")
 
-    def __init__(self, label: str, match: Condition, targets: frozenset[str]) -> None:
+    def __init__(self, label: str, match: Condition, targets: frozenset[str],
+                 reads: frozenset[str] = frozenset()) -> None:
         self.label, self.match, self.targets = label, match, targets
+        self.reads = reads  # the features its condition reads
         # reasons built once: a decision must not format a string per candidate
         self.hit = f"rule '{label}' target" if label != "default" else "default target"
         self.miss = f"not a target of rule '{label}' (fallback)" if label != "default" else \
@@ -151,21 +155,25 @@ class Rules(Strategy):
                             groups={g: tuple(d) for g, d in ctx.groups.items()})
         self.rules = [
             _CompiledRule(r.name or f"rule {i + 1}", compile_condition(r.when, ("rules", i, "when")),
-                          _targets(r.to, ("rules", i, "to"), names))
+                          _targets(r.to, ("rules", i, "to"), names), fields_read(r.when))
             for i, r in enumerate(opts.rules)
         ]
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
         self.default = _CompiledRule("default", lambda f: True, default) if default is not None else None
+        self.tried = (*self.rules, self.default) if self.default is not None else tuple(self.rules)
         self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
+        # the classifier runs only if a condition or the inner strategy reads what it works out
+        needs_task = self.inner.traits.needs_task or any(not TASK_FEATURES.isdisjoint(r.reads) for r in self.rules)
+        self.traits = StrategyTraits(needs_task=needs_task)
 
     def pick(self, features: Features, candidates: list[Deployment]
              ) -> tuple[_CompiledRule | None, list[bool], list[str]]:
         """The first matching rule with a target among the candidates (or the default), which
         candidates are its targets, and the rules that matched but whose targets were all filtered out."""
         skipped: list[str] = []
-        for rule in [*self.rules, self.default]:
-            if rule is not None and rule.match(features):
+        for rule in self.tried:
+            if rule.match(features):
                 targets = rule.targets
                 mask = [d.name in targets for d in candidates]
                 if True in mask or rule is self.default:

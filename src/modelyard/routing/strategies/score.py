@@ -102,7 +102,8 @@ def _rows(dep: Deployment, overrides: dict[str, float]) -> dict[str, _Row]:
 def _spread(values: list[float], weight: float, low_is_best: bool) -> tuple[float, float]:
     """(constant, coefficient) with weight·normalised(x) = constant + coefficient·x over `values`
     (min-max normalisation, 1 for the best, 0 for the worst; all 1 when every value is equal)."""
-    lo, hi = min(values), max(values)
+    ordered = sorted(values)  # (one sort of floats costs CPython less than min() and max() apart)
+    lo, hi = ordered[0], ordered[-1]
     if hi <= lo:
         return weight, 0.0
     a = weight / (hi - lo)
@@ -152,7 +153,7 @@ class Score(Strategy):
     def latencies(self, f: Features, candidates: list[Deployment], table: list[_Row]) -> list[float]:
         """Expected ms to the whole reply per candidate: time to first token (observed EWMA, else
         the card's prior) + the expected output at the card's speed."""
-        fo, health = f.output_tokens, self.health
+        fo, health = float(f.output_tokens), self.health  # (float × float: the interpreter's fast path)
         if health is None or not health.ttft_observed:  # no time to first token observed yet: the priors
             return [ttft + fo * v for _, _, ttft, v, _ in table]
         by_name = health.by_name
@@ -166,7 +167,7 @@ class Score(Strategy):
     def components(self, f: Features, candidates: list[Deployment]) -> tuple[list[float], list[float], list[float]]:
         """(expected USD, expected ms to the whole reply, quality for the task) per candidate."""
         table = self.table(f, candidates)
-        fi, fo = f.input_tokens, f.output_tokens
+        fi, fo = float(f.input_tokens), float(f.output_tokens)
         costs = [fi * a + fo * b for a, b, _, _, _ in table]
         return costs, self.latencies(f, candidates, table), list(map(_QUALITY, table))
 
@@ -179,11 +180,7 @@ class Score(Strategy):
         (wc, wl, wq), reason = self.weights_and_reason(req, features)
         if not candidates:
             return Ranking(candidates, [], [], reason)
-        table = self.table(features, candidates)
-        fi, fo = features.input_tokens, features.output_tokens
-        costs = [fi * a + fo * b for a, b, _, _, _ in table]
-        lats = self.latencies(features, candidates, table)
-        quals = list(map(_QUALITY, table))
+        costs, lats, quals = self.components(features, candidates)
         kc, ac = _spread(costs, wc, low_is_best=True)
         kl, al = _spread(lats, wl, low_is_best=True)
         kq, aq = _spread(quals, wq, low_is_best=False)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ...types import ChatRequest, Scored
 from ..features import Features
 from ..ranking import Preferred, Ranked, Ranking
-from .base import ConfigNames, Strategy, StrategyConfigError, StrategyContext, register_strategy
+from .base import ConfigNames, Strategy, StrategyConfigError, StrategyContext, StrategyTraits, register_strategy
 from .rules import Target, _inner, _targets, inner_detail, inner_strategy
 from .util import Options, parse_options
 
@@ -100,6 +100,7 @@ class Tier(Strategy):
         self.default_tier, self.default_value = opts.default_tier, opts.default_value
         self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
+        self.traits = StrategyTraits(needs_task=self.inner.traits.needs_task)  # tier and value: request hints
 
     def class_for(self, f: Features) -> tuple[str, str, str]:
         tier = f.tier if f.tier in self.matrix else self.default_tier
