@@ -230,6 +230,8 @@ BAD: list[tuple[str, Any, str]] = [
      "messages[2].role: must be 'user' or 'assistant', got 'system' (put system prompts in the top-level "
      "'system' field)"),
     ("tool role", msgs({"role": "tool", "content": "x"}), "messages[0].role: must be 'user' or 'assistant'"),
+    ("role not a string", msgs({"role": "user", "content": "hi"}, {"role": ["user"], "content": "x"}),
+     "messages[1].role: must be 'user' or 'assistant', got ['user']"),
     ("content number", msgs({"role": "user", "content": 5}), "messages[0].content: must be a string or"),
     ("content missing", msgs({"role": "user"}), "messages[0].content: must be a string or"),
     ("content empty list", msgs({"role": "user", "content": []}), "messages[0].content:"),

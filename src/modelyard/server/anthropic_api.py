@@ -31,6 +31,7 @@ __all__ = ["StreamRenderer", "error_body", "error_event", "message_id", "parse_r
 
 # --- request -------------------------------------------------------------------------------------
 
+_ROLES = ("user", "assistant")  # a system prompt goes in the top-level `system`
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 # Block types Anthropic clients send back in assistant turns that no other provider can use:
 # accepted so multi-turn conversations from extended-thinking clients keep working, then dropped.
@@ -139,11 +140,14 @@ def _assistant_message(content: list[Any], param: str) -> Message:
 def _messages(body: dict[str, Any]) -> list[Message]:
     out: list[Message] = []
     for i, m in enumerate(validate.messages(body)):
+        if isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in _ROLES:
+            out.append(Message(role=m["role"], content=m["content"]))  # the common case
+            continue
         p = f"messages[{i}]"
         validate.message(m, p)
         role = m.get("role")
         hint = " (put system prompts in the top-level 'system' field)" if role == "system" else ""
-        validate.role(role, ("user", "assistant"), f"{p}.role", hint)
+        validate.role(role, _ROLES, f"{p}.role", hint)
         content = m.get("content")
         if isinstance(content, str):
             out.append(Message(role=role, content=content))

@@ -54,12 +54,17 @@ async def send_json(send: Send, status: int, body: bytes, rid: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_BY_NAME = "modelyard.headers"  # the scope's key for its headers by name
+
+
 def raw_header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of header `name` (lower-case) as sent, or None."""
-    for k, v in scope["headers"]:
-        if k == name:
-            return v
-    return None
+    """The first value of header `name` (lower-case) as sent, or None. The headers are indexed by
+    name on the first lookup, and the index kept in the scope: a chat request asks for five, and
+    the SDKs send fifteen or more."""
+    by_name: dict[bytes, bytes] | None = scope.get(_BY_NAME)
+    if by_name is None:
+        by_name = scope[_BY_NAME] = dict(reversed(list(scope["headers"])))  # (the first value wins)
+    return by_name.get(name)
 
 
 def header(scope: Scope, name: bytes) -> str | None:

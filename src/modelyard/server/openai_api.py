@@ -39,6 +39,7 @@ _HANDLED = frozenset((
 ))
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 _ROLES = tuple(sorted(ROLES))
+_PLAIN_ROLES = tuple(r for r in _ROLES if r != "tool")  # a tool message also names its tool call
 
 
 def _parts(content: list[Any], where: str) -> list[Part]:
@@ -84,12 +85,14 @@ def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
 
 
 def _message(m: Any, i: int) -> Message:
+    if isinstance(m, dict) and len(m) == 2:  # the common case: {"role": ..., "content": "..."}
+        role, content = m.get("role"), m.get("content")
+        if isinstance(content, str) and role in _PLAIN_ROLES:
+            return Message(role, content)
     where = f"messages[{i}]"
     validate.message(m, where)
     role = validate.role(m.get("role"), _ROLES, f"{where}.role")
     content = m.get("content")
-    if isinstance(content, str) and len(m) == 2 and role != "tool":  # the common case
-        return Message(role, content)
     if isinstance(content, list):
         content = _parts(content, f"{where}.content")
     elif content is not None and not isinstance(content, str):

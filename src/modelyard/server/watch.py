@@ -39,14 +39,14 @@ class RequestWatch:
 
     def reading(self, task: asyncio.Task[Any], timeout_s: float) -> None:
         """`task` starts reading its body: cancel it if the body is not complete in `timeout_s`."""
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()  # (asyncio.get_running_loop() costs a getpid() syscall on Python 3.11)
         now = loop.time()
         self._requests[task] = [now, None, None, None, now + timeout_s]
         self._arm(loop)
 
     def add(self, task: asyncio.Task[Any], receive: Receive) -> None:
         """`task` has its body (its `receive` is free): cancel it if the client disconnects."""
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         entry = self._requests.get(task)
         if entry is None:
             self._requests[task] = [loop.time(), receive, None, None, None]
