@@ -10,6 +10,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,17 @@ def _upload(client: openai.OpenAI, path: Path) -> Any:
     return f
 
 
-def _both_workers(client: openai.OpenAI, fn: Callable[[], str], tries: int = 60) -> set[str]:
-    """Call `fn` (which returns the answering worker) until both workers have answered."""
+def _both_workers(client: openai.OpenAI, fn: Callable[[], str], rounds: int = 30) -> set[str]:
+    """Call `fn` (which returns the answering worker) until both workers have answered. Calls go out
+    eight at a time: one after another, the kernel may hand every new connection to the same idle
+    worker, while a worker busy with one leaves the next to the other."""
     seen: set[str] = set()
-    for _ in range(tries):
-        seen.add(fn())
-        if len(seen) == 2:
-            return seen
-    raise AssertionError(f"only {seen} answered {tries} new connections")
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(rounds):
+            seen.update(pool.map(lambda _: fn(), range(8)))
+            if len(seen) == 2:
+                return seen
+    raise AssertionError(f"only {seen} answered {rounds * 8} new connections")
 
 
 def _poll(client: openai.OpenAI, bid: str, until: Callable[[Any], bool], timeout: float = 120) -> Any:
