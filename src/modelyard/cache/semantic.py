@@ -6,7 +6,7 @@ multi-turn and multi-tenant traffic scans a few rows; a single-turn FAQ bot puts
 scope, where the exact scan costs ~0.07 ms at 1k entries, a few ms at 10k and tens of ms at 100k.
 It runs in the worker thread that embeds the turn (`nearest`), never on the event loop. Measured
 against float16/int8 matrices and HNSW indexes (usearch, faiss) in bench/semantic_lookup.py and
-docs/BENCHMARKS.md "Semantic lookup": the exact float32 scan needs no build (an HNSW graph of 100k
+docs/BENCHMARKS.md "Cache": the exact float32 scan needs no build (an HNSW graph of 100k
 vectors takes minutes to build, on every restart), loses no hits and has no index to keep in step
 with evictions. Rows are appended in place (capacity doubles) and removed by moving the last row into
 the hole, so adding and forgetting are O(1) and a lookup never copies the matrix.
