@@ -213,7 +213,13 @@ class App:
         assert task is not None
         self._watch.reading(task, self.body_timeout_s)
         try:
-            body = await self._read_body(receive)
+            msg = await receive()
+            if msg["type"] == "http.request" and not msg.get("more_body"):  # the whole body at once
+                body = msg.get("body", b"")
+                if len(body) > self.max_body_bytes:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
+            else:
+                body = await self._read_body(receive, msg)
         except asyncio.CancelledError:
             if self._watch.state(task) != TIMED_OUT:
                 raise
@@ -226,8 +232,9 @@ class App:
     _check_auth = check_auth  # (the names server/feedback_api.py calls)
     _read_json = read_json
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        msg = await receive()
+    async def _read_body(self, receive: Receive, first: dict[str, Any] | None = None) -> bytes:
+        """The body from `receive` (its first message already read: `first`), within the limit."""
+        msg = first if first is not None else await receive()
         if msg["type"] == "http.disconnect":
             raise ClientGone
         body: bytes = msg.get("body", b"")
@@ -258,28 +265,29 @@ class App:
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _fixed_headers(self, dep_name: str, model: str, d: RouteDecision | None) -> HeaderList:
+    def _fixed_headers(self, dep_name: str, d: RouteDecision | None, model: str | None = None) -> HeaderList:
         """The headers that depend only on the deployment and the strategy and rule that chose it
-        (model, deployment, route), built once per combination: a handful, from the config."""
+        (model, deployment, route), built once per combination: a handful, from the config.
+        `model`: the deployment's (default: the configured deployment's)."""
         key = (dep_name, None, None) if d is None else (dep_name, d.strategy, d.rule)
         fixed = self._fixed.get(key)
         if fixed is None:
+            if model is None:
+                model = self.gateway.deployments[dep_name].model
             route = b"direct" if d is None else d.route_header().encode()
-            fixed = (*_dep_headers(dep_name, model), (b"x-modelyard-route", route))
+            fixed = ((b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", dep_name.encode()),
+                     (b"x-modelyard-route", route))
             if len(self._fixed) < 4096:  # (bounded all the same)
                 self._fixed[key] = fixed
         return fixed
 
     def _route_headers(self, rid: str, dep_name: str, model: str, d: RouteDecision | None
                        ) -> list[tuple[bytes, bytes]]:
-        return [(b"x-request-id", rid.encode()), *self._fixed_headers(dep_name, model, d)]
+        return [(b"x-request-id", rid.encode()), *self._fixed_headers(dep_name, d, model)]
 
     def _response_headers(self, rid: str, resp: ChatResponse, body: bytes) -> list[tuple[bytes, bytes]]:
         d = resp.decision
-        key = (resp.deployment, None, None) if d is None else (resp.deployment, d.strategy, d.rule)
-        fixed = self._fixed.get(key) or self._fixed_headers(
-            resp.deployment, self.gateway.deployments[resp.deployment].model, d)
-        headers = [(b"x-request-id", rid.encode()), *fixed, JSON,
+        headers = [(b"x-request-id", rid.encode()), *self._fixed_headers(resp.deployment, d), JSON,
                    (b"x-modelyard-cost-usd", b"%.8f" % resp.cost_usd),
                    (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), content_length(body)]
         if d is not None and d.fallbacks:
@@ -417,10 +425,6 @@ class App:
         if status is not None:
             body["state"] = status()
         await send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
-
-
-def _dep_headers(name: str, model: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
-    return (b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", name.encode())
 
 
 def _api(path: str) -> str:

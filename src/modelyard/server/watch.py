@@ -51,7 +51,8 @@ class RequestWatch:
         loop = task.get_loop()  # (asyncio.get_running_loop() costs a getpid() syscall on Python 3.11)
         now = loop.time()
         self._requests[task] = [now, None, None, None, now + timeout_s]
-        self._arm(loop)
+        if self._handle is None:
+            self._arm(loop)
 
     def add(self, task: asyncio.Task[Any], receive: Receive) -> None:
         """`task` has its body (its `receive` is free): cancel it if the client disconnects."""
@@ -61,7 +62,8 @@ class RequestWatch:
             self._requests[task] = [loop.time(), receive, None, None, None]
         else:
             entry[_SINCE], entry[_RECEIVE], entry[_DEADLINE] = loop.time(), receive, None
-        self._arm(loop)
+        if self._handle is None:
+            self._arm(loop)
 
     def state(self, task: asyncio.Task[Any]) -> str | None:
         """GONE or TIMED_OUT if this watch cancelled `task`, else None."""
@@ -75,9 +77,9 @@ class RequestWatch:
             entry[_WATCHER].stop()
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._handle is None:  # (armed on the loop of the request that found it idle)
-            self._loop = loop
-            self._handle = loop.call_later(WATCH_AFTER_S, self._check)
+        """Start the timer (it was idle), on the loop of the request that found it idle."""
+        self._loop = loop
+        self._handle = loop.call_later(WATCH_AFTER_S, self._check)
 
     def _check(self) -> None:
         self._handle = None
