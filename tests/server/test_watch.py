@@ -29,7 +29,7 @@ async def test_a_short_request_gets_no_watcher_and_leaves_nothing_behind():
     watch = RequestWatch()
     before = len(asyncio.all_tasks())
     assert await _request(watch, _receiver(asyncio.Event()), 0) == "done"
-    assert watch._requests == {}
+    assert watch._requests == {} and watch._unwatched == {}
     await asyncio.sleep(WATCH_AFTER_S * 2.5)  # the timer fires, finds nothing, stops
     assert watch._handle is None
     assert len(asyncio.all_tasks()) == before
@@ -126,4 +126,24 @@ async def test_a_receive_that_fails_ends_the_watch_not_the_request():
     watcher = watch._requests[task][3]
     assert watcher is not None and watcher.stopped
     assert await task == "done"
+    watch.close()
+
+
+async def test_the_timer_stops_visiting_a_request_once_it_is_watched_and_rests_when_only_watched_ones_run():
+    watch = RequestWatch()
+    task = asyncio.ensure_future(_request(watch, _receiver(asyncio.Event()), 30))
+    await asyncio.sleep(WATCH_AFTER_S * 2.5)
+    assert watch._requests[task][3] is not None  # watched ...
+    assert task not in watch._unwatched  # ... and no longer the timer's business
+    await asyncio.sleep(WATCH_AFTER_S * 1.5)
+    assert watch._handle is None  # nothing left to look at: the timer is idle
+    fresh = asyncio.ensure_future(_request(watch, _receiver(asyncio.Event()), 30))
+    await asyncio.sleep(0)
+    assert fresh in watch._unwatched and watch._handle is not None  # a new request wakes it
+    await asyncio.sleep(WATCH_AFTER_S * 2.5)
+    assert watch._requests[fresh][3] is not None
+    task.cancel()
+    fresh.cancel()
+    assert await task == "cancelled from outside" and await fresh == "cancelled from outside"
+    assert watch._requests == {} and watch._unwatched == {}
     watch.close()

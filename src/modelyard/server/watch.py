@@ -39,10 +39,13 @@ class RequestWatch:
     """The app's requests in flight: each with the time its watch started, its `receive` once
     the body is read, why it was cancelled (if it was), its watcher task and its body deadline."""
 
-    __slots__ = ("_handle", "_loop", "_requests")
+    __slots__ = ("_handle", "_loop", "_requests", "_unwatched")
 
     def __init__(self) -> None:
         self._requests: dict[asyncio.Task[Any], list[Any]] = {}
+        # The requests the timer still looks at: reading their body, or not watched yet. A watched
+        # request leaves it, so a call that lasts minutes is not visited on every tick.
+        self._unwatched: dict[asyncio.Task[Any], list[Any]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -50,7 +53,7 @@ class RequestWatch:
         """`task` starts reading its body: cancel it if the body is not complete in `timeout_s`."""
         loop = task.get_loop()  # (asyncio.get_running_loop() costs a getpid() syscall on Python 3.11)
         now = loop.time()
-        self._requests[task] = [now, None, None, None, now + timeout_s]
+        self._requests[task] = self._unwatched[task] = [now, None, None, None, now + timeout_s]
         if self._handle is None:
             self._arm(loop)
 
@@ -59,7 +62,7 @@ class RequestWatch:
         loop = task.get_loop()
         entry = self._requests.get(task)
         if entry is None:
-            self._requests[task] = [loop.time(), receive, None, None, None]
+            self._requests[task] = self._unwatched[task] = [loop.time(), receive, None, None, None]
         else:
             entry[_SINCE], entry[_RECEIVE], entry[_DEADLINE] = loop.time(), receive, None
         if self._handle is None:
@@ -73,8 +76,14 @@ class RequestWatch:
     def discard(self, task: asyncio.Task[Any]) -> None:
         """The request ended: stop its watcher if it has one."""
         entry = self._requests.pop(task, None)
-        if entry is not None and entry[_WATCHER] is not None:
-            entry[_WATCHER].stop()
+        if entry is None:
+            return
+        watcher = entry[_WATCHER]
+        if watcher is None:
+            self._unwatched.pop(task, None)  # (there unless its body deadline passed)
+        else:
+            entry[_WATCHER] = None  # (the watcher refers to its entry: no cycle left for the GC)
+            watcher.stop()
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the timer (it was idle), on the loop of the request that found it idle."""
@@ -84,19 +93,24 @@ class RequestWatch:
     def _check(self) -> None:
         self._handle = None
         loop = self._loop
-        if not self._requests or loop is None:
+        if not self._unwatched or loop is None:  # (idle until a request arrives)
             return
         now = loop.time()
         due = now - WATCH_AFTER_S
-        for task, entry in self._requests.items():
+        settled = []
+        for task, entry in self._unwatched.items():
             if entry[_STATE] is not None:
-                continue
-            if entry[_DEADLINE] is not None:
+                settled.append(task)
+            elif entry[_DEADLINE] is not None:
                 if now >= entry[_DEADLINE]:
                     entry[_STATE] = TIMED_OUT
                     task.cancel()
-            elif entry[_WATCHER] is None and entry[_SINCE] <= due:
+                    settled.append(task)
+            elif entry[_SINCE] <= due:
                 entry[_WATCHER] = Watcher(entry, task, loop)
+                settled.append(task)
+        for task in settled:
+            del self._unwatched[task]
         self._handle = loop.call_later(WATCH_AFTER_S, self._check)
 
     def close(self) -> None:
