@@ -210,7 +210,7 @@ class Gateway:
                 return self._cache_hit(rid, req, look, t0, api)
             if (prep := self.router.prepares.get(route.plan_key)) is not None:
                 await asyncio.to_thread(prep, req)  # e.g. the learned router's embedding, off the loop
-            chain, decision = self.plan(route, req)
+            chain, decision = self.router.plan(route, req) if tracing.TRACER is None else self.plan(route, req)
             chain = admission.route(chain)  # deployment rpm/tpm: full ones leave the chain (none left: 429)
             policy = self.resilience.policy(route.name, req)
         except ModelyardError as e:

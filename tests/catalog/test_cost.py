@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from modelyard.catalog import Catalog
+from modelyard.catalog import Catalog, ModelCard, PriceTier
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
 from modelyard.types import ChatRequest, Message, Usage
@@ -100,3 +101,17 @@ def test_catalog_override_with_tiers() -> None:
     card = Catalog({k: v.model_dump() for k, v in cfg.catalog.items()}).get("sim/fast")
     assert card is not None and card.checked == "2026-12-01" and card.cache_write_per_m == 0.2
     assert card.cost(Usage(input_tokens=11, output_tokens=1)) == pytest.approx((11 * 1 + 2) / 1e6)
+
+
+@pytest.mark.parametrize("usage", [Usage(1234, 567), Usage(0, 0), Usage(10**9, 3),
+                                   Usage(1234, 567, reasoning_tokens=9)])
+def test_a_usage_without_cache_tokens_costs_what_the_full_formula_says(usage: Usage) -> None:
+    """(the common case takes a short way: it must land on the same number, to the last bit)"""
+    card = ModelCard("m", "openai", input_per_m=2.5, output_per_m=10.0, cached_input_per_m=1.25,
+                     cache_write_per_m=3.75)
+    full = ((usage.input_tokens * card.input_per_m + 0 * card.cached_input_per_m + 0 * card.cache_write_per_m)
+            + usage.output_tokens * card.output_per_m) / 1_000_000
+    assert card.cost(usage) == full
+    tiered = dataclasses.replace(card, tiers=(PriceTier(above_input_tokens=1000, input_per_m=5.0, output_per_m=20.0),))
+    assert tiered.cost(usage) == (usage.input_tokens * (5.0 if usage.input_tokens > 1000 else 2.5)
+                                  + usage.output_tokens * (20.0 if usage.input_tokens > 1000 else 10.0)) / 1_000_000

@@ -57,6 +57,8 @@ class ModelCard:
         """USD for this usage: cache reads at the cached price, cache writes at the write price (1-hour
         writes at theirs), the rest of the prompt at the input price, output (reasoning included) at
         the output price."""
+        if not (self.tiers or usage.cached_input_tokens or usage.cache_write_tokens):  # the common case
+            return (usage.input_tokens * self.input_per_m + usage.output_tokens * self.output_per_m) / 1_000_000
         inp, out, cached_p, write_p, hour_p = self.input_per_m, self.output_per_m, self.cached_input_per_m, \
             self.cache_write_per_m, self.cache_write_1h_per_m
         for t in self.tiers:

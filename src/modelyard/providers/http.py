@@ -128,14 +128,18 @@ class HttpProvider(Provider):
 
 class Headers:
     """Response headers read as `str` (the client hands out memoryviews); only error paths and the
-    stream content-type check read them, so nothing is decoded up front."""
+    stream content-type check read them, so nothing is decoded up front, and a response's header
+    map is not even built (the client builds one per access) until a header is asked for."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_map", "_resp")
 
-    def __init__(self, header_map: Any) -> None:
+    def __init__(self, header_map: Any = None, *, resp: Any = None) -> None:
         self._map = header_map
+        self._resp = resp  # the client's response, whose `headers` are read on the first `get`
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        if self._resp is not None:
+            self._map, self._resp = self._resp.headers, None
         if self._map is None:
             return default
         v = self._map[name]
@@ -160,7 +164,7 @@ async def post(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, bo
         raise
     except Exception as e:
         raise _map_transport(e, dep.name) from e
-    return resp.status.as_int(), Headers(resp.headers), raw.tobytes()
+    return resp.status.as_int(), Headers(resp=resp), raw.tobytes()
 
 
 class _Pending:

@@ -39,6 +39,7 @@ from .http import (
     load_json,
     log_body,
     make_endpoint,
+    post,
     sse_reads,
     transport_errors,
     upstream_text,
@@ -81,8 +82,8 @@ class OpenAIProvider(HttpProvider):
                              max_tokens_key="max_completion_tokens" if reasoning else "max_tokens")
 
     async def complete(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
-        ep = self.endpoint_of(dep)
-        status, headers, raw = await self.post(dep, ep, ep.url, orjson.dumps(to_wire(req, dep, stream=False)))
+        ep = dep.endpoint or self.endpoint_of(dep)
+        status, headers, raw = await post(self._http, dep, ep, ep.url, orjson.dumps(to_wire(req, dep, stream=False)))
         if status >= 400:
             raise map_error(status, raw, headers, dep)
         return from_wire(raw, dep)

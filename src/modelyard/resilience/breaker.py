@@ -104,7 +104,7 @@ class CircuitBreaker:
         `release` when the call ends, however it ends."""
         if not self.enabled:
             return CALL
-        r = self._record(name)
+        r = self._records.get(name) or self._record(name)
         if r.state == CLOSED:
             return CALL
         if r.state == OPEN:
@@ -126,7 +126,7 @@ class CircuitBreaker:
     def success(self, name: str, now: float) -> None:
         if not self.enabled:
             return
-        r = self._record(name)
+        r = self._records.get(name) or self._record(name)
         if r.state == CLOSED:
             self.store.add(self._keys[name], True, now, self.settings.window_s)
         elif r.state == HALF_OPEN:

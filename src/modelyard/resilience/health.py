@@ -92,7 +92,8 @@ class HealthTracker:
         h.requests += 1
         h.success_rate += ALPHA * (1.0 - h.success_rate)
         if latency_ms is not None:
-            h.ewma_latency_ms = _ewma(h.ewma_latency_ms, latency_ms)
+            old = h.ewma_latency_ms
+            h.ewma_latency_ms = latency_ms if old is None else old + ALPHA * (latency_ms - old)  # (_ewma, inline)
             h.latency_samples.add(latency_ms)
         if ttft_ms is not None:
             if h.ewma_ttft_ms is None:

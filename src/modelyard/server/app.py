@@ -55,6 +55,9 @@ from .http import (
 from .watch import GONE, TIMED_OUT, RequestWatch
 
 log = logging.getLogger("modelyard.server")
+HeaderList = tuple[tuple[bytes, bytes], ...]
+
+_TASK = "modelyard.task"  # the scope's key for the task serving the request
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
@@ -93,9 +96,8 @@ class App:
         self._paths = {p for _, p in self.routes}
         experiments_api.install(self)
         self._models_body = self._render_models()
-        # Header pairs that depend only on the deployment, or on the strategy and rule, built once.
-        self._dep_headers = {name: _dep_headers(name, d.model) for name, d in gateway.deployments.items()}
-        self._route_values: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
+        # (deployment, strategy, rule) -> the header pairs that depend only on them (_fixed_headers)
+        self._fixed: dict[tuple[str, str | None, str | None], HeaderList] = {}
         self._watch = RequestWatch()
         self._inflight = 0  # requests being served
         admin_api.install(self)
@@ -114,25 +116,24 @@ class App:
                 await self._lifespan(receive, send)
             return
         rid = header(scope, b"x-request-id") or new_request_id()
-        handler = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        path = scope["path"]
+        handler = self.routes.get((scope["method"], path.rstrip("/") or "/"))
         if handler is None and self.prefix_routes:
-            handler = self._by_prefix(scope["method"], scope["path"])
-        api = "anthropic" if scope["path"].endswith("/messages") else "openai"
+            handler = self._by_prefix(scope["method"], path)
         self._inflight += 1
         if self.on_inflight is not None:
             self.on_inflight(self._inflight)
-        task = asyncio.current_task()
+        task = scope[_TASK] = asyncio.current_task()  # (read_json's too: one lookup per request)
         trace_token = tracing.attach(scope) if tracing.TRACER is not None else None  # a client's traceparent
         try:
             if handler is None:
-                if scope["path"].rstrip("/") in self._paths or any(
-                        scope["path"].startswith(p) for _, p, _ in self.prefix_routes):
-                    raise MethodNotAllowed(f"method {scope['method']} is not allowed on {scope['path']}")
-                raise NotFound(f"no route {scope['method']} {scope['path']}; see /v1/chat/completions, "
+                if path.rstrip("/") in self._paths or any(path.startswith(p) for _, p, _ in self.prefix_routes):
+                    raise MethodNotAllowed(f"method {scope['method']} is not allowed on {path}")
+                raise NotFound(f"no route {scope['method']} {path}; see /v1/chat/completions, "
                                "/v1/messages, /v1/models, /health")
             await handler(scope, receive, send, rid)
         except ModelyardError as e:
-            await self._send_error(send, e, rid, api)
+            await self._send_error(send, e, rid, _api(path))
         except ClientGone:
             pass
         except asyncio.CancelledError:
@@ -145,7 +146,7 @@ class App:
             log.exception("unhandled error in request %s", rid)
             err = ModelyardError(f"internal error; request id {rid}")
             with contextlib.suppress(Exception):
-                await self._send_error(send, err, rid, api)
+                await self._send_error(send, err, rid, _api(path))
         finally:
             if trace_token is not None:
                 tracing.detach(trace_token)
@@ -208,11 +209,17 @@ class App:
         declared = raw_header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {self.max_body_bytes}")
-        task = asyncio.current_task()
+        task = scope.get(_TASK) or asyncio.current_task()
         assert task is not None
         self._watch.reading(task, self.body_timeout_s)
         try:
-            body = await self._read_body(receive)
+            msg = await receive()
+            if msg["type"] == "http.request" and not msg.get("more_body"):  # the whole body at once
+                body = msg.get("body", b"")
+                if len(body) > self.max_body_bytes:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
+            else:
+                body = await self._read_body(receive, msg)
         except asyncio.CancelledError:
             if self._watch.state(task) != TIMED_OUT:
                 raise
@@ -225,8 +232,9 @@ class App:
     _check_auth = check_auth  # (the names server/feedback_api.py calls)
     _read_json = read_json
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        msg = await receive()
+    async def _read_body(self, receive: Receive, first: dict[str, Any] | None = None) -> bytes:
+        """The body from `receive` (its first message already read: `first`), within the limit."""
+        msg = first if first is not None else await receive()
         if msg["type"] == "http.disconnect":
             raise ClientGone
         body: bytes = msg.get("body", b"")
@@ -257,25 +265,31 @@ class App:
         await send({"type": "http.response.start", "status": e.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    def _fixed_headers(self, dep_name: str, d: RouteDecision | None, model: str | None = None) -> HeaderList:
+        """The headers that depend only on the deployment and the strategy and rule that chose it
+        (model, deployment, route), built once per combination: a handful, from the config.
+        `model`: the deployment's (default: the configured deployment's)."""
+        key = (dep_name, None, None) if d is None else (dep_name, d.strategy, d.rule)
+        fixed = self._fixed.get(key)
+        if fixed is None:
+            if model is None:
+                model = self.gateway.deployments[dep_name].model
+            route = b"direct" if d is None else d.route_header().encode()
+            fixed = ((b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", dep_name.encode()),
+                     (b"x-modelyard-route", route))
+            if len(self._fixed) < 4096:  # (bounded all the same)
+                self._fixed[key] = fixed
+        return fixed
+
     def _route_headers(self, rid: str, dep_name: str, model: str, d: RouteDecision | None
                        ) -> list[tuple[bytes, bytes]]:
-        deployment = self._dep_headers.get(dep_name) or _dep_headers(dep_name, model)
-        if d is None:
-            route = (b"x-modelyard-route", b"direct")
-        else:
-            key = (d.strategy, d.rule)
-            route = self._route_values.get(key)  # type: ignore[assignment]
-            if route is None:
-                route = (b"x-modelyard-route", d.route_header().encode())
-                if len(self._route_values) < 4096:  # strategies × rules: a handful, from the config
-                    self._route_values[key] = route
-        return [(b"x-request-id", rid.encode()), *deployment, route]
+        return [(b"x-request-id", rid.encode()), *self._fixed_headers(dep_name, d, model)]
 
     def _response_headers(self, rid: str, resp: ChatResponse, body: bytes) -> list[tuple[bytes, bytes]]:
         d = resp.decision
-        headers = self._route_headers(rid, resp.deployment, self.gateway.deployments[resp.deployment].model, d)
-        headers += (JSON, (b"x-modelyard-cost-usd", b"%.8f" % resp.cost_usd),
-                    (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), content_length(body))
+        headers = [(b"x-request-id", rid.encode()), *self._fixed_headers(resp.deployment, d), JSON,
+                   (b"x-modelyard-cost-usd", b"%.8f" % resp.cost_usd),
+                   (b"x-modelyard-latency-ms", b"%.1f" % resp.latency_ms), content_length(body)]
         if d is not None and d.fallbacks:
             headers.append((b"x-modelyard-fallbacks", ",".join(d.fallbacks).encode()))
         if d is not None and d.attempts:
@@ -413,8 +427,9 @@ class App:
         await send_json(send, 200 if ok else 503, orjson.dumps(body), rid)
 
 
-def _dep_headers(name: str, model: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
-    return (b"x-modelyard-model", model.encode()), (b"x-modelyard-deployment", name.encode())
+def _api(path: str) -> str:
+    """Which API's error format a failed request gets."""
+    return "anthropic" if path.endswith("/messages") else "openai"
 
 
 def create_app(gateway: Gateway | None = None, **kw: Any) -> App:
