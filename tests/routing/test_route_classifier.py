@@ -4,6 +4,7 @@ in other languages; the shipped weights load and agree with the float model."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,18 @@ def test_shipped_model_is_trained_on_the_set_and_fast_path_matches_floats() -> N
         assert 0 < p <= 1
         right += task == r["task"]
     assert right / len(data) > 0.9  # training accuracy of the shipped weights
+
+
+@pytest.mark.parametrize("gaps", [(0, 1, 2), (0, 5462, 11968, 19_999), (0, 20_000, 750_000), (3, 0, 0, 40_000)])
+def test_the_softmax_reads_its_exponentials_from_a_table_with_the_same_doubles(gaps: tuple[int, ...]) -> None:
+    # the fields are integers (scores × 1000); the top class's probability is the same double as the
+    # definition's, for gaps inside the table and beyond it (computed then)
+    model = default_model()
+    top = 1 << 21
+    fields = tuple(top - g for g in gaps) + (top - 7,) * (len(model.classes) - len(gaps))
+    task, p = model._best(fields)
+    assert p == 1.0 / sum([math.exp((v - top) / 1000.0) for v in fields])
+    assert task == (model.classes[fields.index(top)] if p >= model.threshold else "chat")
 
 
 @pytest.mark.parametrize(("text", "task"), [

@@ -315,6 +315,10 @@ _FIELD_BITS = 32  # packed weights: one 32-bit field per class in one Python int
 _SCALE = 1000.0  # weights kept to 1e-3 in the packed form; argmax and confidence do not notice
 _OFFSET = 1 << 20  # added to every field so sums of negative weights stay positive (< 2^32 for
 #                    up to ~4000 features per prompt, far above the window's ~300)
+# exp(-d / 1000) for the integer gaps d between a class's field and the top one (the fields are
+# integers): the softmax's exponentials looked up, not computed. 20,000 steps cover every gap of
+# the labelled prompts (at most ~16,000); a wider one is computed.
+_EXP_STEPS = tuple(math.exp(-d / _SCALE) for d in range(20_000))
 
 
 class TaskModel:
@@ -363,7 +367,10 @@ class TaskModel:
     def _best(self, fields: tuple[int, ...]) -> tuple[str, float]:
         """The top class and its softmax probability from the per-class fields (× 1000)."""
         top = max(fields)
-        p = 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
+        try:
+            p = 1.0 / sum([_EXP_STEPS[top - v] for v in fields])
+        except IndexError:  # a gap beyond the table
+            p = 1.0 / sum([math.exp((v - top) / _SCALE) for v in fields])
         return (self.classes[fields.index(top)] if p >= self.threshold else UNSURE), p
 
     def _pack(self, w: tuple[float, ...]) -> int:

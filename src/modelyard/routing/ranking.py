@@ -98,8 +98,8 @@ class Preferred(Ranking):
     __slots__ = ("hit", "inner", "mask", "miss")
 
     def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
-        # preferred (True) first; the sort is stable, reversed too, so each part keeps the inner order
-        order = sorted(inner.order, key=mask.__getitem__, reverse=True)
+        # preferred (True) first, each part in the inner order
+        order = [i for i in inner.order if mask[i]] + [i for i in inner.order if not mask[i]]
         super().__init__(inner.candidates, order, inner.scores, hit, rule)
         self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
 
