@@ -65,6 +65,9 @@ async def gateway_app(config: str) -> Any:
 
 
 async def main(a: argparse.Namespace) -> None:
+    from modelyard.server import watch
+
+    watch.WATCH_AFTER_S *= a.slowdown  # (see --slowdown)
     app = await (floor_app() if a.floor else gateway_app(a.config))
     base = scope(os.environ["BENCH_KEY"].encode())
     statuses: dict[int, int] = {}
@@ -108,4 +111,7 @@ if __name__ == "__main__":
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warm", type=int, default=1000, help="requests before measuring")
     p.add_argument("--floor", action="store_true", help="bench/wreq_floor.py's app instead of the gateway")
+    p.add_argument("--slowdown", type=float, default=1.0,
+                   help="how much slower than native this runs (valgrind: ~50): the disconnect watch's threshold "
+                        "is scaled by it, so requests that end before it natively are not watched here either")
     uvloop.run(main(p.parse_args()))

@@ -6,6 +6,7 @@
 #       drives the ASGI app (no HTTP server) 100 and then 1,100 measured requests after the same
 #       warm-up; the difference over 1,000 is the figure. --floor: bench/wreq_floor.py's app.
 #   bash bench/instructions_per_request.sh --http [CONFIG|--floor]   the whole server: `modelyard serve`
+#       (bench/serve_counted.py: the disconnect watch's threshold scaled to valgrind's slowdown)
 #       (or, with --floor, the harness's floor_proxy.py: uvicorn + aiohttp) under valgrind, driven over
 #       loopback by the harness's loadgen.py at c=20; two servers, 200 and 1,200 requests after 300
 #       warm-up ones, the difference over 1,000. This is the figure the harness's req/s ratio follows.
@@ -35,7 +36,7 @@ count() {  # in process: measured requests -> total instructions (refuses a run 
   rm -f "$BENCH_OUT"/*
   local args=("$TARGET"); [ "$TARGET" = --floor ] && args=(--floor)
   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-    "$PY" "$ROOT/bench/inprocess_driver.py" "${args[@]}" -n "$1" --reps 1 --warm 300 >"$BENCH_OUT/run.log" 2>&1
+    "$PY" "$ROOT/bench/inprocess_driver.py" "${args[@]}" -n "$1" --reps 1 --warm 300 --slowdown 50 >"$BENCH_OUT/run.log" 2>&1
   grep -q "^statuses: {200: [0-9]*}$" "$BENCH_OUT/run.log" || { echo "requests failed: $(grep statuses "$BENCH_OUT/run.log")" >&2; exit 1; }
   instructions "$BENCH_OUT/run.log"
 }
@@ -45,7 +46,7 @@ count_http() {  # the whole server: measured requests -> total instructions of t
   local port url cmd
   port=$(free_port); url="http://127.0.0.1:$port/v1/chat/completions"
   if [ "$TARGET" = --floor ]; then cmd=("$PY" "$HARNESS/floor_proxy.py" --port "$port")
-  else cmd=("$ROOT/.venv/bin/modelyard" serve --config "$TARGET" --host 127.0.0.1 --port "$port"); fi
+  else cmd=("$PY" "$ROOT/bench/serve_counted.py" serve --config "$TARGET" --host 127.0.0.1 --port "$port"); fi
   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "${cmd[@]}" >"$BENCH_OUT/server.log" 2>&1 &
   SERVER=$!
   local i
