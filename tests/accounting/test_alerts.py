@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 
 from modelyard.accounting.alerts import Alerts
-from modelyard.accounting.budgets import period_of
+from modelyard.accounting.budgets import Budgets, period_of
 from modelyard.config import AlertsConfig
 from modelyard.errors import ConfigError
 from modelyard.gateway import Gateway
 from modelyard.loader import parse_config
+from modelyard.state import MemoryState
 from modelyard.store.rows import request_row
 from modelyard.store.sqlite import RequestLog
 from modelyard.types import Budget, Caller, ChatRequest, Message
@@ -209,3 +210,27 @@ async def test_start_does_not_wait_for_the_spend_history(tmp_path: Path, monkeyp
     finally:
         release.set()
         await gw.close()
+
+
+def test_budget_thresholds_fire_at_the_settle_that_crosses_them() -> None:
+    """Settles between thresholds skip the alert check; none is missed or late, also when one
+    settle crosses two thresholds, and each fires once."""
+    alerts = Alerts(AlertsConfig(thresholds=[50, 80, 100]))
+    fired: list[tuple[float, int]] = []
+    step = 0
+    alerts.fire = lambda alert: fired.append((alert["threshold_pct"], step))  # type: ignore[method-assign]
+    store = MemoryState()
+    budgets = Budgets(store, None, alerts.budget_spend)
+    b = Budget("key:k", 1.0, "monthly", soft_pct=65)
+    p = budgets.periods("monthly", time.time())
+    held = ((b, p),)
+    expected: list[tuple[float, int]] = []
+    costs = [0.007] * 60 + [0.3] + [0.003] * 60 + [0.05] * 5
+    for step, cost in enumerate(costs):
+        before = store.budget_spend(b.scope, p.id)[0] / b.limit_usd * 100
+        budgets.settle(held, 0.0, cost)  # (no reservation: the spend goes past the limit)
+        after = store.budget_spend(b.scope, p.id)[0] / b.limit_usd * 100
+        expected += [(t, step) for t in (50, 65, 80, 100) if before < t <= after]
+    assert fired == expected
+    assert [t for t, _ in fired] == [50, 65, 80, 100]
+    assert len({s for t, s in fired if t in (50, 65)}) == 1  # the 0.3 settle crossed both

@@ -21,7 +21,7 @@ from ..deployment import Deployment
 from ..errors import BudgetExceeded, RateLimited
 from ..routing.features import Features
 from ..tokens import count_message_tokens, token_bound
-from ..types import Caller, ChatRequest, RouteDecision, Usage
+from ..types import Caller, ChatRequest, RateLimit, RouteDecision, Usage
 from .budgets import Budgets, Held
 from .limits import Limits
 
@@ -39,16 +39,17 @@ _BUDGET_NOW: contextvars.ContextVar[tuple[float, float] | None] = contextvars.Co
 
 
 class Admission:
-    """What one request holds: rate-limit slots and budget reservations."""
+    """What one request holds: rate-limit slots and budget reservations (`amount` on each budget)."""
 
-    __slots__ = ("acct", "caller_slots", "dep_slots", "held", "tokens")
+    __slots__ = ("acct", "amount", "caller_slots", "dep_slots", "held", "tokens")
 
     def __init__(self, acct: Accounting, tokens: int, caller_slots: list[tuple[str, object]],
-                 held: list[Held]) -> None:
+                 held: tuple[Held, ...], amount: float) -> None:
         self.acct = acct
         self.tokens = tokens
         self.caller_slots = caller_slots
         self.held = held
+        self.amount = amount
         self.dep_slots: dict[str, tuple[str, object]] = {}
 
     def route(self, chain: list[Deployment]) -> list[Deployment]:
@@ -68,15 +69,18 @@ class Admission:
                decision: RouteDecision | None = None) -> None:
         """The call ended on deployment `dep` having cost `cost` (None, 0: it failed): settle budgets,
         recount tokens, give back the slots of deployments it never reached."""
-        limits = self.acct.limits
+        acct = self.acct
         if self.held:
-            self.acct.budgets.settle(self.held, cost)
-            self.held = []
-        tokens = usage.total_tokens if usage is not None else self.tokens
+            acct.budgets.settle(self.held, self.amount, cost)
+            self.held = ()
+        tokens = usage.input_tokens + usage.output_tokens if usage is not None else self.tokens  # (billed)
         if self.caller_slots:
-            limits.adjust(self.caller_slots, tokens)
+            store = acct.limits.store
+            for key, ticket in self.caller_slots:
+                store.rate_adjust(key, ticket, tokens)
             self.caller_slots = []
         if self.dep_slots:
+            limits = acct.limits
             reached = set(decision.fallbacks) if decision is not None else set()
             for name, slot in self.dep_slots.items():
                 if name == dep:
@@ -97,10 +101,10 @@ class Admission:
     def release(self) -> None:
         """Nothing was sent: give everything back."""
         limits = self.acct.limits
-        self.acct.budgets.release(self.held)
+        self.acct.budgets.release(self.held, self.amount)
         limits.refund(self.caller_slots)
         limits.refund(list(self.dep_slots.values()))
-        self.held, self.caller_slots, self.dep_slots = [], [], {}
+        self.held, self.caller_slots, self.dep_slots = (), [], {}
 
 
 class _Free(Admission):
@@ -124,6 +128,26 @@ class _Free(Admission):
 
 
 FREE: Admission = _Free()
+
+
+PLANS_MAX = 4096
+
+
+class _Plan:
+    """One caller's admission, worked out once per UTC day: its rate windows (store key and limit),
+    its budgets with their periods, whether the store holds those periods yet, and whether the
+    prompt must be counted (budgets or tpm)."""
+
+    __slots__ = ("caller", "day", "held", "known", "needs_prompt", "rates")
+
+    def __init__(self, caller: Caller, day: float, rates: tuple[tuple[str, RateLimit], ...],
+                 held: tuple[Held, ...], known: bool, needs_prompt: bool) -> None:
+        self.caller = caller  # (kept: the cache is keyed by its id)
+        self.day = day
+        self.rates = rates
+        self.held = held
+        self.known = known
+        self.needs_prompt = needs_prompt
 
 
 class Accounting:
@@ -165,6 +189,7 @@ class Accounting:
             cards = [d.card for d in (*r.deployments, *r.fallbacks)]
             self.worst[name] = (max(c.worst_input_per_m for c in cards), max(c.worst_output_per_m for c in cards),
                                 max(c.max_output for c in cards))
+        self._plans: dict[int, _Plan] = {}  # id(caller) -> its plan
         self.tracks_budget = False  # whether routing reads the admitted request's budget (budget_hook)
         self.limited_deployments = any(d.rpm or d.tpm for r in routes.values() for d in r.deployments)
         self.any_tpm = any(d.tpm for r in routes.values() for d in r.deployments)
@@ -180,45 +205,57 @@ class Accounting:
             _BUDGET_NOW.set(None)
             return FREE
         now = time.time()
+        plan = self._plans.get(id(caller))
+        if plan is None or plan.caller is not caller or plan.day != now // 86400:
+            plan = self._plan(caller, now)
+        if not plan.known:  # the first request of a budget's period: its spend so far, from the log
+            await self.budgets.load(plan.held)
+            plan.known = True
         # The prompt prices a reservation and counts against tpm (rpm alone needs neither). Both are
         # settled to the billed usage after the call, so the cheap upper bound (characters) serves
         # while it fits; only a request the bound would refuse is counted exactly and tried again.
-        needs_prompt = caller.budgets or self.any_tpm or any(lim.tpm for lim in caller.limits)
-        if not needs_prompt:
-            return self._admit(req, caller, 0, now)
+        if not plan.needs_prompt:
+            return self._take(req, route, plan, 0, now)
         bound = token_bound(req.messages)
         try:
-            return await self._reserve(req, route, caller, bound, now)
+            return self._take(req, route, plan, bound, now)
         except (BudgetExceeded, RateLimited):
             exact = count_message_tokens(req.messages)
             if exact >= bound:
                 raise
-            return await self._reserve(req, route, caller, exact, now)
+            return self._take(req, route, plan, exact, now)
 
-    def _admit(self, req: ChatRequest, caller: Caller, prompt: int, now: float) -> Admission:
-        """Rate limits only (no budgets)."""
-        tokens = prompt + (req.max_tokens or 0)
-        slots = self.limits.take_caller(caller.limits, tokens, now) if caller.limits else []
-        _BUDGET_NOW.set(None)
-        return Admission(self, tokens, slots, [])
+    def _plan(self, caller: Caller, now: float) -> _Plan:
+        """What admitting `caller` takes today, kept for its next requests (a bounded cache: callers
+        are the key ring's, one per key, replaced when the key changes)."""
+        if len(self._plans) >= PLANS_MAX:
+            self._plans = {}
+        held = self.budgets.held(caller.budgets, now)
+        plan = self._plans[id(caller)] = _Plan(
+            caller, now // 86400, tuple((f"rate:{lim.scope}", lim) for lim in caller.limits if lim.rpm or lim.tpm),
+            held, self.budgets.known(held),
+            bool(caller.budgets or self.any_tpm or any(lim.tpm for lim in caller.limits)))
+        return plan
 
-    async def _reserve(self, req: ChatRequest, route: Route, caller: Caller, prompt: int, now: float) -> Admission:
+    def _take(self, req: ChatRequest, route: Route, plan: _Plan, prompt: int, now: float) -> Admission:
         """Take the caller's rate limits for `prompt` tokens and reserve its budgets' worst case."""
-        if not caller.budgets:
-            return self._admit(req, caller, prompt, now)
-        worst_in, worst_out, cap = self.worst.get(route.name, (0.0, 0.0, 4096))
-        out = req.max_tokens or cap
         tokens = prompt + (req.max_tokens or 0)  # (rpm/tpm: recounted to the billed total after the call)
-        slots = self.limits.take_caller(caller.limits, tokens, now) if caller.limits else []
+        slots = self.limits.take_caller(plan.rates, tokens, now) if plan.rates else []
+        held = plan.held
+        if not held:
+            _BUDGET_NOW.set(None)
+            return Admission(self, tokens, slots, (), 0.0)
+        worst_in, worst_out, cap = self.worst.get(route.name, (0.0, 0.0, 4096))
+        amount = (prompt * worst_in + (req.max_tokens or cap) * worst_out) / 1e6
         try:
-            held = await self.budgets.reserve(caller.budgets, (prompt * worst_in + out * worst_out) / 1e6, now)
+            self.budgets.reserve(held, amount)
         except BaseException:
             self.limits.refund(slots)
             raise
         if self.tracks_budget:
-            spent, limit = self.budgets.usage(caller.budgets, now) or (0.0, 0.0)
-            _BUDGET_NOW.set((spent - held[0].amount, limit))  # (before this request's own reservation)
-        return Admission(self, tokens, slots, held)
+            spent, limit = self.budgets.usage(plan.caller.budgets, now) or (0.0, 0.0)
+            _BUDGET_NOW.set((spent - amount, limit))  # (before this request's own reservation)
+        return Admission(self, tokens, slots, held, amount)
 
     def budget_hook(self, f: Features) -> tuple[float, float] | None:
         """Routing's `budget` hook: the admitted request's tightest budget as (spent, limit)."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -181,15 +182,17 @@ class Alerts:
         self._task = None
 
     # --- deciding (request path: compare numbers, queue) ---------------------------------------
-    def budget_spend(self, b: Budget, p: Period, spent: float, loaded: bool = False) -> None:
+    def budget_spend(self, b: Budget, p: Period, spent: float, loaded: bool = False) -> float:
         """A budget's spend changed (`loaded`: read at start-up — thresholds already crossed then
-        were alerted by the process that crossed them, so they are only marked)."""
+        were alerted by the process that crossed them, so they are only marked). Returns the spend
+        below which no further threshold can be crossed (inf: none left), for the caller to skip
+        the calls that could not alert."""
         if b.limit_usd <= 0:
-            return
+            return math.inf
         pct = spent / b.limit_usd * 100
         for t in self._thresholds(b):
             if pct < t:
-                break
+                return t * b.limit_usd / 100 * (1 - 1e-9)  # (a hair under: rounding never skips a crossing)
             k = (b.scope, p.id, t)
             if k in self._fired:
                 continue
@@ -205,6 +208,7 @@ class Alerts:
                 "message": f"budget {b.scope} ({b.period} {p.id}) has spent ${spent:.4f} of ${b.limit_usd:.2f} "
                            f"({pct:.0f} %, past {'the soft limit ' if soft else ''}{t:g} %); resets {reset}",
             })
+        return math.inf
 
     def _thresholds(self, b: Budget) -> tuple[float, ...]:
         """The configured thresholds plus the budget's soft limit, sorted (worked out once per soft limit:

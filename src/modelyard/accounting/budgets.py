@@ -78,54 +78,71 @@ def _when(p: Period) -> str:
     return "it resets " + dt.datetime.fromtimestamp(p.reset, _UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-@dataclass(slots=True)
-class Held:
-    """One budget's reservation for one request."""
-
-    budget: Budget
-    period: Period
-    amount: float
+Held = tuple[Budget, Period]  # one budget reserved for a request, in the period it was reserved in
 
 
 class Budgets:
-    """Reservations against the caller's budgets, backed by an `AccountingStore` and the request log."""
+    """Reservations against the caller's budgets, backed by an `AccountingStore` and the request log.
+
+    A request's budgets come as (budget, period) pairs that the caller works out once per UTC day
+    (`held`); each is reserved and settled with one store call. `on_spend` (alerts) is told a
+    budget's spend when a threshold can have been crossed: it answers the spend below which the
+    next one cannot be, and settles under it compare two numbers."""
 
     def __init__(self, store: AccountingStore, log: RequestLog | None,
-                 on_spend: Callable[[Budget, Period, float, bool], None] | None = None) -> None:
+                 on_spend: Callable[[Budget, Period, float, bool], float] | None = None) -> None:
         self.store = store
         self.log = log
-        self.on_spend = on_spend  # alerts: called with each budget's spend after a settle or a load
+        self.on_spend = on_spend  # alerts: called with a budget's spend after a settle or a load
         self.periods = PeriodClock()
         self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._quiet: dict[str, tuple[Budget, Period, float]] = {}  # scope -> (b, p, spend of the next alert)
 
-    async def reserve(self, budgets: tuple[Budget, ...], amount: float, now: float) -> list[Held]:
-        """Reserve `amount` on every budget, or none and raise BudgetExceeded."""
-        held: list[Held] = []
-        for b in budgets:
-            p = self.periods(b.period, now)
+    def held(self, budgets: tuple[Budget, ...], now: float) -> tuple[Held, ...]:
+        """Each budget with its period as of `now` (the same for the whole UTC day)."""
+        return tuple((b, self.periods(b.period, now)) for b in budgets)
+
+    def known(self, held: tuple[Held, ...]) -> bool:
+        """Whether the store holds every budget's period already (else `load` first)."""
+        return all(self.store.budget_known(b.scope, p.id) for b, p in held)
+
+    async def load(self, held: tuple[Held, ...]) -> None:
+        """Seed the ledgers the store does not hold yet with their spend from the request log."""
+        for b, p in held:
             if not self.store.budget_known(b.scope, p.id):
                 await self._load(b, p)
-            ok, spent, reserved = self.store.budget_reserve(b.scope, p.id, b.limit_usd, amount)
+
+    def reserve(self, held: tuple[Held, ...], amount: float) -> None:
+        """Reserve `amount` on every budget, or none and raise BudgetExceeded (`load` first)."""
+        store = self.store
+        for b, p in held:
+            ok, spent, reserved = store.budget_reserve(b.scope, p.id, b.limit_usd, amount)
             if not ok:
-                self.release(held)
+                self.release(held[:held.index((b, p))], amount)
                 raise BudgetExceeded(
                     f"budget {b.scope} ({b.period}, ${b.limit_usd:.2f}) exceeded: ${spent:.4f} spent, "
                     f"${reserved:.4f} held by requests in flight, this request may cost up to ${amount:.4f}; "
                     f"{_when(p)}", code="budget_exceeded")
-            held.append(Held(b, p, amount))
-        return held
 
-    def settle(self, held: list[Held], cost: float) -> None:
-        """Replace each reservation by the real cost."""
-        for h in held:
-            spent = self.store.budget_settle(h.budget.scope, h.period.id, h.amount, cost)
-            if self.on_spend is not None:
-                self.on_spend(h.budget, h.period, spent, False)
+    def settle(self, held: tuple[Held, ...], amount: float, cost: float) -> None:
+        """Replace each reservation of `amount` by the real cost."""
+        store, on_spend = self.store, self.on_spend
+        for b, p in held:
+            spent = store.budget_settle(b.scope, p.id, amount, cost)
+            if on_spend is not None:
+                quiet = self._quiet.get(b.scope)
+                if quiet is None or spent >= quiet[2] or quiet[1] is not p or quiet[0] is not b:
+                    self.spend(b, p, spent)
 
-    def release(self, held: list[Held]) -> None:
+    def spend(self, b: Budget, p: Period, spent: float, loaded: bool = False) -> None:
+        """Tell `on_spend` a budget's spend; note how far it may grow before telling again."""
+        if self.on_spend is not None:
+            self._quiet[b.scope] = (b, p, self.on_spend(b, p, spent, loaded))
+
+    def release(self, held: tuple[Held, ...], amount: float) -> None:
         """Give reservations back (the call failed before costing anything)."""
-        for h in held:
-            self.store.budget_settle(h.budget.scope, h.period.id, h.amount, 0.0)
+        for b, p in held:
+            self.store.budget_settle(b.scope, p.id, amount, 0.0)
 
     def usage(self, budgets: tuple[Budget, ...], now: float) -> tuple[float, float] | None:
         """(spent, limit) of the budget with the least room left, for routing's `budget` hook."""
@@ -148,8 +165,7 @@ class Budgets:
         try:
             spent = await asyncio.to_thread(self._logged_spend, b.scope, p.start)
             self.store.budget_seed(b.scope, p.id, spent)
-            if self.on_spend is not None:
-                self.on_spend(b, p, spent, True)
+            self.spend(b, p, spent, True)
             fut.set_result(None)
         except BaseException as e:
             fut.set_exception(e)

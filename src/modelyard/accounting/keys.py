@@ -1,5 +1,7 @@
 """The key ring: every virtual key in memory as `sha256(key) → Entry`, so authenticating a request is one
-hash and one dict lookup, never a database read.
+hash and one dict lookup, never a database read — and a token already seen maps straight to its entry
+(a small bounded dict from the token as sent, emptied whenever the ring changes), so a client's
+repeated requests skip the hash.
 
 It is loaded at start from the request log's database (store/keys.py) and from the config's `keys:`;
 admin changes made in this process update it at once (`put_key`, `put_principal`, ...), and changes
@@ -36,6 +38,7 @@ log = logging.getLogger("modelyard.accounting.keys")
 PREFIX = "sk-my-"
 CONFIG_ID_PREFIX = "cfg_"
 MIN_CONFIG_KEY_LEN = 20
+SEEN_MAX = 1024  # tokens remembered by `KeyRing.lookup` (only tokens of existing keys)
 
 
 def new_secret() -> str:
@@ -125,6 +128,7 @@ class KeyRing:
         self.refresh_s = refresh_s
         self.declared = {k.id: k for k in declared}
         self.by_hash: dict[str, Entry] = {}
+        self._seen: dict[bytes, Entry] = {}  # token as sent -> its entry; replaced with every change
         self.records: dict[str, KeyRecord] = {}
         self.teams: dict[str, Principal] = {}
         self.users: dict[str, Principal] = {}
@@ -140,7 +144,16 @@ class KeyRing:
         return bool(self.by_hash)
 
     def lookup(self, secret: bytes) -> Entry | None:
-        return self.by_hash.get(hashlib.sha256(secret).hexdigest())
+        """The entry of the key `secret` (revoked and expired ones too: the caller checks), or None.
+        Only tokens of existing keys are remembered, so unknown tokens cannot fill the dict."""
+        entry = self._seen.get(secret)
+        if entry is None:
+            entry = self.by_hash.get(hashlib.sha256(secret).hexdigest())
+            if entry is not None:
+                if len(self._seen) >= SEEN_MAX:
+                    self._seen = {}
+                self._seen[secret] = entry
+        return entry
 
     # --- loading -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -193,6 +206,7 @@ class KeyRing:
         records = {**self.records, **self.declared}
         self.records = records
         self.by_hash = {k.hash: Entry(k, build_caller(k, self.teams, self.users)) for k in records.values()}
+        self._seen = {}  # (entries replaced: a revoked, expired or changed key is looked up afresh)
 
     # --- changes made by this process (after the database took them) -----------------------------
     def _wrote(self, version: int) -> None:
@@ -207,6 +221,7 @@ class KeyRing:
             by_hash.pop(old_hash, None)  # rotated: the old key stops working at once
         by_hash[k.hash] = Entry(k, build_caller(k, self.teams, self.users))
         self.by_hash = by_hash
+        self._seen = {}
 
     def put_principal(self, p: Principal, version: int) -> None:
         self._wrote(version)

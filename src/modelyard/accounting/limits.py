@@ -47,18 +47,17 @@ class Limits:
     def __init__(self, store: AccountingStore) -> None:
         self.store = store
 
-    def take_caller(self, limits: tuple[RateLimit, ...], tokens: int, now: float
+    def take_caller(self, limits: tuple[tuple[str, RateLimit], ...], tokens: int, now: float
                     ) -> list[tuple[str, object]]:
-        """Take one request from every limit of the caller, or take none and raise 429."""
+        """Take one request from every limit of the caller (each with its window's store key,
+        "rate:<scope>"), or take none and raise 429."""
         taken: list[tuple[str, object]] = []
-        for lim in limits:
-            if not (lim.rpm or lim.tpm):
-                continue
-            key = f"rate:{lim.scope}"
-            ticket, wait = self.store.rate_take(key, now, lim.rpm, lim.tpm, tokens)
+        store = self.store
+        for key, lim in limits:
+            ticket, wait = store.rate_take(key, now, lim.rpm, lim.tpm, tokens)
             if ticket is None:
                 self.refund(taken)
-                raise refused(lim.scope, lim.rpm, lim.tpm, self.store.rate_used(key, now), tokens, wait)
+                raise refused(lim.scope, lim.rpm, lim.tpm, store.rate_used(key, now), tokens, wait)
             taken.append((key, ticket))
         return taken
 

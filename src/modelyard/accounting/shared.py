@@ -36,23 +36,23 @@ class SharedAdmission(Admission):
     __slots__ = ("store",)
 
     def __init__(self, acct: Accounting, store: RedisState, tokens: int, caller_slots: list[tuple[str, object]],
-                 held: list[Held]) -> None:
-        super().__init__(acct, tokens, caller_slots, held)
+                 held: tuple[Held, ...], amount: float) -> None:
+        super().__init__(acct, tokens, caller_slots, held, amount)
         self.store = store
 
     def settle(self, dep: str | None, usage: Usage | None, cost: float,
                decision: RouteDecision | None = None) -> None:
         if self.held:
             for h in self.held:
-                self.store.settle_shared(h.budget.scope, h.period.id, h.amount, cost, h)
-            self.held = []
+                self.store.settle_shared(h[0].scope, h[1].id, self.amount, cost, h)
+            self.held = ()
         super().settle(dep, usage, cost, decision)
 
     def release(self) -> None:
         if self.held:
-            for h in self.held:
-                self.store.settle_shared(h.budget.scope, h.period.id, h.amount, 0.0)
-            self.held = []
+            for b, p in self.held:
+                self.store.settle_shared(b.scope, p.id, self.amount, 0.0)
+            self.held = ()
         super().release()
 
 
@@ -63,9 +63,9 @@ class SharedAdmit:
         self.acct = acct
         self.store = store
         self.policy = store.policy
-        on_spend = acct.budgets.on_spend
-        if on_spend is not None:
-            store.on_settled = lambda h, spent: on_spend(h.budget, h.period, spent, False)
+        budgets = acct.budgets
+        if budgets.on_spend is not None:
+            store.on_settled = lambda h, spent: budgets.spend(h[0], h[1], spent)
 
     async def admit(self, req: ChatRequest, route: Route) -> Admission:
         caller = req.caller
@@ -138,7 +138,7 @@ class SharedAdmit:
                 f"budget {b.scope} ({b.period}, ${b.limit_usd:.2f}) exceeded: ${float(res[2]):.4f} spent, "
                 f"${float(res[3]):.4f} held by requests in flight, this request may cost up to ${amount:.4f}; "
                 f"{_when(p)}", code="budget_exceeded")
-        held = [Held(b, p, amount) for b, p in zip(caller.budgets, periods, strict=True)]
+        held = tuple(zip(caller.budgets, periods, strict=True))
         if acct.tracks_budget and held:
             best: tuple[float, float] | None = None
             for j, b in enumerate(caller.budgets):
@@ -149,15 +149,14 @@ class SharedAdmit:
             _BUDGET_NOW.set((best[0] - amount, best[1]))
         else:
             _BUDGET_NOW.set(None)
-        return SharedAdmission(acct, store, tokens, [(key, member) for key, *_ in rates], held)
+        return SharedAdmission(acct, store, tokens, [(key, member) for key, *_ in rates], held, amount)
 
     async def _logged(self, caller: Caller, j: int, p: Period) -> float:
         """The request log's spend of the budget in `p` (the shared ledger starts from it)."""
         b = caller.budgets[j]
         budgets = self.acct.budgets
         spent = await asyncio.to_thread(budgets._logged_spend, b.scope, p.start)
-        if budgets.on_spend is not None:
-            budgets.on_spend(b, p, spent, True)
+        budgets.spend(b, p, spent, True)
         return spent
 
 

@@ -3,7 +3,7 @@
 Credentials come as `Authorization: Bearer <key>` or `x-api-key: <key>`, either one: the scheme is
 matched case-insensitively (RFC 9110), and a wrong `Authorization` does not hide a right `x-api-key`
 (SDKs and proxies add headers of their own). The master key gives the `MASTER` caller; a virtual key
-its own `Caller` from the key ring (accounting/keys.py: one SHA-256 and one dict lookup). Revoked
+its own `Caller` from the key ring (accounting/keys.py: one dict lookup for a token seen before). Revoked
 and expired keys get a 401 that says so, naming the key's id, never the key.
 
 Authentication is on when a master key is set or any virtual key exists; with neither, every
@@ -76,24 +76,27 @@ class Authenticator:
         if bearer is not None:
             scheme, _, value = bearer.strip().partition(b" ")
             bearer = value.strip() if scheme.lower() == b"bearer" else None
-        api_key = raw_header(scope, b"x-api-key")
         refusal = None
-        for token in (bearer, api_key.strip() if api_key else None):
-            if not token:
-                continue
-            if self.master is not None and hmac.compare_digest(token, self.master):
-                return MASTER
-            entry = ring.lookup(token) if ring.by_hash else None
-            if entry is None:
-                continue
-            if entry.revoked_at is not None:
-                refusal = refusal or (f"this API key ({entry.record.id}) was revoked at {_when(entry.revoked_at)}",
-                                      "revoked key")
-            elif entry.expires_at is not None and entry.expires_at <= time.time():
-                refusal = refusal or (f"this API key ({entry.record.id}) expired at {_when(entry.expires_at)}",
-                                      "expired key")
-            else:
-                return entry.caller
+        token, api_key, second = bearer, None, False
+        while True:  # the bearer token, then x-api-key (read only when the bearer did not do)
+            if token:
+                if self.master is not None and hmac.compare_digest(token, self.master):
+                    return MASTER
+                entry = ring.lookup(token) if ring.by_hash else None
+                if entry is not None:
+                    if entry.revoked_at is not None:
+                        refusal = refusal or (f"this API key ({entry.record.id}) was revoked at "
+                                              f"{_when(entry.revoked_at)}", "revoked key")
+                    elif entry.expires_at is not None and entry.expires_at <= time.time():
+                        refusal = refusal or (f"this API key ({entry.record.id}) expired at "
+                                              f"{_when(entry.expires_at)}", "expired key")
+                    else:
+                        return entry.caller
+            if second:
+                break
+            second = True
+            api_key = raw_header(scope, b"x-api-key")
+            token = api_key.strip() if api_key else None
         sent = bool(bearer or api_key)
         if refusal is not None:
             self._failed(scope, refusal[1])

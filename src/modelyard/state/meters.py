@@ -2,8 +2,9 @@
 `state.AccountingStore` for the contract every backend keeps).
 
 A rate window is an exact sliding log: one entry `[ts, requests, tokens]` per admitted request,
-with running sums, so a check-and-take is O(1) amortised and the wait it reports is exact (the
-moment enough old entries leave the window). A budget ledger is `[period, spent, reserved]` per
+with running sums, so a check-and-take is O(1) amortised (an append, and a pop per entry that
+leaves) and the wait it reports is exact (the moment enough old entries leave the window; worked
+out only for a request that does not fit). A budget ledger is `[period, spent, reserved]` per
 scope; a new period starts it at zero.
 """
 
@@ -49,19 +50,6 @@ class RateWindow:
                 return max(ts + WINDOW_S - now, 0.0)
         return WINDOW_S  # (unreachable: everything leaves within a window)
 
-    def take(self, now: float, tokens: int) -> list[float]:
-        entry = [now, 1.0, float(tokens)]
-        self.entries.append(entry)
-        self.requests += 1
-        self.tokens += tokens
-        return entry
-
-    def adjust(self, entry: list[float], tokens: int) -> None:
-        """Recount an admitted request's tokens (the estimate replaced by what was billed)."""
-        if entry[1]:  # still in the window and not refunded
-            self.tokens += tokens - int(entry[2])
-            entry[2] = float(tokens)
-
     def refund(self, entry: list[float]) -> None:
         """Give an admitted request's share back (it was never sent)."""
         if entry[1]:
@@ -83,11 +71,18 @@ class MeterState:
         w = self._rates.get(key)
         if w is None:
             w = self._rates[key] = RateWindow()
-        w.expire(now)
-        wait = w.wait(now, rpm, tpm, tokens)
-        if wait > 0:
-            return None, wait
-        return w.take(now, tokens), 0.0
+        entries = w.entries
+        if entries and entries[0][0] <= now - WINDOW_S:
+            w.expire(now)
+        if (rpm and w.requests >= rpm) or (tpm and w.tokens + tokens > tpm):  # (full: how long to wait)
+            wait = w.wait(now, rpm, tpm, tokens)
+            if wait > 0:
+                return None, wait
+        entry = [now, 1.0, float(tokens)]  # the ticket: adjust and refund change it in place
+        entries.append(entry)
+        w.requests += 1
+        w.tokens += tokens
+        return entry, 0.0
 
     def rate_wait(self, key: str, now: float, rpm: int | None, tpm: int | None, tokens: int) -> float:
         w = self._rates.get(key)
@@ -98,8 +93,10 @@ class MeterState:
 
     def rate_adjust(self, key: str, ticket: object, tokens: int) -> None:
         w = self._rates.get(key)
-        if w is not None:
-            w.adjust(ticket, tokens)  # type: ignore[arg-type]
+        entry: list[float] = ticket  # type: ignore[assignment]
+        if w is not None and entry[1]:  # still in the window and not refunded
+            w.tokens += tokens - int(entry[2])
+            entry[2] = float(tokens)
 
     def rate_refund(self, key: str, ticket: object) -> None:
         w = self._rates.get(key)
@@ -114,12 +111,6 @@ class MeterState:
         return w.requests, w.tokens
 
     # --- budget ledgers -----------------------------------------------------------------------
-    def _ledger(self, scope: str, period: str) -> Ledger:
-        led = self._ledgers.get(scope)
-        if led is None or led.period != period:
-            led = self._ledgers[scope] = Ledger(period)
-        return led
-
     def budget_known(self, scope: str, period: str) -> bool:
         led = self._ledgers.get(scope)
         return led is not None and led.period == period
@@ -130,15 +121,20 @@ class MeterState:
 
     def budget_reserve(self, scope: str, period: str, limit: float, amount: float
                        ) -> tuple[bool, float, float]:
-        led = self._ledger(scope, period)
+        led = self._ledgers.get(scope)
+        if led is None or led.period != period:
+            led = self._ledgers[scope] = Ledger(period)
         if led.spent + led.reserved + amount > limit:
             return False, led.spent, led.reserved
         led.reserved += amount
         return True, led.spent, led.reserved
 
     def budget_settle(self, scope: str, period: str, reserved: float, cost: float) -> float:
-        led = self._ledger(scope, period)  # (a reservation from the previous period is simply dropped)
-        led.reserved = max(led.reserved - reserved, 0.0)
+        led = self._ledgers.get(scope)
+        if led is None or led.period != period:  # (a reservation from the previous period is simply dropped)
+            led = self._ledgers[scope] = Ledger(period)
+        r = led.reserved - reserved
+        led.reserved = r if r > 0.0 else 0.0
         led.spent += cost
         return led.spent
 
