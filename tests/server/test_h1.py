@@ -70,6 +70,10 @@ class App:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
+        if path == "/too-long":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"abc"})
+            return
         if path == "/inject":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1\r\nx-evil: 1")]})
             return
@@ -232,12 +236,24 @@ def test_an_app_error_is_a_500_without_internals_logged_once(app_server) -> None
     assert records[0].exc_info is not None and "without starting" in records[1].getMessage()
 
 
-def test_a_header_value_with_cr_lf_is_never_written(app_server) -> None:
+@pytest.mark.parametrize(("path", "never"), [(b"/inject", b"x-evil"), (b"/too-long", b"abc")])
+def test_a_response_the_app_gets_wrong_is_a_500_not_a_broken_response(app_server, path, never) -> None:
+    """A header value with CR LF (response splitting), a body longer than its content-length."""
     _, s = app_server
     with _connect(s) as c:
-        c.sendall(b"GET /inject HTTP/1.1\r\nhost: x\r\n\r\n")
+        c.sendall(b"GET %s HTTP/1.1\r\nhost: x\r\n\r\n" % path)
         out = _read_all(c)
-    assert out.startswith(b"HTTP/1.1 500 ") and b"x-evil" not in out
+    assert out.startswith(b"HTTP/1.1 500 ") and never not in out
+
+
+def test_a_head_over_the_limit_in_a_single_read_gets_431() -> None:
+    with ServerThread(App(), ServerConfig(max_header_bytes=8192)) as s:
+        with _connect(s) as c:
+            c.sendall(b"GET /a HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 9000 + b"\r\n\r\n")
+            assert _read_all(c).startswith(b"HTTP/1.1 431 ")
+        with _connect(s) as c:
+            c.sendall(b"GET /a HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 7000 + b"\r\nconnection: close\r\n\r\n")
+            assert _read_all(c).startswith(b"HTTP/1.1 200 ")
 
 
 def test_head_204_and_invalid_requests(app_server) -> None:

@@ -81,12 +81,11 @@ class H1Protocol(asyncio.Protocol):
         self.refusal: tuple[int, str] | None = None  # an error to answer once the running response ends
         self._lingering = -1  # bytes dropped after a 431 (-1: not lingering)
         self._too_large = False  # the parser was stopped by the head limits (431, not 400)
+        self._read_len = 0  # the size of the read being parsed
         # the head being parsed
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
-        self.head_raw = 0
-        self.expect_100 = False
+        self.head_raw = 0  # bytes received while a head was incomplete
 
     # --- connection -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -130,7 +129,7 @@ class H1Protocol(asyncio.Protocol):
             if self._lingering > LINGER_BYTES:
                 self.transport.close()
             return
-        owed = self.head_since is not None
+        self._read_len = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:  # served as HTTP/1.1: parse on after it
@@ -143,9 +142,10 @@ class H1Protocol(asyncio.Protocol):
                 lim = self.limits
                 self.refuse(431, f"the request head exceeds {lim.max_header_bytes} bytes or {lim.max_headers} headers")
             else:
+                log.warning("Invalid HTTP request received: %s", e)
                 self.refuse(400, f"invalid HTTP request: {e}")
             return
-        if owed and self.head_since is not None and self.refusal is None:  # a head still incomplete
+        if self.head_since is not None and self.refusal is None:  # a head still incomplete
             self.head_raw += len(data)
             if self.head_raw > self.limits.max_header_bytes and not self.transport.is_closing():
                 self.refuse(431, f"the request head exceeds {self.limits.max_header_bytes} bytes")
@@ -164,29 +164,34 @@ class H1Protocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
-        self.head_bytes = self.head_raw = 0
-        self.expect_100 = False
+        self.head_raw = 0
         self.idle_since = None
         if self.head_since is None:
             self.head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self.head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_bytes += len(name) + len(value) + 4
-        headers = self.headers
-        if len(headers) >= self.limits.max_headers or self.head_bytes > self.limits.max_header_bytes:
-            self._too_large = True
-            raise _HeadTooLarge  # stops the parser: data_received answers 431
-        name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100 = True
-        headers.append((name, value.rstrip(b" \t")))  # (llhttp keeps trailing whitespace)
+        self.headers.append((name.lower(), value.rstrip(b" \t")))  # (llhttp keeps trailing whitespace)
+
+    def _head_too_large(self) -> bool:
+        """Whether the head just parsed is over the limits. Its size is only added up when it
+        can be over (it came in reads that add up to more than the limit): a head still incomplete
+        after a read is bounded by data_received as it arrives."""
+        limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            return True
+        if self.head_raw + self._read_len <= limits.max_header_bytes:
+            return False
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        return size > limits.max_header_bytes
 
     def on_headers_complete(self) -> None:
         self.head_since = None
+        if self._head_too_large():
+            self._too_large = True
+            raise _HeadTooLarge  # stops the parser: data_received answers 431
         parser = self.parser
         if parser.should_upgrade() and any(n == b"upgrade" and b"websocket" in v.lower() for n, v in self.headers):
             self.refuse(400, "this server does not accept WebSocket connections; use HTTP requests")
@@ -208,7 +213,7 @@ class H1Protocol(asyncio.Protocol):
                  "client": self.client, "scheme": self.scheme, "method": _METHODS.get(method) or method.decode("ascii"),
                  "root_path": self.root_path, "path": path, "raw_path": raw_path, "query_string": query,
                  "headers": self.headers, "state": self.app_state.copy()}
-        ex = self.reading = Exchange(self, scope, parser.should_keep_alive(), self.expect_100, version == "1.0")
+        ex = self.reading = Exchange(self, scope, parser.should_keep_alive(), version == "1.0")
         app = self.app
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):

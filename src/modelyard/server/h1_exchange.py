@@ -38,6 +38,10 @@ def default_head(headers: list[tuple[bytes, bytes]]) -> bytes:
     return _defaults[1]
 
 
+def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"expect" and value.lower() == b"100-continue" for name, value in headers)
+
+
 class Exchange:
     """A request's state from its head to the end of its response."""
 
@@ -62,12 +66,11 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, expect_100: bool,
-                 http10: bool) -> None:
+    def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, http10: bool) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
-        self.expect_100 = expect_100
+        self.expect_100 = True  # an `Expect: 100-continue` is still to be looked for (and answered)
         self.http10 = http10
         self.is_head = scope["method"] == "HEAD"  # (or a 204/304: a response without a body)
         self.task: asyncio.Task[None] | None = None
@@ -144,10 +147,6 @@ class Exchange:
     async def receive(self) -> dict[str, Any]:
         """The next part of the request body; once it is all read, wait for the client to leave
         (or the response to end): then `http.disconnect`."""
-        if self.expect_100:
-            self.expect_100 = False
-            if not self.conn.transport.is_closing():
-                self.conn.transport.write(_CONTINUE)
         while not (self.disconnected or self.complete):
             if self.chunks or (not self.more_body and not self.delivered):
                 chunks = self.chunks
@@ -155,10 +154,15 @@ class Exchange:
                 self.chunks = []
                 self.buffered = 0
                 self.delivered = not self.more_body
-                if self.conn.read_paused:
+                if self.conn.read_paused and not self.conn.queue:
                     self.conn.resume_reading()
                 return {"type": "http.request", "body": body, "more_body": self.more_body}
-            if self.conn.read_paused:
+            if self.expect_100:  # the body is awaited: tell a client that waits for it to send it
+                self.expect_100 = False
+                if (not self.started and not self.conn.transport.is_closing()
+                        and _expects_continue(self.scope["headers"])):
+                    self.conn.transport.write(_CONTINUE)
+            if self.conn.read_paused and not self.conn.queue:  # (not paused for pipelined requests)
                 self.conn.resume_reading()
             if self.waiter is None:
                 self.waiter = self.conn.loop.create_future()
@@ -232,28 +236,22 @@ class Exchange:
             self.head = b"".join(lines)
 
     def _body(self, body: bytes, more: bool) -> None:
-        out = self.head
-        self.head = b""
-        if self.is_head:
-            pass  # (HEAD, 204, 304: no body)
+        if self.is_head:  # (HEAD, 204, 304: no body)
+            body = b""
         elif self.chunked:
-            if body:
-                out += b"%x\r\n%s\r\n" % (len(body), body)
-            if not more:
-                out += _LAST_CHUNK
+            framed = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+            body = framed if more else framed + _LAST_CHUNK
         elif self.length is not None:
-            self.length -= len(body)
-            if self.length < 0:
-                raise RuntimeError("response body longer than its content-length")
-            out += body
-        else:
-            out += body
+            left = self.length - len(body)
+            if left < 0 or (left and not more):  # (a head not written yet then becomes a 500)
+                raise RuntimeError(f"response body {'longer' if left < 0 else 'shorter'} than its content-length")
+            self.length = left
+        out = self.head + body if self.head else body
+        self.head = b""
         if out:
             self.conn.transport.write(out)
         if more:
             return
-        if self.length:
-            raise RuntimeError("response body shorter than its content-length")
         self.complete = True
         self.wake()
         if not self.keep_alive:
