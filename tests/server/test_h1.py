@@ -5,6 +5,7 @@ control, streaming, errors, disconnects and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import socket
@@ -60,6 +61,13 @@ class App:
             body += msg.get("body", b"")
             if not msg.get("more_body"):
                 break
+        if path == "/cancelled-wait":  # a task waiting in receive() is cancelled: receive() still works
+            waiting = asyncio.ensure_future(receive())
+            await asyncio.sleep(0.02)
+            waiting.cancel()
+            await asyncio.sleep(0)
+            with contextlib.suppress(TimeoutError):
+                body = str(await asyncio.wait_for(receive(), 0.2)).encode()  # (nothing comes: the client stays)
         if path == "/stream":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
             for part in (b"one\n", b"two\n", b"three\n"):
@@ -151,6 +159,14 @@ def test_pipelined_requests_are_answered_in_order(app_server) -> None:
     assert [b[:len(b) - 17] for b in bodies] == [b"GET /a x=1", b"POST /b ", b"GET /c "]
     assert bodies[1].endswith(_digest(b"hello"))
     assert out.count(b"connection: close") == 1
+
+
+def test_receive_still_waits_after_a_task_waiting_in_it_was_cancelled(app_server) -> None:
+    _, s = app_server
+    with _connect(s) as c:
+        c.sendall(b"GET /cancelled-wait HTTP/1.1\r\nhost: x\r\n\r\n")
+        head, body = _read_response(c)
+    assert head.startswith(b"HTTP/1.1 200 ") and body == b"GET /cancelled-wait  " + _digest(b"")
 
 
 def test_a_chunked_request_body_arrives_whole(app_server) -> None:

@@ -164,7 +164,7 @@ class Exchange:
                     self.conn.transport.write(_CONTINUE)
             if self.conn.read_paused and not self.conn.queue:  # (not paused for pipelined requests)
                 self.conn.resume_reading()
-            if self.waiter is None:
+            if self.waiter is None or self.waiter.done():  # (done: cancelled with a task that awaited it)
                 self.waiter = self.conn.loop.create_future()
             await self.waiter
         return {"type": "http.disconnect"}
