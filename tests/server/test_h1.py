@@ -326,3 +326,20 @@ def test_shutdown_finishes_the_request_in_flight_then_closes(app_server) -> None
     assert out.endswith(b"GET /slow  " + _digest(b""))
     s.thread.join(5)
     assert not s.thread.is_alive()
+
+
+def test_uvicorn_limit_max_requests_and_limit_concurrency_hold() -> None:
+    s = ServerThread(App())
+    s.server.config.limit_concurrency = 2  # (read by each new connection)
+    s.server.config.limit_max_requests = 3  # (read by uvicorn's main loop)
+    with s, _connect(s) as first:
+        first.sendall(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert _read_response(first)[0].startswith(b"HTTP/1.1 200 ")
+        with _connect(s) as second:
+            second.sendall(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+            out = _read_all(second)
+        assert out.startswith(b"HTTP/1.1 503 ") and b"connection: close" in out
+        first.sendall(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert _read_response(first)[0].startswith(b"HTTP/1.1 200 ")
+        s.thread.join(5)  # three requests answered: uvicorn stops the server
+        assert not s.thread.is_alive()
