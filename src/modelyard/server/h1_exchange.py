@@ -193,23 +193,24 @@ class Exchange:
     def _start(self, status: int, headers: Any) -> None:
         """Render the head. A sized (or bodiless) response's head waits for the body so both go
         out in one write; a streamed one's is written now, so the client has it at once."""
-        lines = [STATUS_LINES.get(status) or status_line(status), default_head(self.conn.server_state.default_headers)]
         n = len(headers)
-        close_asked = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                if self.length is None:
-                    self.length = int(value)
-            elif lname == b"transfer-encoding":
-                self.chunked = value.lower() == b"chunked"
-            elif lname == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
-                close_asked = True
-            lines += (name, b": ", value, b"\r\n")
-        block = b"".join(lines[2:])
-        if block.count(b"\n") != n or block.count(b"\r") != n:  # a CR or LF inside a name or value
+        block = b"\r\n".join([b": ".join(field) for field in headers])
+        if n and (block.count(b"\n") != n - 1 or block.count(b"\r") != n - 1):  # a CR or LF in a name or value
             raise RuntimeError("invalid HTTP response header: a name or value holds CR or LF")
+        fields = dict(headers)  # (ASGI's header names are lowercase ...
+        if b"content-length" not in fields and b"transfer-encoding" not in fields:
+            fields = {name.lower(): value for name, value in headers}  # ... an app's may not be)
+        length = fields.get(b"content-length")
+        if length is not None:
+            self.length = int(length)
+        coding = fields.get(b"transfer-encoding")
+        if coding is not None:
+            self.chunked = coding.lower() == b"chunked"
+        close_asked = b"close" in fields.get(b"connection", b"").lower()
+        if close_asked:
+            self.keep_alive = False
+        lines = [STATUS_LINES.get(status) or status_line(status), default_head(self.conn.server_state.default_headers),
+                 block, b"\r\n" if n else b""]
         streamed = False
         if self.is_head or status in (204, 304):  # no body on the wire, whatever the app sends
             self.is_head = True
