@@ -194,7 +194,7 @@ class Exchange:
         """Render the head. A sized (or bodiless) response's head waits for the body so both go
         out in one write; a streamed one's is written now, so the client has it at once."""
         n = len(headers)
-        block = b"\r\n".join([b": ".join(field) for field in headers])
+        block = b"\r\n".join(map(b": ".join, headers))
         if n and (block.count(b"\n") != n - 1 or block.count(b"\r") != n - 1):  # a CR or LF in a name or value
             raise RuntimeError("invalid HTTP response header: a name or value holds CR or LF")
         fields = dict(headers)  # (ASGI's header names are lowercase ...
