@@ -83,17 +83,22 @@ def _no_rows_in_the_demo_log() -> Iterator[None]:
 
 
 class ServerThread:
-    """Runs the real ASGI app on uvicorn (httptools, uvloop) in a background thread."""
+    """Runs the real ASGI app in a background thread as `modelyard serve` does: uvicorn on uvloop
+    with the gateway's HTTP/1.1 protocol and its limits (server/protocol.py), of `server` or the
+    default server config."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, server: Any = None) -> None:
         import uvicorn
+
+        from modelyard.config import ServerConfig
+        from modelyard.server.protocol import uvicorn_options
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, http="httptools", lifespan="on", access_log=False, log_level="warning")
+        config = uvicorn.Config(app, **uvicorn_options(server if server is not None else ServerConfig()))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -128,7 +133,7 @@ def make_server(tmp_path: Path, config: dict[str, Any] | None = None, **app_kw: 
     data = config if config is not None else default_config_data(sim_only=True)
     data.setdefault("server", {}).setdefault("request_log", {})["path"] = str(tmp_path / "requests.db")
     gw = Gateway(parse_config(data, "test-config.yaml"), source="test-config.yaml")
-    return ServerThread(create_app(gw, **app_kw))
+    return ServerThread(create_app(gw, **app_kw), gw.config.server)
 
 
 @pytest.fixture(scope="module")
