@@ -136,8 +136,9 @@ def test_rows_go_in_many_per_statement_within_the_variable_limit(tmp_path: Path)
 
 
 def test_a_batch_mixing_row_shapes_reads_back_column_for_column_in_order(tmp_path: Path) -> None:
-    """A plain answer's row goes in without the columns it leaves NULL, a streamed one's without fewer,
-    an error's or a logged prompt's with all of them: the batch still reads back exactly as recorded."""
+    """A plain answer's row goes in without the columns it leaves NULL, a streamed one's or one with a
+    user without fewer, an error's or a logged prompt's with all of them: the batch still reads back
+    exactly as recorded."""
     decision = RouteDecision(model="g", deployment="a", strategy="first-healthy", reason="position 1",
                              candidates=[Scored("a", 1.0)], attempts=1, upstream_s=0.002)
     caller = Caller(key_id="k1", team="t1")
@@ -152,7 +153,9 @@ def test_a_batch_mixing_row_shapes_reads_back_column_for_column_in_order(tmp_pat
                          error="bad gateway", latency_ms=1.0, decision=decision, caller=caller)
     kept = request_row("c", "g", 200, deployment="a", usage=Usage(1, 1), experiment="e=v", decision=decision,
                        prompt='[{"role":"user","content":"hi"}]', response='{"content":"hello"}')
-    rows = [plain(0), plain(1), streamed, plain(2), failed, kept, streamed, *[plain(i) for i in range(3, 12)]]
+    with_user = request_row("u", "g", 200, deployment="a", usage=Usage(2, 3), user="bo", decision=decision)
+    rows = [plain(0), plain(1), streamed, plain(2), failed, kept, streamed, with_user,
+            *[plain(i) for i in range(3, 12)]]
     conn = connect(str(tmp_path / "log.db"), 1.0)
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(COLUMNS) + 1)  # several statements per run
     statements: list[str] = []

@@ -108,18 +108,21 @@ class _Shape:
 
     def __init__(self, omitted: tuple[str, ...]) -> None:
         self.columns = tuple(c for c in COLUMNS if c not in omitted)
-        self.nulls = (None,) * len(omitted)
-        self.omitted = operator.itemgetter(*(COLUMNS.index(c) for c in omitted))
         self.kept = operator.itemgetter(*(COLUMNS.index(c) for c in self.columns))
 
 
-# Tried in order. An answer's row leaves these empty unless an error, an experiment, a fallback or
-# content logging fills them; a plain one (not streamed, no user, cache not consulted) also these.
+# An answer's row leaves these NULL unless an error, an experiment, a fallback or content logging
+# fills them; its shape then depends on whether it was streamed (ttft_ms), had a user and met the cache.
 _ANSWER = ("error_type", "error", "experiment", "fallback_reasons", "prompt", "response")
-_SHAPES = (_Shape((*_ANSWER, "ttft_ms", "user", "cache")), _Shape(_ANSWER))
+_answer = operator.itemgetter(*(COLUMNS.index(c) for c in _ANSWER))
+_ANSWER_NULLS = (None,) * len(_ANSWER)
+_OPTIONAL = ("ttft_ms", "user", "cache")
+_TTFT, _USER, _CACHE = (COLUMNS.index(c) for c in _OPTIONAL)
+_SHAPES = {nulls: _Shape((*_ANSWER, *(c for c, null in zip(_OPTIONAL, nulls, strict=True) if null)))
+           for nulls in itertools.product((True, False), repeat=len(_OPTIONAL))}
 
 
-@functools.lru_cache(maxsize=4 * ROWS_PER_STATEMENT)
+@functools.lru_cache(maxsize=(len(_SHAPES) + 1) * ROWS_PER_STATEMENT)
 def _insert_n(columns: tuple[str, ...], n: int) -> str:
     one = f"({', '.join('?' * len(columns))})"
     return f"INSERT INTO requests ({', '.join(columns)}) VALUES {', '.join([one] * n)}"
@@ -137,10 +140,9 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None
     for r in rows:
         if len(r) != width:
             raise ValueError(f"a request-log row has {len(r)} values, not {width}")
-        for shape in _SHAPES:
-            if shape.omitted(r) == shape.nulls:
-                cols, values = shape.columns, shape.kept(r)
-                break
+        if _answer(r) == _ANSWER_NULLS:
+            shape = _SHAPES[r[_TTFT] is None, r[_USER] is None, r[_CACHE] is None]
+            cols, values = shape.columns, shape.kept(r)
         else:
             cols, values = COLUMNS, r
         if cols is not columns:
