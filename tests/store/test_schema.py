@@ -1,7 +1,8 @@
 """Schema upgrades keep every row: a version-2 table (row_id, no caller or cache columns) gains the new
 columns, a version-3 table (key/team/user indexes over every row) keeps its rows and row_ids and gets
 the partial indexes, and a spill file written with the older, shorter rows is replayed into them.
-Rows go in many per statement, within the connection's variable limit."""
+Rows go in many per statement, within the connection's variable limit, each without the columns its
+shape leaves NULL."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from modelyard.store.rows import COLUMNS, request_row
+from modelyard.store.rows import COLUMNS, Row, request_row
 from modelyard.store.schema import _TABLE, INSERT, ROWS_PER_STATEMENT, VERSION, connect, insert_rows, migrate
 from modelyard.store.spill import SpillFile
-from modelyard.types import Caller
+from modelyard.types import Caller, RouteDecision, Scored, Usage
 
 V2 = ("CREATE TABLE requests (row_id INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, ts REAL NOT NULL, "
       "model TEXT NOT NULL, deployment TEXT, provider TEXT, status INTEGER NOT NULL, error_type TEXT, error TEXT, "
@@ -131,4 +132,40 @@ def test_rows_go_in_many_per_statement_within_the_variable_limit(tmp_path: Path)
     assert got == [(r.id, r.cost_usd) for r in rows] * 2
     with pytest.raises(ValueError, match="values"):  # a short row would shift every column after it
         insert_rows(conn, [rows[0], tuple(rows[1])[:-1]])
+    conn.close()
+
+
+def test_a_batch_mixing_row_shapes_reads_back_column_for_column_in_order(tmp_path: Path) -> None:
+    """A plain answer's row goes in without the columns it leaves NULL, a streamed one's or one with a
+    user without fewer, an error's or a logged prompt's with all of them: the batch still reads back
+    exactly as recorded."""
+    decision = RouteDecision(model="g", deployment="a", strategy="first-healthy", reason="position 1",
+                             candidates=[Scored("a", 1.0)], attempts=1, upstream_s=0.002)
+    caller = Caller(key_id="k1", team="t1")
+
+    def plain(i: int) -> Row:
+        return request_row(f"p{i}", "g", 200, deployment="a", provider="openai", usage=Usage(12, 9),
+                           cost_usd=0.00012 * i, latency_ms=3.5, decision=decision, caller=caller)
+
+    streamed = request_row("s", "g", 200, deployment="a", provider="openai", usage=Usage(5, 7), cost_usd=0.5,
+                           latency_ms=9.0, ttft_ms=2.25, stream=True, user="ana", cache="miss", decision=decision)
+    failed = request_row("f", "g", 502, deployment="a", provider="openai", error_type="upstream_error",
+                         error="bad gateway", latency_ms=1.0, decision=decision, caller=caller)
+    kept = request_row("c", "g", 200, deployment="a", usage=Usage(1, 1), experiment="e=v", decision=decision,
+                       prompt='[{"role":"user","content":"hi"}]', response='{"content":"hello"}')
+    with_user = request_row("u", "g", 200, deployment="a", usage=Usage(2, 3), user="bo", decision=decision)
+    rows = [plain(0), plain(1), streamed, plain(2), failed, kept, streamed, with_user,
+            *[plain(i) for i in range(3, 12)]]
+    conn = connect(str(tmp_path / "log.db"), 1.0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(COLUMNS) + 1)  # several statements per run
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    insert_rows(conn, rows)
+    conn.set_trace_callback(None)
+    got = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests ORDER BY row_id").fetchall()
+    assert got == [tuple(r) for r in rows]
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert any("prompt" not in s and "ttft_ms" not in s for s in inserts)  # the plain answers' statement
+    assert any("prompt" not in s and "ttft_ms" in s for s in inserts)  # the streamed answer's
+    assert any("prompt" in s for s in inserts)  # the error's and the logged content's: every column
     conn.close()

@@ -30,6 +30,7 @@ from .keys import StoreError
 from .retention import ContentRetention, Retention
 from .rows import COLUMNS, Row, request_row
 from .schema import INSERT, connect, insert_rows
+from .serial_thread import SerialThread
 from .spill import SpillFile
 
 if TYPE_CHECKING:
@@ -41,6 +42,16 @@ log = logging.getLogger("modelyard.request_log")
 
 _BAD_ROW = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
             ValueError, TypeError, OverflowError)
+
+
+async def _woken(wake: asyncio.Event, seconds: float) -> None:
+    """Until `wake` is set, by `record` or after `seconds`: the writer's pause between batches, without
+    the task and cancellation per pause that wait_for makes."""
+    timer = asyncio.get_running_loop().call_later(seconds, wake.set)
+    try:
+        await wake.wait()
+    finally:
+        timer.cancel()
 
 
 class RequestLog:
@@ -77,7 +88,7 @@ class RequestLog:
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: SerialThread | None = None
         self._spill_thread: ThreadPoolExecutor | None = None
         self._replay_due = self.spill is not None  # files left by an earlier run are replayed first
         self._last_warning = 0.0
@@ -153,8 +164,8 @@ class RequestLog:
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         """Run fn in the log's own thread, after whatever was handed to it before."""
         if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-request-log")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+            self._thread = SerialThread("modelyard-request-log")
+        return await self._thread.run(fn, *args)
 
     async def start(self) -> None:
         """Open the database and start the writer; a database that cannot be opened yet is retried
@@ -179,8 +190,7 @@ class RequestLog:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
             else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                await _woken(self._wake, self.flush_interval_s)
             self._wake.clear()
             if not self._stop.is_set():
                 await self.flush()
@@ -304,7 +314,7 @@ class RequestLog:
             log.error("request log %s: closed; %d rows were lost in this run", self.path, self.dropped)
         if self._thread is not None:
             await self._in_thread(self._close_conn)  # after any write still running in that thread
-            self._thread.shutdown(wait=False)
+            self._thread.stop()
             self._thread = None
         if self._spill_thread is not None:
             self._spill_thread.shutdown(wait=True)
