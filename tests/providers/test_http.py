@@ -41,6 +41,9 @@ async def test_sse_event_split_across_reads_and_unterminated_end() -> None:
     assert await batches(b"\n\n\n", b": only a comment\n\n") == []
 
 
+YIELD = object()  # a step of FakeBody that suspends once without a future
+
+
 class FakeBody:
     """Stands in for the client's body stream: each `__anext__()` is a coroutine that finishes at
     once (a chunk the client already holds), waits on a future, or raises."""
@@ -53,6 +56,9 @@ class FakeBody:
         step = self.script.pop(0) if self.script else StopAsyncIteration()
 
         async def next_piece() -> Any:
+            if step is YIELD:
+                await asyncio.sleep(0)  # a bare yield: the client asks to be resumed, with no future
+                return memoryview(b"y")
             if isinstance(step, asyncio.Future):
                 return memoryview(await step)
             if isinstance(step, BaseException):
@@ -118,3 +124,13 @@ def test_client_failures_map_to_the_taxonomy(error: Exception, cls: type, text: 
     with pytest.raises(cls) as info, transport_errors("d"):
         raise error
     assert text in info.value.message and "wreq::Error" not in info.value.message
+
+
+async def test_close_after_a_read_parked_on_a_bare_yield() -> None:
+    """A client coroutine may suspend without a future (resume me); closing the stream then must
+    not fail, or a stream's error path turns into a 500 instead of a fallback."""
+    body = FakeBody([b"a", YIELD])
+    s = stream_over(body)
+    assert await s.read() == b"a"  # the next piece suspended bare: parked
+    await s.close()
+    assert body.exited

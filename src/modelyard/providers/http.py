@@ -193,7 +193,8 @@ class _Pending:
                 return done.value
 
     def close(self) -> None:
-        self.fut.cancel()
+        if self.fut is not None:  # (None: the coroutine yielded bare, asking only to be resumed)
+            self.fut.cancel()
         self.coro.close()
 
 
