@@ -10,6 +10,8 @@
 #       (or, with --floor, the harness's floor_proxy.py: uvicorn + aiohttp) under valgrind, driven over
 #       loopback by the harness's loadgen.py at c=20; two servers, 200 and 1,200 requests after 300
 #       warm-up ones, the difference over 1,000. This is the figure the harness's req/s ratio follows.
+#       --const / --const-uvicorn: bench/const_app.py, a constant answer through our HTTP/1.1 protocol /
+#       uvicorn's (the server layer's own cost).
 # Needs valgrind (apt-get install valgrind); starts the harness's fake upstream on a free port.
 set -euo pipefail
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 2; }
@@ -46,6 +48,8 @@ count_http() {  # the whole server: measured requests -> total instructions of t
   local port url cmd
   port=$(free_port); url="http://127.0.0.1:$port/v1/chat/completions"
   if [ "$TARGET" = --floor ]; then cmd=("$PY" "$HARNESS/floor_proxy.py" --port "$port")
+  elif [ "$TARGET" = --const ]; then cmd=("$PY" "$ROOT/bench/const_app.py" --port "$port")
+  elif [ "$TARGET" = --const-uvicorn ]; then cmd=("$PY" "$ROOT/bench/const_app.py" --uvicorn --port "$port")
   else cmd=("$PY" "$ROOT/bench/serve_counted.py" serve --config "$TARGET" --host 127.0.0.1 --port "$port"); fi
   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "${cmd[@]}" >"$BENCH_OUT/server.log" 2>&1 &
   SERVER=$!
