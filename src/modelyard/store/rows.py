@@ -1,5 +1,6 @@
 """Request-log rows, built in one place: every path (answer, error, stream end, cancel, mode parent)
-calls `request_row`, so a column cannot be forgotten or filled differently on one of them.
+calls `make_row` (the answered path by position, the others through `request_row`'s keywords), so a
+column cannot be forgotten or filled differently on one of them.
 
 What a client controls (the request id, `user`, the model name, metadata that reaches the routing
 features) is bounded here: one request cannot write more than a few kilobytes into the log.
