@@ -35,6 +35,7 @@ from .routing import Route, Router
 from .secret_refs import resolve_secret
 from .store.backend import open_request_log
 from .store.content import ContentLog
+from .store.rows import make_row
 from .store.sqlite import RequestLog, Row, request_row
 from .telemetry import tracing
 from .tokens import count_message_tokens, count_tokens
@@ -334,12 +335,9 @@ class Gateway:
                 status: int = 200, error: ModelyardError | None = None, error_text: str | None = None,
                 cache: str | None = None, saved_usd: float = 0.0,
                 answer: ChatResponse | list[StreamChunk] | None = None) -> None:
-        row = request_row(
-            rid, req.model, status, deployment=dep.name, provider=dep.provider,
-            error_type=error.type if error else None, error=error.message if error else error_text,
-            usage=usage, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, stream=stream, user=req.user,
-            api=api, decision=decision, caller=req.caller, cache=cache, saved_usd=saved_usd,
-            experiment=req.experiment)
+        row = make_row(rid, req.model, status, dep.name, dep.provider, error.type if error else None,
+                       error.message if error else error_text, usage, cost, latency_ms, ttft_ms, stream, req.user,
+                       api, decision, req.caller, cache, saved_usd, req.experiment)
         if self.content is not None and self.content.wants(req):  # opted in: content added off the loop
             self.content.emit_with(self.emit, row, req, answer)
         else:

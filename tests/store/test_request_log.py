@@ -123,3 +123,26 @@ def test_request_row_puts_each_argument_in_its_named_column() -> None:
         "saved_usd": 4.5, "experiment": "e=v", "cache_write_tokens": 15, "attempts": 2, "fallbacks": 1,
         "retries": 0, "fallback_reasons": "timeout", "upstream_ms": 250.0, "prompt": "p", "response": "r"}
     assert isinstance(row.ts, float)
+
+
+def test_an_answered_request_row_names_its_deployment_caller_and_outcome() -> None:
+    """The answered path builds its row by position (`make_row`): each value lands in its column."""
+    gw = Gateway(parse_config({"deployments": {"a": {"provider": "sim", "model": "sim/fast"}},
+                               "model_groups": {"plain": {"deployments": ["a"]}}}), request_log=False)
+    rows: list[Row] = []
+    gw.observers.append(rows.append)
+    req = ChatRequest(model="plain", messages=[Message("user", "hi")], user="u1",
+                      caller=Caller(key_id="k", team="t"))
+    req.experiment = "exp=b"
+    _chain, decision = gw.plan(gw.resolve("plain"), req)
+    usage = Usage(input_tokens=5, output_tokens=7)
+    gw._log_ok("rid", req, gw.deployments["a"], usage, 0.25, 12.5, 3.5, decision, True, "anthropic", status=201,
+               error_text="note", cache="miss", saved_usd=0.5)
+    (row,) = rows
+    assert {k: v for k, v in row._asdict().items() if k != "ts"} == {
+        "id": "rid", "model": "plain", "deployment": "a", "provider": "sim", "status": 201, "error_type": None,
+        "error": "note", "input_tokens": 5, "output_tokens": 7, "cached_input_tokens": 0, "reasoning_tokens": 0,
+        "cost_usd": 0.25, "latency_ms": 12.5, "ttft_ms": 3.5, "stream": 1, "user": "u1", "api": "anthropic",
+        "route": decision.log_json(), "key_id": "k", "team": "t", "cache": "miss", "saved_usd": 0.5,
+        "experiment": "exp=b", "cache_write_tokens": 0, "attempts": 0, "fallbacks": 0, "retries": 0,
+        "fallback_reasons": None, "upstream_ms": None, "prompt": None, "response": None}

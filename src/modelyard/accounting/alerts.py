@@ -224,36 +224,46 @@ class Alerts:
     def observe(self, row: Row) -> None:
         """A gateway observer: count the row's cost (globally and on its key, team, user); test each
         spend rate at most once a minute."""
-        cost = row.cost_usd
+        ts, cost = row.ts, row.cost_usd
+        # Worked out once for every ring the cost goes into, in integers: a float's `//` calls fmod,
+        # which loops over the exponent gap (hundreds of instructions for an epoch time).
+        seconds = int(ts)
+        minute = seconds // 60
         if cost:
-            self.rate.add(row.ts, cost)
-            if self._by_key and row.key_id is not None:
-                self._spend(self._keys, "key", row.key_id, row.ts, cost)
-            if self._by_team and row.team is not None:
-                self._spend(self._teams, "team", row.team, row.ts, cost)
-            if self._by_user and row.user is not None:
-                self._spend(self._users, "user", row.user, row.ts, cost)
-        minute = int(row.ts // 60)
+            rate, i = self.rate, minute % MINUTES
+            if rate.stamps[i] == minute:
+                rate.costs[i] += cost
+            else:
+                rate.add(ts, cost)
+            if self._by:
+                bucket = seconds // BUCKET_S
+                if self._by_key and row.key_id is not None:
+                    self._spend(self._keys, "key", row.key_id, ts, bucket, minute, cost)
+                if self._by_team and row.team is not None:
+                    self._spend(self._teams, "team", row.team, ts, bucket, minute, cost)
+                if self._by_user and row.user is not None:
+                    self._spend(self._users, "user", row.user, ts, bucket, minute, cost)
         if minute != self._checked_minute:
             self._checked_minute = minute
             if self._global:
-                self.check_rate(row.ts)
+                self.check_rate(ts)
 
     @property
     def scopes(self) -> dict[str, ScopeRate]:
         """Every tracked scope by its name ("key:<id>", "team:<name>", "user:<name>")."""
         return {f"{kind}:{name}": r for kind, rings in self.rings.items() for name, r in rings.items()}
 
-    def _spend(self, rings: dict[str, ScopeRate], kind: str, name: str, ts: float, cost: float) -> None:
+    def _spend(self, rings: dict[str, ScopeRate], kind: str, name: str, ts: float, bucket: int, minute: int,
+               cost: float) -> None:
+        """`cost` spent by a scope at `ts` (in 10-minute `bucket`, `minute`)."""
         ring = rings.get(name) or self._ring(kind, name)
         if ring is None:
             return
-        b = int(ts // BUCKET_S)
-        if b == ring.head:
-            ring.costs[b % BUCKETS] += cost
+        if bucket == ring.head:
+            ring.costs[bucket % BUCKETS] += cost
         else:
             ring.add(ts, cost)
-        if (minute := int(ts // 60)) != ring.checked:
+        if minute != ring.checked:
             ring.checked = minute
             self._check_scope(f"{kind}:{name}", ring, ts)
 

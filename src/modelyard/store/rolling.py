@@ -90,13 +90,15 @@ class Rolling:
     # --- recording (the request path) ----------------------------------------------------------
     def observe(self, row: Row) -> None:
         """A gateway observer: count one finished request."""
-        route = row.route
+        # One unpacking of the columns read, id to saved_usd (Row's order; a slice of the row is a plain
+        # tuple, which unpacks without an iterator): it runs for every request.
+        (ts, model, deployment, _, status, _, _, in_tok, out_tok, _, _, cost, latency_ms, ttft_ms, _, _, _, route,
+         key_id, team, cache, saved) = row[1:23]
         if route is not self._route:
             self._route, self._read = route, (rule_of(route), had_fallback(route))
         rule, fallback = self._read
-        self.add(row.ts, row.model, row.deployment, row.status, row.cost_usd, row.latency_ms, row.ttft_ms,
-                 row.cache, row.saved_usd, row.key_id, row.team, rule, fallback, row.input_tokens, row.output_tokens,
-                 route)
+        self.add(ts, model, deployment, status, cost, latency_ms, ttft_ms, cache, saved, key_id, team, rule, fallback,
+                 in_tok, out_tok, route)
 
     def add(self, ts: float, model: str, deployment: str | None, status: int, cost: float, latency_ms: float | None,
             ttft_ms: float | None, cache: str | None, saved: float, key_id: str | None, team: str | None,

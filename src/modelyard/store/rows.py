@@ -1,5 +1,6 @@
 """Request-log rows, built in one place: every path (answer, error, stream end, cancel, mode parent)
-calls `request_row`, so a column cannot be forgotten or filled differently on one of them.
+calls `make_row` (the answered path by position, the others through `request_row`'s keywords), so a
+column cannot be forgotten or filled differently on one of them.
 
 What a client controls (the request id, `user`, the model name, metadata that reaches the routing
 features) is bounded here: one request cannot write more than a few kilobytes into the log.
@@ -97,10 +98,23 @@ def request_row(rid: str, model: str, status: int, *, deployment: str | None = N
                 api: str = "openai", decision: RouteDecision | None = None, caller: Caller = MASTER,
                 cache: str | None = None, saved_usd: float = 0.0, experiment: str | None = None,
                 prompt: str | None = None, response: str | None = None) -> Row:
-    """The one request-log row builder (client-controlled text bounded). It runs on the event loop for
-    every request, so text within its bound is used as is and the tuple is made without Row's
-    generated constructor (same fields, in order: the test of every column holds it to that)."""
-    u = usage or _NO_USAGE
+    """The request-log row builder by keyword, for the paths that are not every request's (errors,
+    modes, cancels): `make_row` with these arguments."""
+    return make_row(rid, model, status, deployment, provider, error_type, error, usage or _NO_USAGE, cost_usd,
+                    latency_ms, ttft_ms, stream, user, api, decision, caller, cache, saved_usd, experiment, prompt,
+                    response)
+
+
+def make_row(rid: str, model: str, status: int, deployment: str | None, provider: str | None, error_type: str | None,
+             error: str | None, u: Usage, cost_usd: float, latency_ms: float | None, ttft_ms: float | None,
+             stream: bool, user: str | None, api: str, decision: RouteDecision | None, caller: Caller,
+             cache: str | None, saved_usd: float, experiment: str | None, prompt: str | None = None,
+             response: str | None = None) -> Row:
+    """The one request-log row builder (client-controlled text bounded; `user` falls back to the
+    caller's). Every answered request's row is made here on the event loop, so it takes its arguments
+    by position (CPython's keyword path costs more than the rest of the function), text within its
+    bound is used as is, and the tuple is made without Row's generated constructor (same fields, in
+    order: the test of every column holds it to that)."""
     attempts = fallbacks = retries = 0
     reasons: str | None = None
     upstream_ms: float | None = None

@@ -112,41 +112,45 @@ class GatewayMetrics:
 
     # --- the observer: one finished request -------------------------------------------------
     def observe(self, row: Row) -> None:
-        group = self.groups.get(row.model, OTHER)
-        key = (group, row.deployment, row.status, row.error_type)
-        s = self.tally.series.get(key)
+        # One unpacking of the columns read, model to upstream_ms (Row's order; a slice of the row is a
+        # plain tuple, which unpacks without an iterator): it runs for every request.
+        (model, deployment, _, status, error_type, _, input_tokens, output_tokens, cached_tokens, reasoning_tokens,
+         cost, latency_ms, ttft_ms, stream, _, _, _, _, _, cache, _, _, _, attempts, fallbacks, retries, reasons,
+         upstream_ms) = row[2:30]
+        group = self.groups.get(model, OTHER)
+        s = self.tally.series.get((group, deployment, status, error_type))
         if s is None:
-            s = self._new_series(key)
+            s = self._new_series((group, deployment, status, error_type))
         s.requests += 1
-        if row.latency_ms is not None:
-            s.duration.observe(row.latency_ms / 1000)
-            if row.upstream_ms is not None:
-                base = row.ttft_ms if row.stream and row.ttft_ms is not None else row.latency_ms
-                s.overhead.observe(max(0.0, base - row.upstream_ms) / 1000)
-        if row.ttft_ms is not None:
-            s.ttft.observe(row.ttft_ms / 1000)
-        if row.cost_usd:
-            s.cost += row.cost_usd
+        if latency_ms is not None:
+            s.duration.observe(latency_ms / 1000)
+            if upstream_ms is not None:
+                base = ttft_ms if stream and ttft_ms is not None else latency_ms
+                s.overhead.observe(max(0.0, base - upstream_ms) / 1000)
+        if ttft_ms is not None:
+            s.ttft.observe(ttft_ms / 1000)
+        if cost:
+            s.cost += cost
         tokens = s.tokens
-        if row.input_tokens:
-            tokens[0] += row.input_tokens
-            if row.cached_input_tokens:
-                tokens[1] += row.cached_input_tokens
-        if row.output_tokens:
-            tokens[2] += row.output_tokens
-            if row.reasoning_tokens:
-                tokens[3] += row.reasoning_tokens
-        if row.attempts:
-            s.attempts += row.attempts
-            if row.retries:
-                s.retries += row.retries
-            if row.fallbacks and row.fallback_reasons:
-                fallbacks = self.tally.fallbacks
-                for reason in row.fallback_reasons.split(","):
+        if input_tokens:
+            tokens[0] += input_tokens
+            if cached_tokens:
+                tokens[1] += cached_tokens
+        if output_tokens:
+            tokens[2] += output_tokens
+            if reasoning_tokens:
+                tokens[3] += reasoning_tokens
+        if attempts:
+            s.attempts += attempts
+            if retries:
+                s.retries += retries
+            if fallbacks and reasons:
+                tally_fallbacks = self.tally.fallbacks
+                for reason in reasons.split(","):
                     k = (group, reason if reason in self.error_types else OTHER)
-                    fallbacks[k] = fallbacks.get(k, 0) + 1
-        if row.cache is not None:
-            self.cache_request(row.cache, group)
+                    tally_fallbacks[k] = tally_fallbacks.get(k, 0) + 1
+        if cache is not None:
+            self.cache_request(cache, group)
         if self._sink is not None and not self._flush_due:
             self._flush_later()
 
