@@ -4,6 +4,7 @@ control, streaming, errors, disconnects and shutdown."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import hashlib
@@ -81,6 +82,13 @@ class App:
         if path == "/too-long":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
             await send({"type": "http.response.body", "body": b"abc"})
+            return
+        if path.startswith("/scope"):  # what the app is told of the request; headers named as apps may
+            seen = {k: scope[k] for k in ("http_version", "method", "path", "raw_path", "query_string", "headers")}
+            out = repr(seen).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"Content-Length", b"%d" % len(out)), (b"X-Kind", b"scope")]})
+            await send({"type": "http.response.body", "body": out})
             return
         if path == "/inject":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1\r\nx-evil: 1")]})
@@ -202,6 +210,31 @@ def test_http_1_0_closes_unless_asked_to_keep_alive_and_never_chunks(app_server)
         c.sendall(b"GET /stream HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
         out = _read_all(c)
     assert b"transfer-encoding" not in out and out.endswith(b"\r\n\r\none\ntwo\nthree\n")
+
+
+def test_each_request_gets_its_own_scope_on_a_kept_alive_connection(app_server) -> None:
+    """Version, method, target and headers per request (a target seen before included); a response
+    whose header names are not lowercase still gets its framing from them."""
+    _, s = app_server
+    requests = [
+        (b"GET /scope/a%20b?q=1 HTTP/1.1\r\nHost: x\r\nX-Pad:  v \t\r\n\r\n",
+         {"http_version": "1.1", "method": "GET", "path": "/scope/a b", "raw_path": b"/scope/a%20b",
+          "query_string": b"q=1", "headers": [(b"host", b"x"), (b"x-pad", b"v")]}),
+        (b"POST /scope/a%20b?q=1 HTTP/1.1\r\nhost: x\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n",
+         {"http_version": "1.1", "method": "POST", "path": "/scope/a b", "raw_path": b"/scope/a%20b",
+          "query_string": b"q=1", "headers": [(b"host", b"x"), (b"connection", b"keep-alive"),
+                                              (b"content-length", b"0")]}),
+        (b"GET http://x/scope/c HTTP/1.0\r\nconnection: keep-alive\r\n\r\n",
+         {"http_version": "1.0", "method": "GET", "path": "/scope/c", "raw_path": b"/scope/c",
+          "query_string": b"", "headers": [(b"connection", b"keep-alive")]}),
+    ]
+    with _connect(s) as c:
+        for request, expected in requests:
+            c.sendall(request)
+            head, body = _read_response(c)
+            assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding" not in head
+            assert ast.literal_eval(body.decode()) == expected
+        assert b"connection: keep-alive" in head  # (HTTP/1.0 kept alive as asked)
 
 
 def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(app_server) -> None:

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
-from .h1_exchange import Exchange, default_head
+from .h1_exchange import HIGH_WATER, Exchange, default_head
 from .limits import Limits, Sweeper, error_response
 
 log = logging.getLogger("uvicorn.error")
@@ -34,6 +34,28 @@ LINGER_S = 2.0  # after a 431: how long the rest of a client's head is read and 
 LINGER_BYTES = 1 << 20  # ... and at most how much of it
 
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+
+# Request targets already split into (path, raw_path, query_string): a gateway sees few distinct
+# ones, so each is split and unquoted once. Bounded in entries and in the size of a target kept.
+_TARGETS: dict[bytes, tuple[str, bytes, bytes]] = {}
+_TARGETS_MAX = 1024
+_TARGET_MAX_BYTES = 256
+
+
+def _split_target(url: bytes) -> tuple[str, bytes, bytes]:
+    """A request target as ASGI's (path, raw_path, query_string)."""
+    if url[:1] == b"/" and url.find(b"#") < 0:  # origin-form, the usual one
+        raw_path, _, query = url.partition(b"?")
+    else:  # absolute-form (or a fragment): httptools splits it
+        parsed = httptools.parse_url(url)
+        raw_path, query = parsed.path or b"/", parsed.query or b""
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        path = unquote(path)
+    target = (path, raw_path, query)
+    if len(_TARGETS) < _TARGETS_MAX and len(url) <= _TARGET_MAX_BYTES:
+        _TARGETS[url] = target
+    return target
 
 
 class _HeadTooLarge(Exception):
@@ -60,6 +82,7 @@ class H1Protocol(asyncio.Protocol):
         self.root_path: str = config.root_path
         self.limit_concurrency: int | None = config.limit_concurrency
         self.asgi = {"version": config.asgi_version, "spec_version": "2.3"}
+        self.scope: dict[str, Any] = {}  # the fields every request's scope shares (connection_made)
         if self.sweeper.keep_alive_s != config.timeout_keep_alive:
             self.sweeper.set_keep_alive(config.timeout_keep_alive)
         self.parser = httptools.HttpRequestParser(self)
@@ -94,6 +117,9 @@ class H1Protocol(asyncio.Protocol):
         self.server = get_local_addr(transport)
         self.client = get_remote_addr(transport)
         self.scheme = "https" if is_ssl(transport) else "http"
+        self.scope = {"type": "http", "asgi": self.asgi, "http_version": "1.1", "server": self.server,
+                      "client": self.client, "scheme": self.scheme, "method": "GET", "root_path": self.root_path,
+                      "path": "/", "raw_path": b"/", "query_string": b"", "headers": [], "state": None}
         if len(self.connections) > self.limits.max_connections:
             self.refuse(503, "the gateway has too many open connections; retry shortly")
             return
@@ -162,9 +188,7 @@ class H1Protocol(asyncio.Protocol):
 
     # --- parser callbacks -----------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.head_raw = 0
+        # (url, headers and head_raw were reset when the previous head was complete)
         self.idle_since = None
         if self.head_since is None:
             self.head_since = self.loop.time()
@@ -173,7 +197,8 @@ class H1Protocol(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value.rstrip(b" \t")))  # (llhttp keeps trailing whitespace)
+        # (llhttp keeps a value's trailing whitespace; of ASCII whitespace, it lets only SP and HTAB in)
+        self.headers.append((name.lower(), value.rstrip()))
 
     def _head_too_large(self) -> bool:
         """Whether the head just parsed is over the limits. Its size is only added up when it
@@ -189,50 +214,72 @@ class H1Protocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.head_since = None
-        if self._head_too_large():
+        headers, url = self.headers, self.url
+        limits = self.limits
+        if ((len(headers) > limits.max_headers or self.head_raw + self._read_len > limits.max_header_bytes)
+                and self._head_too_large()):
             self._too_large = True
             raise _HeadTooLarge  # stops the parser: data_received answers 431
+        self.headers, self.url, self.head_raw = [], b"", 0  # (for the next head)
         parser = self.parser
-        if parser.should_upgrade() and any(n == b"upgrade" and b"websocket" in v.lower() for n, v in self.headers):
+        if parser.should_upgrade() and any(n == b"upgrade" and b"websocket" in v.lower() for n, v in headers):
             self.refuse(400, "this server does not accept WebSocket connections; use HTTP requests")
             return
-        version = parser.get_http_version()
-        method = parser.get_method()
-        url = self.url
-        if url[:1] == b"/" and b"#" not in url:  # origin-form, the usual one
-            raw_path, _, query = url.partition(b"?")
-        else:  # absolute-form (or a fragment): httptools splits it
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path or b"/", parsed.query or b""
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = unquote(path)
+        raw_method = parser.get_method()
+        path, raw_path, query = _TARGETS.get(url) or _split_target(url)
+        scope = self.scope.copy()
+        # llhttp keeps alive an HTTP/1.0 (or 0.9, 2.0) request only when a `Connection` header asks
+        # for it: a kept-alive request without one is HTTP/1.1, known without asking the parser
+        # (which formats a string for it).
+        keep_alive = parser.should_keep_alive()
+        version = "1.1"
+        if keep_alive:
+            for name, _ in headers:
+                if name == b"connection":
+                    version = parser.get_http_version()
+                    break
+        else:
+            version = parser.get_http_version()
+        scope["http_version"] = version
         if self.root_path:
-            path, raw_path = self.root_path + path, self.root_path.encode() + raw_path
-        scope = {"type": "http", "asgi": self.asgi, "http_version": version, "server": self.server,
-                 "client": self.client, "scheme": self.scheme, "method": _METHODS.get(method) or method.decode("ascii"),
-                 "root_path": self.root_path, "path": path, "raw_path": raw_path, "query_string": query,
-                 "headers": self.headers, "state": self.app_state.copy()}
-        ex = self.reading = Exchange(self, scope, parser.should_keep_alive(), version == "1.0")
+            scope["path"], scope["raw_path"] = self.root_path + path, self.root_path.encode() + raw_path
+        else:
+            scope["path"], scope["raw_path"] = path, raw_path
+        scope["method"] = method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        scope["query_string"] = query
+        scope["headers"] = headers
+        scope["state"] = self.app_state.copy()
+        ex = self.reading = Exchange(self, scope, keep_alive, version == "1.0", method == "HEAD")
         app = self.app
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             log.warning("exceeded the concurrency limit (%d)", limit)
             app = _service_unavailable
         if self.active is None:
-            self._run(ex, app)
+            self.active = ex
+            ex.task = task = self.loop.create_task(ex.run(app))
+            self.tasks.add(task)  # (the task takes itself out when it ends)
         else:  # pipelined behind a running response: waits its turn, and reading waits with it
             self.queue.append((ex, app))
             self.pause_reading()
 
     def on_body(self, body: bytes) -> None:
-        if self.reading is not None:
-            self.reading.body_received(body)
+        ex = self.reading
+        if ex is not None and not ex.complete:  # (answered before reading it all: the rest is dropped)
+            ex.chunks.append(body)
+            ex.buffered += len(body)
+            if ex.buffered > HIGH_WATER:
+                self.pause_reading()
+            if ex.waiter is not None:
+                ex.wake()
 
     def on_message_complete(self) -> None:
-        if self.reading is not None:
-            self.reading.body_complete()
+        ex = self.reading
+        if ex is not None:
             self.reading = None
+            ex.more_body = False
+            if ex.waiter is not None:
+                ex.wake()
 
     # --- requests -----------------------------------------------------------------------------
     def _run(self, ex: Exchange, app: Any) -> None:
@@ -250,7 +297,8 @@ class H1Protocol(asyncio.Protocol):
         if self.refusal is not None:
             self.refuse(*self.refusal)
             return
-        self.resume_reading()
+        if self.read_paused:
+            self.resume_reading()
         if self.queue:
             self._run(*self.queue.popleft())
         elif self.head_since is None and (self.reading is None or self.reading.complete):

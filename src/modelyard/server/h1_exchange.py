@@ -38,6 +38,26 @@ def default_head(headers: list[tuple[bytes, bytes]]) -> bytes:
     return _defaults[1]
 
 
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def _render(headers: Any) -> tuple[bytes, bytes | None, bytes | None, bytes | None]:
+    """A response's header lines, and its content-length, transfer-encoding and connection values
+    (the last of each)."""
+    parts: list[bytes] = []
+    length = coding = connection = None
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+        if name in _FRAMING:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                coding = value
+            else:
+                connection = value
+    return b"".join(parts), length, coding, connection
+
+
 def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"expect" and value.lower() == b"100-continue" for name, value in headers)
 
@@ -66,14 +86,15 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, http10: bool) -> None:
+    def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, http10: bool,
+                 is_head: bool) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
         self.expect_100 = True  # an `Expect: 100-continue` is still to be looked for (and answered)
         self.http10 = http10
-        self.is_head = scope["method"] == "HEAD"  # (or a 204/304: a response without a body)
-        self.task: asyncio.Task[None] | None = None
+        self.is_head = is_head  # a HEAD request (or a 204/304 response): a response without a body
+        self.task: asyncio.Task[None]  # (set as the task is made)
         # request body
         self.chunks: list[bytes] = []
         self.buffered = 0
@@ -85,8 +106,8 @@ class Exchange:
         self.started = False
         self.complete = False
         self.head = b""  # the response head, until it goes out with the body's first bytes
-        self.chunked = False
-        self.length: int | None = None  # content-length bytes still to send; None: not sized
+        self.chunked: bool  # (set by the response's start)
+        self.length: int | None  # content-length bytes still to send; None: not sized
 
     # --- the app's task -----------------------------------------------------------------------
     async def run(self, app: Any) -> None:
@@ -124,19 +145,6 @@ class Exchange:
             transport.close()
 
     # --- request body ---------------------------------------------------------------------------
-    def body_received(self, body: bytes) -> None:
-        if self.complete:  # answered before reading it all: the rest is dropped
-            return
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > HIGH_WATER:
-            self.conn.pause_reading()
-        self.wake()
-
-    def body_complete(self) -> None:
-        self.more_body = False
-        self.wake()
-
     def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
@@ -148,15 +156,16 @@ class Exchange:
         """The next part of the request body; once it is all read, wait for the client to leave
         (or the response to end): then `http.disconnect`."""
         while not (self.disconnected or self.complete):
-            if self.chunks or (not self.more_body and not self.delivered):
-                chunks = self.chunks
+            chunks = self.chunks
+            if chunks or (not self.more_body and not self.delivered):
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                self.chunks = []
+                chunks.clear()
                 self.buffered = 0
-                self.delivered = not self.more_body
+                more = self.more_body
+                self.delivered = not more
                 if self.conn.read_paused and not self.conn.queue:
                     self.conn.resume_reading()
-                return {"type": "http.request", "body": body, "more_body": self.more_body}
+                return {"type": "http.request", "body": body, "more_body": more}
             if self.expect_100:  # the body is awaited: tell a client that waits for it to send it
                 self.expect_100 = False
                 if (not self.started and not self.conn.transport.is_closing()
@@ -171,9 +180,8 @@ class Exchange:
 
     # --- response ---------------------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:
-        conn = self.conn
-        if conn.write_paused and not self.disconnected:
-            await conn.drain()
+        if self.conn.write_paused and not self.disconnected:
+            await self.conn.drain()
         if self.disconnected:
             return  # the client is gone: what the app still sends goes nowhere
         kind = message["type"]
@@ -193,24 +201,18 @@ class Exchange:
     def _start(self, status: int, headers: Any) -> None:
         """Render the head. A sized (or bodiless) response's head waits for the body so both go
         out in one write; a streamed one's is written now, so the client has it at once."""
-        n = len(headers)
-        block = b"\r\n".join(map(b": ".join, headers))
-        if n and (block.count(b"\n") != n - 1 or block.count(b"\r") != n - 1):  # a CR or LF in a name or value
+        block, length, coding, connection = _render(headers)
+        # Every CR and LF in the block ends a line (n of each), or a name or value holds one.
+        if len(block.translate(None, b"\r\n")) != len(block) - 2 * len(headers):
             raise RuntimeError("invalid HTTP response header: a name or value holds CR or LF")
-        fields = dict(headers)  # (ASGI's header names are lowercase ...
-        if b"content-length" not in fields and b"transfer-encoding" not in fields:
-            fields = {name.lower(): value for name, value in headers}  # ... an app's may not be)
-        length = fields.get(b"content-length")
-        if length is not None:
-            self.length = int(length)
-        coding = fields.get(b"transfer-encoding")
-        if coding is not None:
-            self.chunked = coding.lower() == b"chunked"
-        close_asked = b"close" in fields.get(b"connection", b"").lower()
+        if length is None and coding is None:  # (ASGI's header names are lowercase; an app's may not be)
+            _, length, coding, connection = _render([(name.lower(), value) for name, value in headers])
+        self.length = None if length is None else int(length)
+        self.chunked = coding is not None and coding.lower() == b"chunked"
+        close_asked = connection is not None and connection.lower().find(b"close") >= 0
         if close_asked:
             self.keep_alive = False
-        lines = [STATUS_LINES.get(status) or status_line(status), default_head(self.conn.server_state.default_headers),
-                 block, b"\r\n" if n else b""]
+        framing = b""  # the header lines the protocol adds
         streamed = False
         if self.is_head or status in (204, 304):  # no body on the wire, whatever the app sends
             self.is_head = True
@@ -221,20 +223,23 @@ class Exchange:
                 self.keep_alive = False
             else:
                 self.chunked = True
-                lines.append(_CHUNKED)
+                framing = _CHUNKED
         elif self.chunked:
             streamed = True
             self.length = None
         if not self.keep_alive:
             if not close_asked:
-                lines.append(_CLOSE)
+                framing += _CLOSE
         elif self.http10:
-            lines.append(_KEEP_ALIVE)
-        lines.append(b"\r\n")
+            framing += _KEEP_ALIVE
+        defaults = self.conn.server_state.default_headers
+        head = b"".join((STATUS_LINES.get(status) or status_line(status),
+                         _defaults[1] if _defaults[0] is defaults else default_head(defaults),
+                         block, framing, b"\r\n"))
         if streamed:
-            self.conn.transport.write(b"".join(lines))
+            self.conn.transport.write(head)
         else:
-            self.head = b"".join(lines)
+            self.head = head
 
     def _body(self, body: bytes, more: bool) -> None:
         if self.is_head:  # (HEAD, 204, 304: no body)
@@ -247,14 +252,17 @@ class Exchange:
             if left < 0 or (left and not more):  # (a head not written yet then becomes a 500)
                 raise RuntimeError(f"response body {'longer' if left < 0 else 'shorter'} than its content-length")
             self.length = left
-        out = self.head + body if self.head else body
-        self.head = b""
-        if out:
-            self.conn.transport.write(out)
+        conn = self.conn
+        if self.head:
+            conn.transport.write(self.head + body)
+            self.head = b""
+        elif body:
+            conn.transport.write(body)
         if more:
             return
         self.complete = True
-        self.wake()
+        if self.waiter is not None:
+            self.wake()
         if not self.keep_alive:
-            self.conn.transport.close()
-        self.conn.response_complete(self)
+            conn.transport.close()
+        conn.response_complete(self)
