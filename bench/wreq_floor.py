@@ -1,6 +1,7 @@
 """The floor of modelyard's own stack: the harness's floor proxy (uvicorn + httptools + uvloop,
 bytes forwarded untouched, no parsing, routing or logging) with modelyard's upstream client —
-wreq through `providers/http.py` — instead of aiohttp. The harness's floor measures what a Python
+`providers/http.py`: the in-loop client for the harness's http:// upstream, or wreq with
+WREQ_FLOOR_PLAIN=wreq — instead of aiohttp. The harness's floor measures what a Python
 gateway on the reference stack can reach; this one measures what the pipeline on top of our stack
 costs (modelyard minus this), which is the part our code controls.
 
@@ -22,7 +23,7 @@ import uvicorn
 from modelyard.catalog import unknown_card
 from modelyard.deployment import Deployment
 from modelyard.providers import io_threads
-from modelyard.providers.http import HttpClients, UpstreamStream, make_endpoint, post
+from modelyard.providers.http import HttpClients, configure_plain_http, make_endpoint, open_stream, post
 
 UPSTREAM = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:18001/v1").rstrip("/")
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -40,6 +41,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 io_threads.configure("batch")  # our stack at its best under load (no server to say it is busy)
+                configure_plain_http(os.environ.get("WREQ_FLOOR_PLAIN", "loop"))
                 UP.endpoint = make_endpoint(UP, UPSTREAM + "/chat/completions", {"content-type": "application/json"})
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
@@ -57,7 +59,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if b'"stream":true' in body.replace(b" ", b""):
         if USAGE and b'"stream_options"' not in body:
             body = body[:-1] + b',"stream_options":{"include_usage":true}}'
-        s = await UpstreamStream.open(CLIENTS, UP, ep, url, body)
+        s = await open_stream(CLIENTS, UP, ep, url, body)
         try:
             await send({"type": "http.response.start", "status": s.status, "headers": SSE})
             while chunk := await s.read():

@@ -207,3 +207,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def redis_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server shared by a test module's tests."""
     yield from _redis(tmp_path_factory.mktemp("redis"))
+
+
+@pytest.fixture(params=["loop", "wreq"])
+def each_client(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test once per upstream client: the fake upstreams are plain http://, which the in-loop
+    client calls by default; `wreq` is what every https:// upstream goes through."""
+    from modelyard.providers.http import configure_plain_http
+
+    configure_plain_http(request.param)
+    yield request.param
+    configure_plain_http("loop")

@@ -138,6 +138,9 @@ class ServerConfig(_Model):
     # wait for the event loop instead of preempting it; normal = the kernel's default; auto = batch
     # while several requests are in flight, normal otherwise. One policy per process.
     io_threads: Literal["auto", "batch", "normal"] = "auto"
+    # Which client calls http:// upstreams (https:// ones always go through wreq's I/O threads):
+    # loop = the in-loop HTTP/1.1 client (providers/h1_client.py), wreq = as https:// ones.
+    plain_http: Literal["loop", "wreq"] = "loop"
     # GET /metrics (docs/OBSERVABILITY.md): the master key, this key (a reference like master_key), or
     # anyone when metrics_public is true
     metrics_key: str | None = None

@@ -49,6 +49,9 @@ class Endpoint:
     max_tokens_key: str = "max_tokens"  # the request field that caps the output (OpenAI reasoning models differ)
     # Values that must never leave the gateway: the key and the configured header values (errors.redact).
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The header set as HTTP/1.1 header lines, for the in-loop client of plain-http upstreams
+    # (providers/h1_client.py); None when a name or value cannot go on the wire as it is.
+    h1_headers: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True, eq=False)

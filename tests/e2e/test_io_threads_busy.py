@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,11 +19,20 @@ from upstreamkit import ThreadedUpstream
 
 from conftest import make_server
 from modelyard.providers import io_threads
+from modelyard.providers.http import configure_plain_http
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread scheduling is Linux's")
 
 
-def test_the_server_makes_the_threads_batch_while_requests_pile_up(tmp_path) -> None:
+@pytest.fixture()
+def wreq_for_plain_http() -> Iterator[None]:
+    """The I/O threads are wreq's: have it call the http:// fake upstream too."""
+    configure_plain_http("wreq")
+    yield
+    configure_plain_http("loop")
+
+
+def test_the_server_makes_the_threads_batch_while_requests_pile_up(tmp_path, wreq_for_plain_http) -> None:
     up = HeldUpstream()
     cfg = {"deployments": {"held": {"provider": "openai", "model": "held", "api_base": up.server.api_base}},
            "model_groups": {"g": {"deployments": ["held"]}}}

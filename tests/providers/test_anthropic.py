@@ -34,6 +34,8 @@ from modelyard.errors import (
 from modelyard.providers.anthropic import AnthropicProvider, to_wire, tool_choice_of
 from modelyard.types import ChatRequest, ImagePart, Message, StreamChunk, TextPart, Tool, ToolCall
 
+pytestmark = pytest.mark.usefixtures("each_client")  # once per upstream client (tests/conftest.py)
+
 KEY = "sk-ant-test-SECRET-0123456789abcdef"
 DEP = "claude-dep"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -32,6 +32,8 @@ from modelyard.errors import (
 from modelyard.providers.gemini import GeminiProvider, schema_of, to_wire, tool_config_of
 from modelyard.types import ChatRequest, ImagePart, Message, StreamChunk, TextPart, Tool, ToolCall
 
+pytestmark = pytest.mark.usefixtures("each_client")  # once per upstream client (tests/conftest.py)
+
 KEY = "AIzaTEST-SECRET-0123456789abcdefghij"
 DEP = "gemini-dep"
 MODEL = "gemini-test-flash"

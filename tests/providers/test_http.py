@@ -12,7 +12,10 @@ from wreq import exceptions as wx
 from modelyard.catalog import unknown_card
 from modelyard.deployment import Deployment
 from modelyard.errors import ConnectionFailed, Timeout
-from modelyard.providers.http import UpstreamStream, make_endpoint, sse_batches, transport_errors
+from modelyard.providers.http import make_endpoint
+from modelyard.providers.sse import sse_batches
+from modelyard.providers.streams import WreqStream
+from modelyard.providers.transport import transport_errors
 
 
 def reader(*pieces: bytes) -> Any:
@@ -70,8 +73,8 @@ class FakeBody:
         self.exited = True
 
 
-def stream_over(body: FakeBody) -> UpstreamStream:
-    s = UpstreamStream("dep")
+def stream_over(body: FakeBody) -> WreqStream:
+    s = WreqStream("dep")
     s._body, s._open = body, True  # type: ignore[attr-defined]
     return s
 

@@ -44,6 +44,8 @@ from modelyard.types import (
     ToolCall,
 )
 
+pytestmark = pytest.mark.usefixtures("each_client")  # once per upstream client (tests/conftest.py)
+
 KEY = "sk-test-SECRET-0123456789abcdef"
 DEP = "fake-dep"
 

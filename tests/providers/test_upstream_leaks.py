@@ -23,6 +23,8 @@ from modelyard.providers import provider_class
 from modelyard.providers.base import Provider
 from modelyard.types import ChatRequest, Message
 
+pytestmark = pytest.mark.usefixtures("each_client")  # once per upstream client (tests/conftest.py)
+
 KEY = "sk-proj-Zq8mN3vR7tY2wX5pL9kJ4hG6fD1sA0"
 HEADER_SECRET = "org-secret-7f3a9c2e1b"
 DB_URL = "postgres://admin:hunter2@db.internal:5432/prod"

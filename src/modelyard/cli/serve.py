@@ -35,12 +35,15 @@ def _after_start() -> None:
 def serving_app(gw: Gateway, **kw: Any) -> App:
     """The app as `modelyard serve` runs it, with the process-wide tuning a library object must not
     do: the I/O threads' scheduling policy (`server.io_threads`, following the in-flight count in
-    auto) and the GC settings after start-up."""
+    auto), which client calls http:// upstreams (`server.plain_http`) and the GC settings after
+    start-up."""
     from ..providers import io_threads
+    from ..providers.http import configure_plain_http
     from ..server.app import create_app
     from ..telemetry import tracing
 
     io_threads.configure(gw.config.server.io_threads)
+    configure_plain_http(gw.config.server.plain_http)
     tracing.configure(gw.config.telemetry, source=gw.source)  # when telemetry.otlp_endpoint is set
     return create_app(gw, on_inflight=io_threads.follow, on_started=_after_start, **kw)
 

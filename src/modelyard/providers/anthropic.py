@@ -42,16 +42,16 @@ from ..types import (
 from .base import MALFORMED, checked_usage
 from .http import (
     HttpProvider,
-    UpstreamStream,
     bad_body,
     load_json,
     log_body,
     make_endpoint,
     retry_after_of,
-    sse_data,
-    transport_errors,
     upstream_text,
 )
+from .sse import sse_data
+from .streams import UpstreamStream
+from .transport import transport_errors
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"

@@ -40,12 +40,12 @@ from .http import (
     log_body,
     make_endpoint,
     post,
-    sse_reads,
-    transport_errors,
     upstream_text,
 )
 from .openai_errors import error_from_payload, json_instead_of_stream, map_error
 from .openai_stream import merge_read, usage_from_wire
+from .sse import sse_reads
+from .transport import transport_errors
 
 OPENAI_BASE = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"

@@ -15,8 +15,9 @@ from ..errors import (
 )
 from ..types import StreamChunk, ToolCallDelta, Usage
 from .base import MALFORMED, checked_usage
-from .http import bad_body, log_body, sse_events, upstream_text
+from .http import bad_body, log_body, upstream_text
 from .openai_errors import error_from_payload
+from .sse import sse_events
 
 
 def usage_from_wire(u: dict[str, Any] | None) -> Usage:
