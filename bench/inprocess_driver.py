@@ -7,6 +7,7 @@ instructions per request — a figure that does not move with the load on the bo
 
     UPSTREAM_URL=http://127.0.0.1:18001/v1 BENCH_KEY=... .venv/bin/python bench/inprocess_driver.py bench/gateway.yaml
     ... --floor     the same through bench/wreq_floor.py's app (the pass-through on our stack)
+    BENCH_UNIQUE=1 ...   every request's user turn new (with BENCH_CACHE=exact: the cache's miss path)
 """
 
 from __future__ import annotations
@@ -71,15 +72,20 @@ async def main(a: argparse.Namespace) -> None:
     app = await (floor_app() if a.floor else gateway_app(a.config))
     base = scope(os.environ["BENCH_KEY"].encode())
     statuses: dict[int, int] = {}
+    unique = os.environ.get("BENCH_UNIQUE") == "1"
+    sent_count = 0
 
     async def one() -> None:
+        nonlocal sent_count
         sent = False
+        sent_count += 1
+        body = BODY.replace(b"Say hello.", b"Say hello %08d." % sent_count) if unique else BODY
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
-                return {"type": "http.request", "body": BODY, "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             await asyncio.sleep(3600)  # (a client that stays)
             return {"type": "http.disconnect"}
 
@@ -87,7 +93,10 @@ async def main(a: argparse.Namespace) -> None:
             if m["type"] == "http.response.start":
                 statuses[m["status"]] = statuses.get(m["status"], 0) + 1
 
-        await app(dict(base), receive, send)
+        sc = dict(base)
+        if unique:  # (the same length: "Say hello." + 9 bytes)
+            sc["headers"] = [*base["headers"][:3], (b"content-length", str(len(body)).encode())]
+        await app(sc, receive, send)
 
     async def run(n: int) -> None:
         async def worker() -> None:
