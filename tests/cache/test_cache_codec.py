@@ -81,3 +81,20 @@ def test_an_answer_whose_choices_were_replaced_is_encoded_from_the_replacement()
     resp.choices = [Choice(index=0, message=Message("assistant", "rewritten"), finish_reason="stop")]
     data = codec.encode(resp)
     assert data is not None and codec.decode(data, "x").text == "rewritten"
+
+
+def test_a_short_answer_takes_memory_to_its_size() -> None:
+    """An entry is kept for hours: its bytes must not carry the JSON writer's whole buffer."""
+    import tracemalloc
+
+    resp = from_wire(_wire(_choice("Hello.")), DEP)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [codec.encode(resp) for _ in range(200)]
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    body = kept[0]
+    assert body is not None
+    assert per_entry < len(body) + 256, per_entry  # (was ~4 KiB per entry)
