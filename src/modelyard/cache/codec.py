@@ -30,11 +30,12 @@ def encode(resp: ChatResponse) -> bytes | None:
         if r[3] not in STORED_FINISH:
             return None
     u = resp.usage
-    body = orjson.dumps({"model": resp.model, "choices": rows, "fingerprint": resp.system_fingerprint,
-                         "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens]})
-    # orjson's bytes keep its 4 KiB write buffer whatever their length: an entry kept as it came
-    # would hold ~4 KiB for a short answer (40 MiB for 10k entries). A copy is allocated to size.
-    return bytes(memoryview(body))
+    body = orjson.dumps([resp.model, rows, resp.system_fingerprint,
+                         [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens]])
+    # orjson's bytes keep its 4 KiB write buffer whatever their length (40 MiB for 10k short
+    # answers kept as they came): the concatenation is a copy allocated to size, and the newline is
+    # whitespace to the JSON parser.
+    return body + b"\n"
 
 
 def _rows(choices: list[Choice]) -> list[list[Any]] | None:
@@ -67,9 +68,9 @@ def _wire_rows(wire: list[dict[str, Any]]) -> list[list[Any]] | None:
 
 def decode(body: bytes, response_id: str) -> ChatResponse:
     """A fresh response (new id, created now) carrying the cached answer and its usage."""
-    d = orjson.loads(body)
+    model, rows, fingerprint, usage = orjson.loads(body)
     choices = [Choice(index=i, message=Message("assistant", text, tool_calls=[ToolCall(*t) for t in calls]
                                                if calls else None), finish_reason=finish)
-               for i, text, calls, finish in d["choices"]]
-    return ChatResponse(id=response_id, model=d["model"], choices=choices, usage=Usage(*d["usage"]),
-                        created=int(time.time()), system_fingerprint=d.get("fingerprint"))
+               for i, text, calls, finish in rows]
+    return ChatResponse(id=response_id, model=model, choices=choices, usage=Usage(*usage),
+                        created=int(time.time()), system_fingerprint=fingerprint)

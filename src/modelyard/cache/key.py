@@ -24,7 +24,7 @@ import orjson
 
 from ..types import ChatRequest, ImagePart, Message
 
-VERSION = 1  # bump when the canonical form changes: old entries then simply miss
+VERSION = 2  # bump when the canonical form or the stored format (codec.py) changes: old entries then miss
 DIRECTIVES = frozenset(("cache", "cache_control"))  # request metadata the cache reads, not part of the key
 
 
