@@ -176,20 +176,20 @@ _NO_CAPS: frozenset[str] = frozenset()
 def request_capabilities(req: ChatRequest) -> frozenset[str]:
     """What the request needs of a deployment: images → vision, tools → tools, JSON modes → json."""
     rf = req.response_format
-    if not req.tools and not rf:
-        for m in req.messages:
-            if m.content.__class__ is not str and m.has_image():
-                break
-        else:
-            return _NO_CAPS
-    caps: set[str] = set()
-    if req.tools:
-        caps.add("tools")
-    if rf and rf.get("type") in ("json_object", "json_schema"):
-        caps.add("json")
-    if any(m.has_image() for m in req.messages):
-        caps.add("vision")
-    return frozenset(caps)
+    image = False
+    for m in req.messages:
+        if m.content.__class__ is not str and m.has_image():
+            image = True
+            break
+    if not req.tools and not rf and not image:
+        return _NO_CAPS
+    json = rf is not None and rf.get("type") in ("json_object", "json_schema")
+    return _CAPS[bool(req.tools), json, image]
+
+
+# (tools, json, vision) -> the set, made once: the filters look their outcome up by it
+_CAPS = {(t, j, v): frozenset(c for c, on in (("tools", t), ("json", j), ("vision", v)) if on)
+         for t in (False, True) for j in (False, True) for v in (False, True)}
 
 
 def _light(req: ChatRequest, input_tokens: int, now: float | None) -> Features:

@@ -14,6 +14,7 @@ quality per task) is read from the card, which is built once at config load.
 from __future__ import annotations
 
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -91,6 +92,8 @@ class CandidateFilter:
             or cons.max_latency_ms is not None or bool(cons.tags)
         self.limited = [d for d in deployments if d.max_concurrency]
         self._offers: dict[frozenset[str], Offer] = {}
+        # (candidates, open circuits) -> (kept, set aside): see `split`
+        self._splits: dict[tuple[tuple[Deployment, ...], frozenset[str]], tuple[list[Deployment], ...]] = {}
         self.offer(frozenset())  # (every deployment: what most requests ask)
 
     def offer(self, caps: frozenset[str]) -> Offer:
@@ -184,10 +187,10 @@ class CandidateFilter:
         if not self.limited and headroom is None:  # only circuits can set a deployment aside
             if not down:
                 return Filtered(ok, [], rejected)
-            deferred = [d for d in ok if d.name in down]
+            kept, deferred = self.split(ok, down)
             for d in deferred:
                 rejected[d.name] = CIRCUIT_OPEN
-            return Filtered([d for d in ok if d.name not in down], deferred, rejected)
+            return Filtered(kept, deferred, rejected)
         eligible: list[Deployment] = []
         # set aside in this order: open circuits, then full concurrency, then no headroom
         deferred_by: tuple[list[Deployment], list[Deployment], list[Deployment]] = ([], [], [])
@@ -204,6 +207,18 @@ class CandidateFilter:
             deferred_by[kind].append(d)
             rejected[d.name] = why
         return Filtered(eligible, deferred_by[0] + deferred_by[1] + deferred_by[2], rejected)
+
+    def split(self, ok: list[Deployment], down: Set[str]) -> tuple[list[Deployment], ...]:
+        """`ok` without and with the deployments named in `down` (each in `ok`'s order), worked out
+        once per list and set of open circuits: while a breaker stays open, every request asks the
+        same. (Callers only read the lists.)"""
+        key = (tuple(ok), frozenset(down))  # (deployments hash by identity; the key keeps them alive)
+        got = self._splits.get(key)
+        if got is None:
+            got = ([d for d in ok if d.name not in down], [d for d in ok if d.name in down])
+            if len(self._splits) < _OFFERS_KEPT:
+                self._splits[key] = got
+        return got
 
     def _hard(self, d: Deployment, f: Features, max_tokens: int | None, min_q: float | None,
               max_cost: float | None, max_lat: float | None, tags: frozenset[str],

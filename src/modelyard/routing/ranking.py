@@ -10,6 +10,7 @@ and one reason (or a reason per position), and builds the `Scored` entries on fi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 from ..types import Scored
@@ -99,7 +100,7 @@ class Preferred(Ranking):
 
     def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
         # preferred (True) first, each part in the inner order
-        order = [i for i in inner.order if mask[i]] + [i for i in inner.order if not mask[i]]
+        order = [*filter(mask.__getitem__, inner.order), *filterfalse(mask.__getitem__, inner.order)]
         super().__init__(inner.candidates, order, inner.scores, hit, rule)
         self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
 

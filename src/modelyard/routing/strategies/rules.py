@@ -22,6 +22,7 @@ strategy's order; targets score 1 + their inner score.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ...deployment import Deployment
 
 Target = str | list[str]
+_NAME = attrgetter("name")
+_SETS_KEPT = 64  # candidate sets whose target masks are kept (distinct filter outcomes)
 
 
 class Rule(Options):
@@ -161,6 +164,7 @@ class Rules(Strategy):
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
         self.default = _CompiledRule("default", lambda f: True, default) if default is not None else None
         self.tried = (*self.rules, self.default) if self.default is not None else tuple(self.rules)
+        self._masks: dict[tuple[Deployment, ...], list[tuple[bool, list[bool]] | None]] = {}
         self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
         # the classifier runs only if a condition or the inner strategy reads what it works out
@@ -170,16 +174,34 @@ class Rules(Strategy):
     def pick(self, features: Features, candidates: list[Deployment]
              ) -> tuple[_CompiledRule | None, list[bool], list[str]]:
         """The first matching rule with a target among the candidates (or the default), which
-        candidates are its targets, and the rules that matched but whose targets were all filtered out."""
+        candidates are its targets (a list kept for the candidate set: read it, do not change it), and
+        the rules that matched but whose targets were all filtered out."""
         skipped: list[str] = []
-        for rule in self.tried:
+        masks = None
+        for i, rule in enumerate(self.tried):
             if rule.match(features):
-                targets = rule.targets
-                mask = [d.name in targets for d in candidates]
-                if True in mask or rule is self.default:
-                    return rule, mask, skipped
+                if masks is None:
+                    masks = self.masks(candidates)
+                known = masks[i]
+                if known is None:
+                    mask = list(map(rule.targets.__contains__, map(_NAME, candidates)))  # (C-level passes)
+                    known = masks[i] = (True in mask, mask)
+                if known[0] or rule is self.default:
+                    return rule, known[1], skipped
                 skipped.append(rule.label)
         return None, [], skipped
+
+    def masks(self, candidates: list[Deployment]) -> list[tuple[bool, list[bool]] | None]:
+        """Per rule, whether any candidate is one of its targets and which: worked out on first use
+        for each candidate set (the filters hand over one of a few lists), so a request does not
+        look each candidate up in the targets."""
+        key = tuple(candidates)  # (deployments hash by identity; the key keeps them alive)
+        masks = self._masks.get(key)
+        if masks is None:
+            masks = [None] * len(self.tried)
+            if len(self._masks) < _SETS_KEPT:
+                self._masks[key] = masks
+        return masks
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         r = self.order(req, features, candidates)

@@ -14,6 +14,7 @@ cost as the key's or team's spend approaches its budget (the `budget` hook suppl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +29,7 @@ from .util import Options, TieBreak, normalise_low, order_by_score, ordered, par
 
 if TYPE_CHECKING:
     from ...deployment import Deployment
+    from .score_columns import ScoreColumns
 
 # (cost, latency, quality) per preset; per request: `optimize_for` in metadata / extra_body.modelyard.
 PRESETS: dict[str, tuple[float, float, float]] = {
@@ -103,11 +105,30 @@ def _spread(values: list[float], weight: float, low_is_best: bool) -> tuple[floa
     """(constant, coefficient) with weight·normalised(x) = constant + coefficient·x over `values`
     (min-max normalisation, 1 for the best, 0 for the worst; all 1 when every value is equal)."""
     ordered = sorted(values)  # (one sort of floats costs CPython less than min() and max() apart)
-    lo, hi = ordered[0], ordered[-1]
+    return _span(ordered[0], ordered[-1], weight, low_is_best)
+
+
+def _span(lo: float, hi: float, weight: float, low_is_best: bool) -> tuple[float, float]:
+    """`_spread` of values whose lowest is `lo` and highest `hi`."""
     if hi <= lo:
         return weight, 0.0
     a = weight / (hi - lo)
     return (a * hi, -a) if low_is_best else (-a * lo, a)
+
+
+# From this many candidates `order` sums with numpy: below, the loop costs less than numpy's ~20 calls
+# (~28 candidates on the benchmark's box, bench/routing_bench.py).
+NUMPY_FROM = 32
+
+
+def _numpy_columns(score: Score) -> ScoreColumns | None:
+    """The numpy form of `score.order`'s sums (score_columns.py), or None without numpy (imported
+    when the first `score` strategy is built, not with the package: ~0.1 s)."""
+    try:
+        from .score_columns import ScoreColumns
+    except ImportError:  # the scores are summed in the loop of `Score.order`
+        return None
+    return ScoreColumns(score.task_table, score.health)
 
 
 class Score(Strategy):
@@ -130,6 +151,7 @@ class Score(Strategy):
         for name, dep in ctx.deployments.items():
             for task, row in _rows(dep, opts.quality.get(name, {})).items():
                 self.rows[task][name] = row
+        self.columns = _numpy_columns(self)
 
     def weights_for(self, req: ChatRequest, f: Features) -> tuple[float, float, float]:
         wc, wl, wq = PRESETS[f.optimize_for] if f.optimize_for else self.weights
@@ -141,13 +163,17 @@ class Score(Strategy):
         """The request's (cost, latency, quality) weights and the reason every candidate gets."""
         return self.weights_for(req, f), self.REASON
 
-    def table(self, f: Features, candidates: list[Deployment]) -> list[_Row]:
+    def table(self, f: Features, candidates: Sequence[Deployment]) -> list[_Row]:
         """Each candidate's numbers for the request's task."""
-        rows = self.rows.get(f.task) or self.rows["chat"]
+        return self.task_table(f.task, candidates)
+
+    def task_table(self, task: str, candidates: Sequence[Deployment]) -> list[_Row]:
+        """Each candidate's numbers for `task`."""
+        rows = self.rows.get(task) or self.rows["chat"]
         try:
             return [rows[d.name] for d in candidates]
         except KeyError:  # a deployment outside the config (a Router built without one)
-            return [rows[d.name] if d.name in rows else _rows(d, {}).get(f.task, _rows(d, {})["chat"])
+            return [rows[d.name] if d.name in rows else _rows(d, {}).get(task, _rows(d, {})["chat"])
                     for d in candidates]
 
     def latencies(self, f: Features, candidates: list[Deployment], table: list[_Row]) -> list[float]:
@@ -180,6 +206,13 @@ class Score(Strategy):
         (wc, wl, wq), reason = self.weights_and_reason(req, features)
         if not candidates:
             return Ranking(candidates, [], [], reason)
+        if self.columns is not None and len(candidates) >= NUMPY_FROM:  # the same sums, as numpy operations
+            s = self.columns.scores(features.task, float(features.input_tokens), float(features.output_tokens),
+                                    (wc, wl, wq), candidates, _span)
+            scores = s.tolist()  # (Python floats: an explanation reads them one by one)
+            order = self.columns.best_first(s) if self.tie_break == "order" else \
+                order_by_score(scores, self.tie_break, self.rng)
+            return Ranking(candidates, order, scores, reason)
         costs, lats, quals = self.components(features, candidates)
         kc, ac = _spread(costs, wc, low_is_best=True)
         kl, al = _spread(lats, wl, low_is_best=True)
