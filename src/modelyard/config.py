@@ -67,7 +67,17 @@ class DeploymentConfig(_Model):
     ttft_timeout_s: float | None = Field(None, gt=0)  # streams: first chunk within this, else fall back
     idle_timeout_s: float | None = Field(120.0, gt=0)  # streams: max silence between chunks
     health_check: bool = False  # probe it in the background (resilience.health_checks)
+    # https upstreams: the system's roots (true), a PEM file of the CAs to trust instead (a
+    # self-hosted server behind a private CA), or false (no verification: a warning at start-up)
+    tls_verify: bool | str = True
     sim: SimSettings = SimSettings()
+
+    @field_validator("tls_verify")
+    @classmethod
+    def _ca_file(cls, v: bool | str) -> bool | str:
+        if isinstance(v, str) and not Path(v).is_file():
+            raise ValueError(f"no such file: {v} (a PEM file of the CA certificates to trust, or true / false)")
+        return v
 
     @field_validator("embedding")
     @classmethod

@@ -71,6 +71,7 @@ class Deployment:
     tags: tuple[str, ...] = ()
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
+    tls_verify: bool | str = True  # https: system roots, a PEM file of CAs to trust, or off
     sim: SimSettings = field(default_factory=lambda: SimSettings.model_validate({}))
     model_path: str | None = None  # llamacpp: the GGUF file
     embedding: bool = False  # llamacpp: also serves /v1/embeddings

@@ -66,8 +66,8 @@ class Gateway:
                 api_key=resolve_secret(dc.api_key, where=f"deployments.{name}.api_key", environ=environ),
                 api_version=dc.api_version, headers=dict(dc.headers), weight=dc.weight, rpm=dc.rpm,
                 tpm=dc.tpm, max_concurrency=dc.max_concurrency, tags=tuple(dc.tags), timeout_s=dc.timeout_s,
-                connect_timeout_s=dc.connect_timeout_s, sim=dc.sim, model_path=dc.model_path,
-                embedding=dc.embedding,
+                connect_timeout_s=dc.connect_timeout_s, tls_verify=dc.tls_verify, sim=dc.sim,
+                model_path=dc.model_path, embedding=dc.embedding,
             )
             kind = "openai" if dc.provider == "azure" else dc.provider
             if kind not in self.providers:

@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,26 +67,30 @@ class Route:
 
 
 class HttpClients:
-    """A provider's pooled upstream clients: wreq clients, one per connect timeout (a client-level
-    setting), so every deployment of a provider with the same timeout shares keep-alive
-    connections; and the in-loop pools of plain-http origins, per origin and connect timeout."""
+    """A provider's pooled upstream clients: wreq clients, one per connect timeout and TLS
+    verification setting (client-level settings), so every deployment of a provider with the same
+    ones shares keep-alive connections; and the in-loop pools of plain-http origins, per origin and
+    connect timeout."""
 
     __slots__ = ("_by_connect", "_pools", "_routes")
 
     def __init__(self) -> None:
-        self._by_connect: dict[float, wreq.Client] = {}
+        self._by_connect: dict[tuple[float, bool | str], wreq.Client] = {}
         self._pools: dict[tuple[str, int, float], h1_client.Pool] = {}
         self._routes: dict[tuple[str, float], Route | None] = {}
 
-    def get(self, connect_s: float) -> wreq.Client:
-        client = self._by_connect.get(connect_s)
+    def get(self, connect_s: float, tls_verify: bool | str = True) -> wreq.Client:
+        """The client for a connect timeout and a `tls_verify` setting (`DeploymentConfig`'s)."""
+        key = (connect_s, tls_verify)
+        client = self._by_connect.get(key)
         if client is None:
-            client = self._by_connect[connect_s] = wreq.Client(
+            client = self._by_connect[key] = wreq.Client(
                 runtime=io_threads.runtime(),  # one I/O runtime per process (io_threads.py)
                 connect_timeout=timedelta(seconds=connect_s),
                 no_proxy=True,  # never a proxy picked up from the environment
                 redirect=wreq.redirect.Policy.none(),  # an API that redirects is misconfigured: say so
                 user_agent=_USER_AGENT,
+                tls_verify=Path(tls_verify) if isinstance(tls_verify, str) else tls_verify,
             )
         return client
 
@@ -169,6 +174,8 @@ class HttpProvider(Provider):
     def prepare(self, dep: Deployment) -> None:
         dep.endpoint = self.endpoint(dep)
         dep.adapter = self
+        if dep.tls_verify is False and dep.endpoint.url.startswith("https:"):
+            log.warning("deployment %s: TLS certificates are not verified (tls_verify: false)", dep.name)
         dep.timeout_enforced = True  # the client's total timeout ends every call
 
     def endpoint_of(self, dep: Deployment) -> Endpoint:
@@ -197,7 +204,8 @@ class HttpProvider(Provider):
 def _send(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> Any:
     """The wreq POST of `body` to `dep` (a client coroutine: await it for the response head)."""
     headers = ep.headers if tracing.TRACER is None else tracing.inject(ep.headers)  # + traceparent
-    return clients.get(dep.connect_timeout_s).post(url, headers=headers, body=body, timeout=ep.timeout)
+    client = clients.get(dep.connect_timeout_s, dep.tls_verify)
+    return client.post(url, headers=headers, body=body, timeout=ep.timeout)
 
 
 def _h1_request(route: Route, ep: Endpoint, body: bytes) -> bytes | None:

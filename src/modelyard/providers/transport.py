@@ -67,12 +67,16 @@ class transport_errors:
 
 
 _OS_MESSAGE = re.compile(r'message: "([^"]+)"')
+_TLS_REASON = re.compile(r'reason: "([A-Z_]+)"')
 _KIND = re.compile(r"source: (?:Some\()?(\w+)")
 
 
 def _cause(e: Exception) -> str:
     """A short reason from the client's error text ("Connection refused"), never its full debug dump."""
     text = str(e)
+    if m := _TLS_REASON.search(text):
+        hint = " (a private CA: name its PEM file in the deployment's tls_verify)" if "VERIFY" in m.group(1) else ""
+        return f"TLS {m.group(1)}{hint}"
     m = _OS_MESSAGE.search(text) or _KIND.search(text)
     return m.group(1) if m else type(e).__name__
 
