@@ -77,14 +77,14 @@ def run_batch(tmp: Path, *args: str, env: dict[str, str] | None = None, timeout:
 class RateLimitedUpstream:
     """An OpenAI-format upstream on loopback (aiohttp, its own thread) that serves `capacity`
     requests at a time and answers the rest 429 with Retry-After, as OpenAI does. It records when
-    each request arrived and when each 429 went out (monotonic seconds)."""
+    each request arrived and when each 429 went out (monotonic seconds), and the most it served at once."""
 
     def __init__(self, capacity: int, retry_after: int = 1, service_s: float = 0.03) -> None:
         import asyncio
         import threading
 
         self.capacity, self.retry_after, self.service_s = capacity, retry_after, service_s
-        self.inflight = 0
+        self.inflight = self.peak_inflight = 0
         self.arrivals: list[float] = []
         self.rejections: list[float] = []
         self.served = 0
@@ -130,6 +130,7 @@ class RateLimitedUpstream:
                            "param": None, "code": "rate_limit_exceeded"}},
                 status=429, headers={"retry-after": str(self.retry_after)})
         self.inflight += 1
+        self.peak_inflight = max(self.peak_inflight, self.inflight)
         try:
             await asyncio.sleep(self.service_s)
         finally:

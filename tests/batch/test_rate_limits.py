@@ -67,13 +67,6 @@ async def test_without_rate_limits_concurrency_stays_at_the_maximum(tmp_path) ->
         gw = Gateway.from_file(_config(tmp_path, upstream.api_base))
         out, err = Appender(str(tmp_path / "out.jsonl")), LazyAppender(str(tmp_path / "e.jsonl"))
         engine = BatchEngine(GatewayBackend(gw), out, err, concurrency=16)
-        peak = 0
-
-        def seen(st: object) -> None:
-            nonlocal peak
-            peak = max(peak, upstream.inflight)
-
-        engine.on_result = seen
         items = [Item(i + 1, f"r{i}", openai_line(f"r{i}", i)["body"]) for i in range(200)]
         await engine.backend.start()
         try:
@@ -85,4 +78,6 @@ async def test_without_rate_limits_concurrency_stays_at_the_maximum(tmp_path) ->
     finally:
         upstream.close()
     assert st.done == 200 and st.rate_limited == 0 and st.limit == 16
-    assert peak > 8  # it really ran requests side by side
+    # it really ran requests side by side (counted where they are served: sampled when a result
+    # came back, the count read 7 on a loaded CI machine)
+    assert upstream.peak_inflight > 8, upstream.peak_inflight
