@@ -7,6 +7,8 @@
 #   bash bench/cache_cpu.sh [nonstream|stream] [concurrency] [seconds] [reps]
 #   MODES="off exact semantic" ...     the cache modes compared (default: off exact)
 #   MODES="off exact off@/tmp/old/src exact@/tmp/old/src" ...   also another source tree's gateways (before/after)
+#   MODES="floor off exact" ...        also the harness's floor_proxy.py (the pass-through the hot-path target is
+#                                      measured against; FLOOR_VENV as the harness's, created when missing)
 #   PYSPY=/path/to/py-spy ...          also a py-spy profile of each gateway during its last rep
 #                                      (PYSPY_ARGS="--native": C frames too; default --nonblocking)
 # The processes live through every rep, so later reps run with a full cache (10,000 entries: each
@@ -30,7 +32,20 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 taskset -c 0 "$PY" "$HARNESS/fake_upstream.py" "$UP_PORT" >"$OUT/upstream.log" 2>&1 & pids+=($!)
 declare -A PID PORT
+FLOOR_VENV="${FLOOR_VENV:-${TMPDIR:-/tmp}/gwbench/floor-venv}"
+case " ${MODES:-} " in *" floor "*)
+  if [ ! -x "$FLOOR_VENV/bin/python" ]; then
+    mkdir -p "$(dirname "$FLOOR_VENV")" && python3 -m venv "$FLOOR_VENV"
+    "$FLOOR_VENV/bin/pip" install -q uvicorn uvloop httptools aiohttp >/dev/null || { rm -rf "$FLOOR_VENV"; exit 2; }
+  fi;;
+esac
 for m in ${MODES:-off exact}; do
+  if [ "$m" = floor ]; then
+    PORT[$m]=$(free_port); mkdir -p "$OUT/floor"
+    taskset -c 1 "$FLOOR_VENV/bin/python" "$HARNESS/floor_proxy.py" --port "${PORT[$m]}" >"$OUT/floor/serve.log" 2>&1 &
+    pids+=($!); PID[$m]=$!
+    continue
+  fi
   src="$ROOT/src"; [ "$m" != "${m#*@}" ] && src="${m#*@}"
   PORT[$m]=$(free_port)
   mkdir -p "$OUT/${m//\//_}"
@@ -39,7 +54,7 @@ for m in ${MODES:-off exact}; do
     >"$OUT/${m//\//_}/serve.log" 2>&1 & pids+=($!); PID[$m]=$!
 done
 for m in ${MODES:-off exact}; do
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:${PORT[$m]}/health" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:${PORT[$m]}/health" && break; sleep 0.1; done
 done
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 measure() {  # mode rep
@@ -59,7 +74,7 @@ measure() {  # mode rep
   local rps; rps=$(echo "$line" | sed 's/.* rps=\([0-9.]*\).*/\1/')
   local bad; bad=$(echo "$line" | sed 's/.*err_status=\([0-9]*\).*/\1/')
   awk -v m="$m" -v t="$((t1 - t0))" -v hz="$hz" -v n="$n" -v rps="$rps" -v bad="$bad" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
-    'BEGIN {printf "cache-%-8s %s c=%s  %8.1f us CPU/request  %9.1f req/s  (%d requests, %s non-2xx, load %s)\n", m, "'"$MODE"'", "'"$C"'", t / hz / n * 1e6, rps, n, bad, load}'
+    'BEGIN {printf "cache-%-8s %s c=%s  %8.1f us CPU/request  %9.1f req/s  %5.1f %% busy  (%d requests, %s non-2xx, load %s)\n", m, "'"$MODE"'", "'"$C"'", t / hz / n * 1e6, rps, t / hz / n * rps * 100, n, bad, load}'
 }
 for r in $(seq "$REPS"); do
   for m in ${MODES:-off exact}; do measure "$m" "$r" | tee -a "$OUT/results.txt"; done
