@@ -84,24 +84,18 @@ def normalise_high(values: list[float]) -> list[float]:
 
 class PerCandidateSet(Generic[T]):
     """What a strategy works out once per candidate set (which candidates a rule targets, score's
-    columns), for up to `kept` sets. The filters hand over one of a few lists, the same list object
-    while their outcome holds (and nobody changes a list handed over), so the last set is known by
-    identity; others by their deployments (a tuple: deployments hash by identity)."""
+    columns), for up to `kept` sets: the filters hand over one of a few distinct sets. Keyed by the
+    deployments themselves (a tuple: deployments hash by identity, and the key keeps them alive)."""
 
     def __init__(self, make: Callable[[Sequence[Deployment]], T], kept: int = 64) -> None:
         self.make, self.kept = make, kept
-        self.sets: dict[tuple[Deployment, ...], T] = {}  # (the keys keep the deployments alive)
-        self._last: tuple[Sequence[Deployment], T] | None = None  # the last set asked for, and its value
+        self.sets: dict[tuple[Deployment, ...], T] = {}
 
     def get(self, candidates: Sequence[Deployment]) -> T:
-        last = self._last
-        if last is not None and last[0] is candidates:
-            return last[1]
         key = tuple(candidates)
         value = self.sets.get(key)
         if value is None:
             value = self.make(candidates)
             if len(self.sets) < self.kept:
                 self.sets[key] = value
-        self._last = (candidates, value)
         return value
