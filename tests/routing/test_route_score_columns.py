@@ -9,6 +9,7 @@ from routekit import gateway, req, sim
 
 from modelyard.catalog import builtin_cards
 from modelyard.routing.features import TASKS, Features
+from modelyard.routing.ranking import Front, front_first
 from modelyard.routing.strategies import score
 
 pytest.importorskip("numpy")
@@ -49,3 +50,35 @@ def test_numpy_scores_are_the_loops_doubles(observed: int, monkeypatch: pytest.M
         assert fast.order == plain.order
         assert [repr(float(x)) for x in fast.scores] == [repr(x) for x in plain.scores]
         assert [(s.deployment, s.score) for s in fast.scored()] == [(s.deployment, s.score) for s in plain.scored()]
+
+
+@pytest.mark.parametrize("tie_break", ["order", "random"])
+def test_numpy_front_first_is_the_loops_order_with_the_front_moved_ahead(tie_break: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`order_front` (rules and tier putting a target first): with numpy one lexsort, in the loop a
+    partition of the order; the same positions either way, each part in the score order."""
+    monkeypatch.setattr(score, "NUMPY_FROM", 1)
+    deps = _fleet(40)
+    gw = gateway({"g": {"deployments": list(deps), "strategy": "score"}}, deployments=deps)
+    strategy = gw.router.plans["g"].strategy
+    group = gw.router.plans["g"].deployments
+    strategy.tie_break = tie_break
+    rnd = random.Random(11)
+    r = req()
+    for _ in range(200):
+        cands = [d for d in group if rnd.random() < 0.8] or group[:1]
+        front = Front([rnd.random() < rnd.choice([0.0, 0.1, 0.5, 1.0]) for _ in cands])
+        f = Features(task=rnd.choice(TASKS), complexity=rnd.random(), input_tokens=rnd.randint(1, 30_000),
+                     output_tokens=rnd.choice([0, 1, rnd.randint(1, 4000)]))
+        seed = rnd.random()
+        strategy.rng = random.Random(seed)
+        fast = strategy.order_front(r, f, cands, front)
+        columns, strategy.columns, strategy.rng = strategy.columns, None, random.Random(seed)
+        try:
+            plain = strategy.order(r, f, cands)
+        finally:
+            strategy.columns = columns
+        assert fast.order == front_first(plain.order, front.flags)
+        assert fast.deployments == [cands[i] for i in fast.order]
+        assert [(s.deployment, repr(s.score)) for s in fast.scored()] == \
+            [(cands[i].name, repr(plain.score(i))) for i in fast.order]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import filterfalse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..types import Scored
 
@@ -66,6 +66,10 @@ class Ranking:
         r._scored = scored
         return r
 
+    def front_first(self, front: Front) -> Ranking:
+        """The same scores and reasons, the front's candidates first (see `Strategy.order_front`)."""
+        return Reordered(self, front_first(self.order, front.flags))
+
     def relabel(self, reason: str, rule: str | None) -> Ranking:
         """The same order and scores, with one new reason for every candidate."""
         return Relabelled(self, reason, rule)
@@ -92,17 +96,54 @@ class Ranking:
         return len(self.order)
 
 
+class Front:
+    """Which candidates go first (a rule's or a class's targets among one candidate set), a flag per
+    candidate. `rules` keeps one per candidate set and rule, so what an inner strategy derives from
+    the flags for its sort (`score`: a numpy key) is kept in `sort_key` and made once."""
+
+    __slots__ = ("any", "flags", "sort_key")
+
+    def __init__(self, flags: list[bool]) -> None:
+        self.flags = flags
+        self.any = True in flags
+        self.sort_key: Any = None  # set by the strategy that orders with it
+
+
+def front_first(order: Sequence[int], flags: Sequence[bool]) -> list[int]:
+    """`order` with the flagged positions first, each part in `order`'s order."""
+    return [*filter(flags.__getitem__, order), *filterfalse(flags.__getitem__, order)]
+
+
+class Reordered(Ranking):
+    """Another ranking's scores and reasons in a new order."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Ranking, order: Sequence[int]) -> None:
+        super().__init__(inner.candidates, order, inner.scores, inner.reason, inner.rule)
+        self.inner = inner
+
+    def score(self, pos: int) -> float:
+        return self.inner.score(pos)
+
+    def why(self, pos: int) -> str:
+        return self.inner.why(pos)
+
+
 class Preferred(Ranking):
-    """An inner ranking with some candidates moved to the front (a rule's or a class's targets):
-    those score 1 + their inner score and say `hit`, the others keep theirs and say `miss`."""
+    """Some candidates moved to the front (a rule's or a class's targets), from the inner strategy's
+    `order_front` ranking (its order with them first): those score 1 + their inner score and say
+    `hit`, the others keep theirs and say `miss`."""
 
     __slots__ = ("hit", "inner", "mask", "miss")
 
-    def __init__(self, inner: Ranking, mask: Sequence[bool], hit: str, miss: str, rule: str) -> None:
-        # preferred (True) first, each part in the inner order
-        order = [*filter(mask.__getitem__, inner.order), *filterfalse(mask.__getitem__, inner.order)]
-        super().__init__(inner.candidates, order, inner.scores, hit, rule)
-        self.inner, self.mask, self.hit, self.miss = inner, mask, hit, miss
+    def __init__(self, inner: Ranking, front: Front, hit: str, miss: str, rule: str) -> None:
+        super().__init__(inner.candidates, inner.order, inner.scores, hit, rule)
+        self.inner, self.mask, self.hit, self.miss = inner, front.flags, hit, miss
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        return self.inner.deployments  # (the same order)
 
     def score(self, pos: int) -> float:
         return self.inner.score(pos) + 1.0 if self.mask[pos] else self.inner.score(pos)
@@ -120,8 +161,12 @@ class Relabelled(Ranking):
         super().__init__(inner.candidates, inner.order, inner.scores, reason, rule)
         self.inner = inner
 
+    @property
+    def deployments(self) -> list[Deployment]:
+        return self.inner.deployments  # (the same order)
+
     def score(self, pos: int) -> float:
         return self.inner.score(pos)
 
 
-__all__ = ["Preferred", "Ranked", "Ranking", "Relabelled"]
+__all__ = ["Front", "Preferred", "Ranked", "Ranking", "Relabelled", "Reordered", "front_first"]

@@ -24,6 +24,9 @@ The interface (`Strategy`):
 - `order(...) -> Ranking`: what the router calls. The default wraps `rank`, checking that it returned
   a permutation (a broken one is repaired and logged). Built-ins override it to build the ranking
   without a `Scored` per candidate (ranking.py).
+- `order_front(..., front) -> Ranking`: `order` with some candidates first (a rule's targets), each
+  part in the strategy's order; what `rules` and `tier` call on their `then` strategy. The default
+  reorders `order`'s ranking; `score` does it in its sort.
 - `describe(...) -> {deployment: detail}`: only for explanations (`route --explain`, POST
   /v1/route/explain); the router appends the detail to each reason. Default: nothing.
 - `prepare(req)`: slow per-request work (an embedding), run by the gateway in a worker thread
@@ -49,7 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ...types import ChatRequest, Scored
 from ..features import Features
 from ..hooks import RoutingHooks
-from ..ranking import Ranked, Ranking
+from ..ranking import Front, Ranked, Ranking
 
 if TYPE_CHECKING:
     from ...catalog import Catalog
@@ -105,6 +108,13 @@ class Strategy(ABC):
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """The candidates best first, as the router reads them: `rank`, checked."""
         return Ranking.of(checked(self.rank(req, features, candidates), candidates, self.name), candidates)
+
+    def order_front(self, req: ChatRequest, features: Features, candidates: list[Deployment],
+                    front: Front) -> Ranking:
+        """`order`, with the candidates `front` flags moved ahead of the others, each part in this
+        strategy's order: how `rules` and `tier` put a target's deployments first. A strategy that
+        sorts may do it in its sort (`score` does)."""
+        return self.order(req, features, candidates).front_first(front)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         """Per-candidate detail for explanations only."""

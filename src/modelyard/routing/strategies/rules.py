@@ -31,7 +31,7 @@ from ...types import ChatRequest, Scored
 from ..analyze import TASK_FEATURES
 from ..conditions import Condition, compile_condition, fields_read
 from ..features import Features
-from ..ranking import Preferred, Ranked, Ranking
+from ..ranking import Front, Preferred, Ranked, Ranking
 from .base import (
     VALIDATORS,
     ConfigNames,
@@ -44,14 +44,14 @@ from .base import (
     plugin_errors,
     register_strategy,
 )
-from .util import Options, parse_options
+from .util import Options, PerCandidateSet, parse_options
 
 if TYPE_CHECKING:
     from ...deployment import Deployment
 
 Target = str | list[str]
 _NAME = attrgetter("name")
-_SETS_KEPT = 64  # candidate sets whose target masks are kept (distinct filter outcomes)
+_NO_FRONT = Front([])  # (no rule picked)
 
 
 class Rule(Options):
@@ -164,44 +164,36 @@ class Rules(Strategy):
         default = _targets(opts.default, ("default",), names) if opts.default is not None else None
         self.default = _CompiledRule("default", lambda f: True, default) if default is not None else None
         self.tried = (*self.rules, self.default) if self.default is not None else tuple(self.rules)
-        self._masks: dict[tuple[Deployment, ...], list[tuple[bool, list[bool]] | None]] = {}
+        self._fronts: PerCandidateSet[list[Front | None]] = PerCandidateSet(lambda _: [None] * len(self.tried))
         self.inner = inner_strategy(opts.then, opts.then_options, ctx)
         self.then = opts.then
         # the classifier runs only if a condition or the inner strategy reads what it works out
         needs_task = self.inner.traits.needs_task or any(not TASK_FEATURES.isdisjoint(r.reads) for r in self.rules)
         self.traits = StrategyTraits(needs_task=needs_task)
 
-    def pick(self, features: Features, candidates: list[Deployment]
-             ) -> tuple[_CompiledRule | None, list[bool], list[str]]:
+    def pick(self, features: Features, candidates: list[Deployment]) -> tuple[_CompiledRule | None, Front, list[str]]:
         """The first matching rule with a target among the candidates (or the default), which
-        candidates are its targets (a list kept for the candidate set: read it, do not change it), and
-        the rules that matched but whose targets were all filtered out."""
+        candidates are its targets (a `Front` kept for the candidate set: read it, do not change it),
+        and the rules that matched but whose targets were all filtered out."""
         skipped: list[str] = []
-        masks = None
+        fronts = None
         for i, rule in enumerate(self.tried):
             if rule.match(features):
-                if masks is None:
-                    masks = self.masks(candidates)
-                known = masks[i]
-                if known is None:
-                    mask = list(map(rule.targets.__contains__, map(_NAME, candidates)))  # (C-level passes)
-                    known = masks[i] = (True in mask, mask)
-                if known[0] or rule is self.default:
-                    return rule, known[1], skipped
+                if fronts is None:
+                    fronts = self.fronts(candidates)
+                front = fronts[i]
+                if front is None:
+                    front = fronts[i] = Front(list(map(rule.targets.__contains__, map(_NAME, candidates))))
+                if front.any or rule is self.default:
+                    return rule, front, skipped
                 skipped.append(rule.label)
-        return None, [], skipped
+        return None, _NO_FRONT, skipped
 
-    def masks(self, candidates: list[Deployment]) -> list[tuple[bool, list[bool]] | None]:
-        """Per rule, whether any candidate is one of its targets and which: worked out on first use
-        for each candidate set (the filters hand over one of a few lists), so a request does not
-        look each candidate up in the targets."""
-        key = tuple(candidates)  # (deployments hash by identity; the key keeps them alive)
-        masks = self._masks.get(key)
-        if masks is None:
-            masks = [None] * len(self.tried)
-            if len(self._masks) < _SETS_KEPT:
-                self._masks[key] = masks
-        return masks
+    def fronts(self, candidates: list[Deployment]) -> list[Front | None]:
+        """Per rule, which candidates are its targets: worked out on first use for each candidate set
+        (the filters hand over one of a few lists), so a request does not look each candidate up in
+        the targets, and the inner strategy's sort key for them is made once."""
+        return self._fronts.get(candidates)
 
     def rank(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> list[Scored]:
         r = self.order(req, features, candidates)
@@ -209,13 +201,13 @@ class Rules(Strategy):
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
         """The inner strategy's order, with the matching rule's targets moved to the front."""
-        rule, mask, skipped = self.pick(features, candidates)
-        inner = self.inner.order(req, features, candidates)
+        rule, front, skipped = self.pick(features, candidates)
         if rule is None:
             why = "no rule matched: whole group" if not skipped else \
                 f"rules {', '.join(skipped)} matched but their targets were filtered out: whole group"
-            return inner.relabel(why, "default")
-        return Preferred(inner, mask, rule.hit, rule.miss, rule.label)
+            return self.inner.order(req, features, candidates).relabel(why, "default")
+        return Preferred(self.inner.order_front(req, features, candidates, front), front, rule.hit, rule.miss,
+                         rule.label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         return inner_detail(self.inner, self.then, req, features, candidates)

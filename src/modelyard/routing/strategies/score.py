@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from ...types import ChatRequest, Scored
 from ..candidates import est_cost
 from ..features import TASKS, Features
-from ..ranking import Ranking
+from ..ranking import Front, Ranking, front_first
 from .base import ConfigNames, Strategy, StrategyConfigError, StrategyContext, register_strategy
 from .util import Options, TieBreak, normalise_low, order_by_score, ordered, parse_options
 
@@ -201,25 +201,36 @@ class Score(Strategy):
         return self.order(req, features, candidates).scored()
 
     def order(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> Ranking:
+        return self._order(req, features, candidates, None)
+
+    def order_front(self, req: ChatRequest, features: Features, candidates: list[Deployment],
+                    front: Front) -> Ranking:
+        return self._order(req, features, candidates, front)
+
+    def _order(self, req: ChatRequest, features: Features, candidates: list[Deployment], front: Front | None
+               ) -> Ranking:
         """wc·cost' + wl·latency' + wq·quality', each component min-max normalised over the
-        candidates; each weighted component is written k + a·x, so a score is one sum per candidate."""
+        candidates; each weighted component is written k + a·x, so a score is one sum per candidate.
+        With `front`, its candidates first (`order_front`): with numpy, in the same sort."""
         (wc, wl, wq), reason = self.weights_and_reason(req, features)
         if not candidates:
             return Ranking(candidates, [], [], reason)
         if self.columns is not None and len(candidates) >= NUMPY_FROM:  # the same sums, as numpy operations
-            s = self.columns.scores(features.task, float(features.input_tokens), float(features.output_tokens),
-                                    (wc, wl, wq), candidates, _span)
-            scores = s.tolist()  # (Python floats: an explanation reads them one by one)
-            order = self.columns.best_first(s) if self.tie_break == "order" else \
-                order_by_score(scores, self.tie_break, self.rng)
-            return Ranking(candidates, order, scores, reason)
-        costs, lats, quals = self.components(features, candidates)
-        kc, ac = _spread(costs, wc, low_is_best=True)
-        kl, al = _spread(lats, wl, low_is_best=True)
-        kq, aq = _spread(quals, wq, low_is_best=False)
-        k = kc + kl + kq
-        scores = [k + ac * c + al * lt + aq * q for c, lt, q in zip(costs, lats, quals, strict=True)]
-        return Ranking(candidates, order_by_score(scores, self.tie_break, self.rng), scores, reason)
+            cols = self.columns.columns(features.task, candidates)
+            s = self.columns.scores(cols, float(features.input_tokens), float(features.output_tokens), (wc, wl, wq),
+                                    _span)
+            if self.tie_break == "order":
+                return self.columns.ranking(cols, candidates, s, reason, front)
+            scores = s.tolist()
+        else:
+            costs, lats, quals = self.components(features, candidates)
+            kc, ac = _spread(costs, wc, low_is_best=True)
+            kl, al = _spread(lats, wl, low_is_best=True)
+            kq, aq = _spread(quals, wq, low_is_best=False)
+            k = kc + kl + kq
+            scores = [k + ac * c + al * lt + aq * q for c, lt, q in zip(costs, lats, quals, strict=True)]
+        order = order_by_score(scores, self.tie_break, self.rng)
+        return Ranking(candidates, order if front is None else front_first(order, front.flags), scores, reason)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:
         (wc, wl, wq), _ = self.weights_and_reason(req, features)

@@ -10,7 +10,10 @@ latencies have been observed. Used from `NUMPY_FROM` candidates (score.py).
 
 Each element goes through the same IEEE operations, in the same order, as in the loop (adding an
 exact 0 or multiplying by 1 changes no double), so the scores are the same doubles; and a stable
-argsort of the negated scores is `sorted(..., reverse=True)`'s order, ties in group order.
+argsort of the negated scores is `sorted(..., reverse=True)`'s order, ties in group order. With a
+`Front` (`rules` and `tier` putting a target first), `np.lexsort` on (front, negated scores) gives
+that order with the front's candidates first in the same sort, as `front_first` does after it.
+The scores stay an array: only explanations read them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..ranking import Front, Ranking
+from .util import PerCandidateSet
 
 if TYPE_CHECKING:
     from ...deployment import Deployment
@@ -38,15 +44,16 @@ class _Columns:
     output tokens), `base + x_in·per_in + x_out·per_out` has the rows (expected USD, expected ms,
     quality), each element computed as the loop does (`fi·a + fo·b`, `ttft + fo·v`, `q`)."""
 
-    __slots__ = ("base", "names", "per_in", "per_out", "ttft")
+    __slots__ = ("base", "deployments", "names", "per_in", "per_out", "ttft")
 
-    def __init__(self, table: list[Row], names: list[str]) -> None:
+    def __init__(self, table: list[Row], candidates: Sequence[Deployment]) -> None:
         a, b, ttft, v, q = (np.array(col, dtype=np.float64) for col in zip(*table, strict=True))
         zero = np.zeros_like(a)
         self.base = np.stack((zero, ttft, q))
         self.per_in = np.stack((a, zero, zero))
         self.per_out = np.stack((b, v, zero))
-        self.names = names  # the candidates'
+        self.names = [d.name for d in candidates]
+        self.deployments = np.fromiter(candidates, dtype=object, count=len(candidates))  # (the chain: one gather)
         self.ttft = [row[2] for row in table]  # the priors, as floats
 
     def latency_base(self, health: HealthTracker) -> Any:
@@ -69,26 +76,20 @@ class ScoreColumns:
                  health: HealthTracker | None) -> None:
         self.table = table  # (task, candidates) -> each candidate's numbers for the task
         self.health = health
-        self.sets: dict[tuple[Deployment, ...], dict[str, _Columns]] = {}
+        self.sets: PerCandidateSet[dict[str, _Columns]] = PerCandidateSet(lambda _: {}, _SETS_KEPT)
 
     def columns(self, task: str, candidates: Sequence[Deployment]) -> _Columns:
-        key = tuple(candidates)  # (deployments hash by identity; the key keeps them alive)
-        per_task = self.sets.get(key)
-        if per_task is None:
-            per_task = {}
-            if len(self.sets) < _SETS_KEPT:
-                self.sets[key] = per_task
+        per_task = self.sets.get(candidates)
         cols = per_task.get(task)
         if cols is None:
-            cols = per_task[task] = _Columns(self.table(task, candidates), [d.name for d in candidates])
+            cols = per_task[task] = _Columns(self.table(task, candidates), candidates)
         return cols
 
-    def scores(self, task: str, fi: float, fo: float, weights: tuple[float, float, float],
-               candidates: Sequence[Deployment], spread: Callable[[float, float, float, bool], tuple[float, float]]
-               ) -> Any:
-        """The candidates' scores (a float64 array by position): `spread(lo, hi, weight, low_is_best)`
-        gives each component's (constant, coefficient), as score.py's `_spread` does from the values."""
-        cols = self.columns(task, candidates)
+    def scores(self, cols: _Columns, fi: float, fo: float, weights: tuple[float, float, float],
+               spread: Callable[[float, float, float, bool], tuple[float, float]]) -> Any:
+        """The candidates' scores (a float64 array by position), from their `columns`:
+        `spread(lo, hi, weight, low_is_best)` gives each component's (constant, coefficient), as
+        score.py's `_spread` does from the values."""
         health = self.health
         base = cols.latency_base(health) if health is not None and health.ttft_observed else cols.base
         x = base + fi * cols.per_in + fo * cols.per_out  # rows: cost, latency, quality
@@ -103,10 +104,41 @@ class ScoreColumns:
         return s
 
     @staticmethod
-    def best_first(scores: Any) -> list[int]:
-        """Positions, highest score first, ties in position order (`order_by_score`'s order)."""
-        order: list[int] = np.argsort(-scores, kind="stable").tolist()
-        return order
+    def ranking(cols: _Columns, candidates: Sequence[Deployment], scores: Any, reason: str, front: Front | None
+                ) -> Ranking:
+        """The candidates by `scores` (a float64 array by position), highest first, ties in position
+        order (`order_by_score`'s order); with `front`, its candidates first, each part in that order
+        (`front_first`'s), in one sort whose key the front keeps."""
+        if front is None:
+            order = (-scores).argsort(kind="stable")
+        else:
+            if front.sort_key is None:
+                front.sort_key = np.logical_not(front.flags)  # (sorts False first: the flagged)
+            order = np.lexsort((-scores, front.sort_key))  # (a stable sort per key, the last key first)
+        return _ArrayRanking(candidates, order, scores, reason, cols.deployments)
+
+
+class _ArrayRanking(Ranking):
+    """A ranking made of numpy arrays: the chain is gathered from the candidate set's object array,
+    and the scores stay an array until an explanation reads them (then Python floats)."""
+
+    __slots__ = ("_array", "_objects", "_positions")
+
+    def __init__(self, candidates: Sequence[Deployment], order: Any, scores: Any, reason: str, objects: Any
+                 ) -> None:
+        super().__init__(candidates, order.tolist(), scores, reason)
+        self._positions, self._objects, self._array = order, objects, scores
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        if self._deployments is None:
+            self._deployments = self._objects[self._positions].tolist()
+        return self._deployments
+
+    def score(self, pos: int) -> float:
+        if self._array is not None:  # the first read: an explanation reads every score
+            self.scores, self._array = self._array.tolist(), None
+        return self.scores[pos]
 
 
 __all__ = ["ScoreColumns"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...types import ChatRequest, Scored
 from ..features import Features
-from ..ranking import Preferred, Ranked, Ranking
+from ..ranking import Front, Preferred, Ranked, Ranking
 from .base import ConfigNames, Strategy, StrategyConfigError, StrategyContext, StrategyTraits, register_strategy
 from .rules import Target, _inner, _targets, inner_detail, inner_strategy
 from .util import Options, parse_options
@@ -117,7 +117,8 @@ class Tier(Strategy):
         tier, value, cls = self.class_for(features)
         members = self.classes.get(cls, frozenset())
         label = f"{tier}/{value} -> {cls}"
-        return Preferred(self.inner.order(req, features, candidates), [d.name in members for d in candidates],
+        front = Front([d.name in members for d in candidates])
+        return Preferred(self.inner.order_front(req, features, candidates, front), front,
                          f"class {cls} ({label})", f"outside class {cls} (fallback)", label)
 
     def describe(self, req: ChatRequest, features: Features, candidates: list[Deployment]) -> dict[str, str]:

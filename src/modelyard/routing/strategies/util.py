@@ -4,14 +4,19 @@ tie-breaks, and min-max normalisation over the candidate set."""
 from __future__ import annotations
 
 import random
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ...types import Scored
 from .base import StrategyConfigError
 
+if TYPE_CHECKING:
+    from ...deployment import Deployment
+
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 TieBreak = Literal["order", "random"]
 
 
@@ -75,3 +80,22 @@ def normalise_high(values: list[float]) -> list[float]:
         return [1.0] * len(values)
     span = hi - lo
     return [(v - lo) / span for v in values]
+
+
+class PerCandidateSet(Generic[T]):
+    """What a strategy works out once per candidate set (which candidates a rule targets, score's
+    columns), for up to `kept` sets: the filters hand over one of a few distinct sets. Keyed by the
+    deployments themselves (a tuple: deployments hash by identity, and the key keeps them alive)."""
+
+    def __init__(self, make: Callable[[Sequence[Deployment]], T], kept: int = 64) -> None:
+        self.make, self.kept = make, kept
+        self.sets: dict[tuple[Deployment, ...], T] = {}
+
+    def get(self, candidates: Sequence[Deployment]) -> T:
+        key = tuple(candidates)
+        value = self.sets.get(key)
+        if value is None:
+            value = self.make(candidates)
+            if len(self.sets) < self.kept:
+                self.sets[key] = value
+        return value
