@@ -30,6 +30,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         self.fail_first = 1
+        self.delay_s = 0.0  # before answering a received POST
         self.got = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -38,6 +39,7 @@ class Receiver:
             return web.Response(status=500)
         self.posts.append(await request.json())
         self.got.set()
+        await asyncio.sleep(self.delay_s)
         return web.Response(status=204)
 
 
@@ -79,6 +81,20 @@ async def test_budget_alerts_delivered_with_retry(tmp_path: Path, receiver: Any)
     assert all(p["scope"] == "key:k1" and p["limit_usd"] == 1.0 for p in receiver.posts)
     assert receiver.fail_first == 0  # the first POST got a 500 and was retried
     assert gw.accounting.alerts is not None and gw.accounting.alerts.delivered == len(receiver.posts)
+
+
+async def test_close_waits_for_an_alert_in_flight(receiver: Any) -> None:
+    """An alert the webhook has received but not yet answered is counted delivered, not cancelled:
+    close waits (briefly) for the one being sent as well as for the queued ones."""
+    receiver.fail_first = 0
+    receiver.delay_s = 0.3  # the POST is received, the answer comes later
+    alerts = Alerts(AlertsConfig(webhooks=[receiver.url], allow_private=True, backoff_s=0.01))
+    await alerts.start()
+    alerts.fire({"type": "t", "message": "m"})
+    async with asyncio.timeout(10):
+        await receiver.got.wait()  # taken from the queue, the POST on its way back
+    await alerts.close()
+    assert alerts.delivered == 1 and alerts.failed == 0
 
 
 def test_private_webhook_refused_at_config_load() -> None:

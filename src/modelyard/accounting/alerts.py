@@ -132,7 +132,6 @@ class Alerts:
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.history: asyncio.Task[None] | None = None  # reading the spend history (started by `start`)
-        self._deliveries: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.failed = 0
 
@@ -165,18 +164,16 @@ class Alerts:
                         scope.add(bucket * float(BUCKET_S), float(cost))
 
     async def close(self, wait_s: float = 2.0) -> None:
-        """Deliver what is queued (briefly), then stop."""
+        """Deliver what is queued or being sent (briefly), then stop."""
         if self.history is not None and not self.history.done():
             self.history.cancel()
         if self._task is None:
             return
-        if self._queue is not None and not self._queue.empty():
+        if self._queue is not None:  # (join also waits for the alert taken from the queue and in flight)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._queue.join()
         self._task.cancel()
-        for t in list(self._deliveries):
-            t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
