@@ -19,6 +19,9 @@ breaker open (it goes to the back of the chain), and for an image request (a cap
 7 of the 26 cards the fleet cycles through lack vision, so 12 of 50 deployments drop out) next to
 the same requests without the image. These are the rows that show per-request work a filter
 triggers; routing should cost the same with a filter active as without.
+`--blocks K` times each filter row in K turns, the six cases alternating and each turn normalised by
+the reference loop timed just before it (the row: the median of the turns, min–max): this VM slows
+down by a third for minutes at a time, and the turns spread a slow spell over every case.
 `--only filters` runs just those rows; `--only classifier` the task classifiers alone (`cheap` and
 `minilm`, the `task_classifier` config choice) on the real prompts of routing/data/real_prompts.jsonl.
 `--only shortcuts`: the token estimate's bitwise count and
@@ -37,6 +40,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,30 +124,45 @@ def with_image(reqs: list[ChatRequest]) -> list[ChatRequest]:
             for r in reqs]
 
 
-def filter_rows(reqs: list[ChatRequest], n: int) -> list[str]:
-    """`rules` and `score` decisions: every deployment eligible, one breaker open, a capability filter."""
-    rows = []
+def filter_cases(reqs: list[ChatRequest]) -> list[tuple[str, Any, list[ChatRequest]]]:
+    """(row name, decision function, requests) for `rules` and `score`: every deployment eligible, one
+    breaker open (its own gateway, so the cases can be timed in turns), a capability filter."""
     images = with_image(reqs)
+    cases: list[tuple[str, Any, list[ChatRequest]]] = []
     for strategy in ("rules", "score"):
         gw = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
-        route, plan = gw.resolve(strategy), gw.router.plan
-        ref = reference_us()
-        rows.append(summary(f"`{strategy}` decision, all eligible",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n), ref))
+        opened = Gateway(parse_config(config(False), "bench.yaml"), source="bench.yaml", request_log=False)
+        route, open_route = gw.resolve(strategy), opened.resolve(strategy)
         for _ in range(5):
-            gw.health.failed("d03")
-        assert gw.health.breaker.state("d03") == "open"
-        chain, _ = plan(route, reqs[0])
-        assert chain[-1].name == "d03"
-        ref = reference_us()
-        rows.append(summary(f"`{strategy}` decision, one breaker open",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), reqs, n), ref))
-        gw.health.breaker.record("d03").state = "closed"
-        gw.health.breaker.not_closed.discard("d03")
-        assert len(plan(route, images[0])[0]) < N_DEPLOYMENTS
-        ref = reference_us()
-        rows.append(summary(f"`{strategy}` decision, image request (vision filter: 38 of 50)",
-                            measure(lambda r, route=route, plan=plan: plan(route, r), images, n), ref))
+            opened.health.failed("d03")
+        assert opened.health.breaker.state("d03") == "open"
+        assert opened.router.plan(open_route, reqs[0])[0][-1].name == "d03"
+        assert len(gw.router.plan(route, images[0])[0]) < N_DEPLOYMENTS
+        cases += [(f"`{strategy}` decision, all eligible", partial(gw.router.plan, route), reqs),
+                  (f"`{strategy}` decision, one breaker open", partial(opened.router.plan, open_route), reqs),
+                  (f"`{strategy}` decision, image request (vision filter: 38 of 50)", partial(gw.router.plan, route),
+                   images)]
+    return cases
+
+
+def filter_rows(reqs: list[ChatRequest], n: int, blocks: int = 1) -> list[str]:
+    """The filter rows, each case's n decisions timed in `blocks` turns, the cases taking turns so a
+    slow spell of the box falls on all of them; each block is normalised by the reference loop timed
+    just before it, and the row gives the median of the blocks' normalised p50s (min–max)."""
+    cases = filter_cases(reqs)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    norms: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    for _ in range(blocks):
+        for name, fn, rs in cases:
+            ref = reference_us()
+            us = measure(fn, rs, max(1, n // blocks))
+            times[name] += us
+            norms[name].append(sorted(us)[len(us) // 2] * REFERENCE_US / ref)
+    rows = []
+    for name, _, _ in cases:
+        ns = sorted(norms[name])
+        spread = f" ({ns[0]:.1f}–{ns[-1]:.1f})" if blocks > 1 else ""
+        rows.append(summary(name, times[name], norm=f"{statistics.median(ns):.1f}{spread}"))
     return rows
 
 
@@ -195,14 +214,16 @@ def measure(fn: Any, reqs: list[ChatRequest], n: int) -> list[float]:
     return out
 
 
-def summary(name: str, us: list[float], ref: float | None = None) -> str:
+def summary(name: str, us: list[float], ref: float | None = None, norm: str | None = None) -> str:
     """A table row; with `ref` (the reference loop's p50 measured just before, on the same core), the
-    p50 is also given as it would be on a machine where that loop takes REFERENCE_US."""
+    p50 is also given as it would be on a machine where that loop takes REFERENCE_US (`norm`: that
+    figure worked out by the caller)."""
     us = sorted(us)
     p50 = us[len(us) // 2]
     p99 = us[int(len(us) * 0.99)]
-    norm = f" | {p50 * REFERENCE_US / ref:.1f}" if ref else " | —"
-    return f"| {name} | {p50:.1f} | {p99:.1f} | {statistics.fmean(us):.1f}{norm} |"
+    if norm is None:
+        norm = f"{p50 * REFERENCE_US / ref:.1f}" if ref else "—"
+    return f"| {name} | {p50:.1f} | {p99:.1f} | {statistics.fmean(us):.1f} | {norm} |"
 
 
 REFERENCE_US = 0.75  # `python -m timeit "sum(range(100))"` on a typical desktop core
@@ -246,6 +267,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20_000, help="decisions per case")
     ap.add_argument("--pin", type=int, default=None, help="pin to this CPU core")
+    ap.add_argument("--blocks", type=int, default=1,
+                    help="filter rows: time each case in this many turns, the cases alternating")
     ap.add_argument("--only", choices=["filters", "shortcuts", "classifier"], default=None,
                     help="run only these rows")
     args = ap.parse_args()
@@ -261,7 +284,7 @@ def main() -> None:
     if args.only == "classifier":
         print("\n".join(rows + classifier_rows(min(args.n, 5000))))
         return
-    rows += filter_rows(reqs, args.n)
+    rows += filter_rows(reqs, args.n, args.blocks)
     if args.only == "filters":
         print("\n".join(rows))
         return
