@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .addresses import webhook_problem
 from .cache.settings import CacheOverride, CacheSettings
 from .errors import ConfigError
 from .resilience.settings import HedgeSettings, ResilienceSettings, RetrySettings
@@ -47,6 +48,20 @@ class SimSettings(_Model):
     answers: dict[str, str] = {}  # scripted answers: prompt substring -> reply
 
 
+class ClientCertConfig(_Model):
+    """A client certificate for https upstreams that ask for one (mutual TLS)."""
+
+    cert: str  # PEM file: the certificate chain, leaf first
+    key: str  # PEM file: its private key, PKCS#8 (`openssl pkcs8 -topk8 -nocrypt -in key.pem`)
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        if not Path(v).is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+
 class DeploymentConfig(_Model):
     provider: Literal["openai", "azure", "anthropic", "gemini", "sim", "local", "llamacpp"]
     model: str  # the upstream's model name
@@ -70,6 +85,7 @@ class DeploymentConfig(_Model):
     # https upstreams: the system's roots (true), a PEM file of the CAs to trust instead (a
     # self-hosted server behind a private CA), or false (no verification: a warning at start-up)
     tls_verify: bool | str = True
+    tls_client_cert: ClientCertConfig | None = None  # mutual TLS: the certificate the gateway presents
     sim: SimSettings = SimSettings()
 
     @field_validator("tls_verify")
@@ -273,43 +289,6 @@ class AlertsConfig(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-def webhook_problem(url: str, allow_private: bool) -> str | None:
-    """Why `url` cannot be a webhook (None: it can): http(s) with a host, and unless
-    `allow_private`, not a loopback, private, link-local or otherwise non-public address. Host
-    names are resolved and checked again at send time (accounting/webhooks.py)."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    try:
-        u = urlsplit(url)
-        host = u.hostname
-        u.port  # noqa: B018  (raises on a bad port)
-    except ValueError as e:
-        return f"{url!r} is not a URL ({e})"
-    if u.scheme not in ("http", "https") or not host:
-        return f"{url!r} is not an http(s) URL with a host"
-    if allow_private:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is a loopback address; set alerts.allow_private: true to allow it"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a host name: checked when it is resolved
-    return None if public_ip(host) else \
-        f"{host} is a loopback, private or link-local address; set alerts.allow_private: true to allow it"
-
-
-def public_ip(address: str) -> bool:
-    """True for a globally routable address (an IPv4-mapped IPv6 address is judged as IPv4)."""
-    import ipaddress
-
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 class TelemetryConfig(_Model):

@@ -72,6 +72,7 @@ class Deployment:
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     tls_verify: bool | str = True  # https: system roots, a PEM file of CAs to trust, or off
+    tls_client_cert: tuple[str, str] | None = None  # mutual TLS: (certificate chain, PKCS#8 key) PEM files
     sim: SimSettings = field(default_factory=lambda: SimSettings.model_validate({}))
     model_path: str | None = None  # llamacpp: the GGUF file
     embedding: bool = False  # llamacpp: also serves /v1/embeddings

@@ -23,7 +23,7 @@ from .cache.replay import CachedStream, Recorder
 from .catalog import Catalog, unknown_card
 from .config import Config
 from .deployment import Deployment
-from .errors import BadRequest, ModelyardError, NotFound
+from .errors import BadRequest, ConfigError, ModelyardError, NotFound
 from .execution import embed as embedding
 from .execution import single
 from .experiments import assign as experiments
@@ -67,12 +67,16 @@ class Gateway:
                 api_version=dc.api_version, headers=dict(dc.headers), weight=dc.weight, rpm=dc.rpm,
                 tpm=dc.tpm, max_concurrency=dc.max_concurrency, tags=tuple(dc.tags), timeout_s=dc.timeout_s,
                 connect_timeout_s=dc.connect_timeout_s, tls_verify=dc.tls_verify, sim=dc.sim,
+                tls_client_cert=(dc.tls_client_cert.cert, dc.tls_client_cert.key) if dc.tls_client_cert else None,
                 model_path=dc.model_path, embedding=dc.embedding,
             )
             kind = "openai" if dc.provider == "azure" else dc.provider
             if kind not in self.providers:
                 self.providers[kind] = provider_class(kind)()
-            self.providers[kind].prepare(dep)  # sets dep.adapter (and dep.endpoint for HTTP)
+            try:
+                self.providers[kind].prepare(dep)  # sets dep.adapter (and dep.endpoint for HTTP)
+            except ConfigError as e:  # (a file the config names cannot be used: say which config)
+                raise ConfigError(source, e.path, e.message) from None
             self.deployments[name] = dep
         self.routes: dict[str, Route] = {}
         for name, dep in self.deployments.items():

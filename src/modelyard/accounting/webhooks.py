@@ -13,7 +13,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from ..config import public_ip
+from ..addresses import public_ip
 
 
 class BlockedAddress(Exception):

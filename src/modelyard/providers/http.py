@@ -27,6 +27,7 @@ import wreq
 from .. import __version__
 from ..deployment import Deployment, Endpoint
 from ..errors import (
+    ConfigError,
     ConnectionFailed,
     ModelyardError,
     clamp_retry_after,
@@ -72,18 +73,22 @@ class HttpClients:
     ones shares keep-alive connections; and the in-loop pools of plain-http origins, per origin and
     connect timeout."""
 
-    __slots__ = ("_by_connect", "_pools", "_routes")
+    __slots__ = ("_by_connect", "_identities", "_pools", "_routes")
 
     def __init__(self) -> None:
-        self._by_connect: dict[tuple[float, bool | str], wreq.Client] = {}
+        self._by_connect: dict[tuple[float, bool | str, tuple[str, str] | None], wreq.Client] = {}
+        self._identities: dict[tuple[str, str], wreq.Identity] = {}
         self._pools: dict[tuple[str, int, float], h1_client.Pool] = {}
         self._routes: dict[tuple[str, float], Route | None] = {}
 
-    def get(self, connect_s: float, tls_verify: bool | str = True) -> wreq.Client:
-        """The client for a connect timeout and a `tls_verify` setting (`DeploymentConfig`'s)."""
-        key = (connect_s, tls_verify)
+    def get(self, connect_s: float, tls_verify: bool | str = True,
+            client_cert: tuple[str, str] | None = None) -> wreq.Client:
+        """The client for a connect timeout and a deployment's TLS settings (`tls_verify`, and the
+        (certificate, key) files of `tls_client_cert`)."""
+        key = (connect_s, tls_verify, client_cert)
         client = self._by_connect.get(key)
         if client is None:
+            tls: dict[str, Any] = {"tls_identity": self.identity(client_cert)} if client_cert else {}
             client = self._by_connect[key] = wreq.Client(
                 runtime=io_threads.runtime(),  # one I/O runtime per process (io_threads.py)
                 connect_timeout=timedelta(seconds=connect_s),
@@ -91,8 +96,25 @@ class HttpClients:
                 redirect=wreq.redirect.Policy.none(),  # an API that redirects is misconfigured: say so
                 user_agent=_USER_AGENT,
                 tls_verify=Path(tls_verify) if isinstance(tls_verify, str) else tls_verify,
+                **tls,
             )
         return client
+
+    def identity(self, files: tuple[str, str]) -> wreq.Identity:
+        """The client certificate in a (certificate chain, PKCS#8 key) pair of PEM files, read once;
+        ValueError saying what is wrong with them."""
+        found = self._identities.get(files)
+        if found is None:
+            cert, key = (Path(f).read_bytes() for f in files)
+            if b"PRIVATE KEY-----" in key and b"BEGIN PRIVATE KEY" not in key:
+                raise ValueError(f"{files[1]} is not a PKCS#8 key (BEGIN PRIVATE KEY): convert it with "
+                                 "`openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8`")
+            try:
+                found = self._identities[files] = wreq.Identity.from_pkcs8_pem(cert, key)
+            except Exception as e:  # (the binding raises its own error types)
+                raise ValueError(f"{files[0]} and {files[1]} are not a PEM certificate chain and its "
+                                 f"PKCS#8 key ({type(e).__name__})") from None
+        return found
 
     def route(self, url: str, connect_s: float) -> Route | None:
         """The in-loop route for `url`, or None when wreq calls it (TLS, or `plain_http: wreq`).
@@ -176,6 +198,11 @@ class HttpProvider(Provider):
         dep.adapter = self
         if dep.tls_verify is False and dep.endpoint.url.startswith("https:"):
             log.warning("deployment %s: TLS certificates are not verified (tls_verify: false)", dep.name)
+        if dep.tls_client_cert is not None:  # a bad file fails the start, not the first request
+            try:
+                self._http.identity(dep.tls_client_cert)
+            except (OSError, ValueError) as e:
+                raise ConfigError("<config>", f"deployments.{dep.name}.tls_client_cert", str(e)) from None
         dep.timeout_enforced = True  # the client's total timeout ends every call
 
     def endpoint_of(self, dep: Deployment) -> Endpoint:
@@ -204,7 +231,7 @@ class HttpProvider(Provider):
 def _send(clients: HttpClients, dep: Deployment, ep: Endpoint, url: str, body: bytes) -> Any:
     """The wreq POST of `body` to `dep` (a client coroutine: await it for the response head)."""
     headers = ep.headers if tracing.TRACER is None else tracing.inject(ep.headers)  # + traceparent
-    client = clients.get(dep.connect_timeout_s, dep.tls_verify)
+    client = clients.get(dep.connect_timeout_s, dep.tls_verify, dep.tls_client_cert)
     return client.post(url, headers=headers, body=body, timeout=ep.timeout)
 
 

@@ -77,8 +77,14 @@ def _cause(e: Exception) -> str:
     if m := _TLS_REASON.search(text):
         hint = " (a private CA: name its PEM file in the deployment's tls_verify)" if "VERIFY" in m.group(1) else ""
         return f"TLS {m.group(1)}{hint}"
+    # An https server that requires a client certificate refuses one without it after the handshake
+    # (TLS 1.3): the request is cut off as it is sent, with a reset or no answer at all.
+    hint = " (an https server that requires a client certificate does this: the deployment's tls_client_cert)" \
+        if "uri: https:" in text and "kind: SendRequest" in text else ""
+    if "(IncompleteMessage)" in text:
+        return f"closed before answering{hint}"
     m = _OS_MESSAGE.search(text) or _KIND.search(text)
-    return m.group(1) if m else type(e).__name__
+    return (m.group(1) if m else type(e).__name__) + hint
 
 
 def map_transport(e: Exception, deployment: str) -> ModelyardError | Exception:
