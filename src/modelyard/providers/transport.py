@@ -77,9 +77,10 @@ def _cause(e: Exception) -> str:
     if m := _TLS_REASON.search(text):
         hint = " (a private CA: name its PEM file in the deployment's tls_verify)" if "VERIFY" in m.group(1) else ""
         return f"TLS {m.group(1)}{hint}"
-    # An https server that requires a client certificate refuses one without it after the handshake
-    # (TLS 1.3): the request is cut off as it is sent, with a reset or no answer at all.
-    hint = " (an https server that requires a client certificate does this: the deployment's tls_client_cert)" \
+    # An https server that requires a client certificate refuses a client without one after the
+    # handshake (TLS 1.3): the request is cut off as it is sent, with a reset or no answer at all. (A
+    # server closing a kept-alive connection looks the same, hence "if".)
+    hint = " (if the server requires a client certificate: the deployment's tls_client_cert)" \
         if "uri: https:" in text and "kind: SendRequest" in text else ""
     if "(IncompleteMessage)" in text:
         return f"closed before answering{hint}"
