@@ -150,7 +150,8 @@ async def test_a_client_certificate_answers_a_server_that_asks_for_one(mtls_upst
     with pytest.raises(ConnectionFailed) as err:  # the same server, no certificate presented
         await _ask(_gateway(mtls_upstream, tls_verify=str(ca_file)))
     text = str(err.value)
-    assert "deployment 'up'" in text and "if the server requires a client certificate" in text and "tls_client_cert" in text, text
+    assert "deployment 'up'" in text and "if the server requires a client certificate" in text, text
+    assert "tls_client_cert" in text, text
 
 
 def test_client_certificate_files_are_checked_at_start(ca: trustme.CA, tmp_path: Path) -> None:
